@@ -1,0 +1,6 @@
+"""Pure cryptographic math: no sockets, no files, no asyncio, no global mutable state.
+
+Modules: ``field`` (residue-number-system field arithmetic and CSPRNG sampling), ``shamir``
+(t-of-n secret sharing), ``additive`` (n-of-n sharing over Z_2^64), ``encoding`` (signed
+fixed-point), ``paillier`` (additively homomorphic encryption).
+"""

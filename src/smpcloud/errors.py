@@ -1,0 +1,62 @@
+"""One exception hierarchy for the whole package.
+
+Every error raised on bad input from outside is a subclass of :class:`InvalidInputError` (and so
+also of :class:`ValueError`), with a message that says what was wrong and never contains secret
+material (keys, key shares, unopened shares, plaintexts).
+"""
+
+from __future__ import annotations
+
+
+class SmpcError(Exception):
+    """Root of every exception that smpcloud raises on purpose."""
+
+
+class InvalidInputError(SmpcError, ValueError):
+    """A bad parameter or a malformed value that arrived from outside."""
+
+
+class MalformedCiphertextError(InvalidInputError):
+    """A ciphertext not in [1, n^2), not coprime to n, or not decodable."""
+
+
+class ShareError(InvalidInputError):
+    """Shares that cannot be combined: wrong field, duplicate x, mixed lengths or sessions."""
+
+
+class KeyMismatchError(InvalidInputError):
+    """Operands that belong to different keys."""
+
+
+class ThresholdNotMetError(SmpcError):
+    """Fewer than t shares or partial decryptions were supplied."""
+
+
+class OverflowDetectedError(SmpcError):
+    """A value to encode, or a decoded value, lies outside its declared range."""
+
+
+class VerificationError(SmpcError):
+    """A proof or consistency check failed. Deliberately says little about which check."""
+
+
+class ProtocolError(SmpcError):
+    """An unexpected message, a peer that went silent, or an aborted protocol."""
+
+
+class TransportError(SmpcError):
+    """A connection was lost or a frame was too large."""
+
+
+__all__ = [
+    "InvalidInputError",
+    "KeyMismatchError",
+    "MalformedCiphertextError",
+    "OverflowDetectedError",
+    "ProtocolError",
+    "ShareError",
+    "SmpcError",
+    "ThresholdNotMetError",
+    "TransportError",
+    "VerificationError",
+]
