@@ -38,8 +38,11 @@ def test_any_t_of_n_reconstruct_a_vector(nt: tuple[int, int], values: list[int])
         assert shamir.reconstruct(subset).tolist() == values
 
 
-@given(a=st.lists(INT64, min_size=3, max_size=3), b=st.lists(INT64, min_size=3, max_size=3),
-       c=st.integers(min_value=-(2**20), max_value=2**20))
+@given(
+    a=st.lists(INT64, min_size=3, max_size=3),
+    b=st.lists(INT64, min_size=3, max_size=3),
+    c=st.integers(min_value=-(2**20), max_value=2**20),
+)
 def test_shares_are_linear(a: list[int], b: list[int], c: int) -> None:
     sa = shamir.share(np.array(a), n=4, t=3)
     sb = shamir.share(np.array(b), n=4, t=3)

@@ -9,7 +9,12 @@ import pytest
 
 from smpcloud.crypto import additive
 from smpcloud.crypto.encoding import FixedPoint
-from smpcloud.errors import InvalidInputError, OverflowDetectedError, ShareError, ThresholdNotMetError
+from smpcloud.errors import (
+    InvalidInputError,
+    OverflowDetectedError,
+    ShareError,
+    ThresholdNotMetError,
+)
 
 
 def test_encode_is_signed_and_exact_for_ints() -> None:

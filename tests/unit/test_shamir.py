@@ -10,7 +10,12 @@ import pytest
 from smpcloud.crypto import shamir
 from smpcloud.crypto.field import DEFAULT_FIELD, Field
 from smpcloud.crypto.shamir import Share
-from smpcloud.errors import InvalidInputError, OverflowDetectedError, ShareError, ThresholdNotMetError
+from smpcloud.errors import (
+    InvalidInputError,
+    OverflowDetectedError,
+    ShareError,
+    ThresholdNotMetError,
+)
 
 SMALL_FIELD = Field((2147483647,))  # one Mersenne prime: a genuine prime field
 
