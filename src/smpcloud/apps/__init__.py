@@ -1,0 +1,1 @@
+"""Use cases built on the primitives and protocols: demonstrations, statistics, learning."""

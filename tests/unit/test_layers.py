@@ -1,0 +1,97 @@
+"""Architecture checks over the source tree (DESIGN.md layers and security conventions)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "smpcloud"
+
+# Rank of each layer: a module may import only from layers of lower or equal rank.
+LAYERS = {
+    "errors": 0,
+    "crypto": 1,
+    "keyfiles": 2,
+    "mpc": 2,
+    "service": 3,
+    "client": 3,
+    "apps": 4,
+    "cli": 5,
+}
+FORBIDDEN_IN_CRYPTO = {
+    "socket",
+    "asyncio",
+    "sqlite3",
+    "http",
+    "httpx",
+    "pathlib",
+    "shutil",
+    "subprocess",
+    "ssl",
+    "fastapi",
+    "sqlalchemy",
+    "tempfile",
+}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "package"
+
+
+def modules() -> list[tuple[str, ast.Module]]:
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        name = ".".join(rel.parts).removesuffix(".__init__")
+        out.append((name, ast.parse(path.read_text(), filename=str(path))))
+    return out
+
+
+def imported(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize(("name", "tree"), modules(), ids=lambda v: v if isinstance(v, str) else "")
+def test_imports_point_downwards(name: str, tree: ast.Module) -> None:
+    own = layer_of(name)
+    if own not in LAYERS:
+        return
+    for target in imported(tree):
+        if not target.startswith("smpcloud.") or target.count(".") < 1:
+            continue
+        other = layer_of(target)
+        if other in LAYERS:
+            assert LAYERS[other] <= LAYERS[own], f"{name} imports {target} from a higher layer"
+
+
+@pytest.mark.parametrize(("name", "tree"), modules(), ids=lambda v: v if isinstance(v, str) else "")
+def test_crypto_is_pure(name: str, tree: ast.Module) -> None:
+    if layer_of(name) != "crypto":
+        return
+    roots = {t.split(".")[0] for t in imported(tree)}
+    assert not roots & FORBIDDEN_IN_CRYPTO, f"{name} imports {roots & FORBIDDEN_IN_CRYPTO}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "open", f"{name} opens a file"
+
+
+@pytest.mark.parametrize(("name", "tree"), modules(), ids=lambda v: v if isinstance(v, str) else "")
+def test_no_assert_and_no_weak_randomness(name: str, tree: ast.Module) -> None:
+    for node in ast.walk(tree):
+        assert not isinstance(node, ast.Assert), f"{name}:{node.lineno} uses assert as a check"
+        if isinstance(node, ast.Attribute) and node.attr == "random":
+            base = node.value
+            assert not (isinstance(base, ast.Name) and base.id in {"np", "numpy"}), (
+                f"{name}:{node.lineno} uses numpy.random"
+            )
+    assert "random" not in {t.split(".")[0] for t in imported(tree)}, f"{name} imports random"
