@@ -73,20 +73,25 @@ Randomness: ``secrets`` only (the OS CSPRNG). The module holds no mutable global
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import math
-import operator
-import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, SupportsIndex
+from typing import Final
 
 import gmpy2
 from gmpy2 import mpz
 
+from smpcloud.crypto.wire import (
+    JSON_VERSION,
+    as_int,
+    b64url,
+    check_json_object,
+    decode_int,
+    encode_int,
+    int_bytes,
+    short_repr,
+)
 from smpcloud.errors import (
     InvalidInputError,
     KeyMismatchError,
@@ -106,7 +111,6 @@ MAX_BITS: Final = 16384
 PUBLIC_KEY_KIND: Final = "smpcloud.paillier.public_key"
 PRIVATE_KEY_KIND: Final = "smpcloud.paillier.private_key"
 CIPHERTEXT_KIND: Final = "smpcloud.paillier.ciphertext"
-JSON_VERSION: Final = 1
 
 # gmpy2.is_prime(x, 50): GMP 6.2+ runs Baillie-PSW and then 26 Miller-Rabin rounds.
 _PRIME_TEST_ROUNDS: Final = 50
@@ -116,7 +120,6 @@ _TABLE_BUDGET_BYTES: Final = 16 << 20
 _MPZ_OVERHEAD_BYTES: Final = 64  # per gmpy2.mpz: object header + malloc slack (measured by RSS)
 _WINDOWS: Final = (8, 7, 6, 5, 4, 3, 2)
 _ONE: Final = mpz(1)
-_B64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
 _KEY_ID_BYTES: Final = 12
 
 _object_new = object.__new__
@@ -124,128 +127,6 @@ _set = object.__setattr__
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def _as_int(value: object) -> int | None:
-    """Return value as an int if it is an integer (int, gmpy2.mpz, numpy integer), else None.
-
-    Booleans are not integers here: ``c + True`` is almost certainly a bug.
-    """
-    if type(value) is int:
-        return value
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, SupportsIndex):
-        try:
-            return operator.index(value)
-        except TypeError:  # e.g. a numpy array with more than one element
-            return None
-    return None
-
-
-def _int_bytes(value: int) -> bytes:
-    """Return the minimal unsigned big-endian encoding of value > 0."""
-    return value.to_bytes((value.bit_length() + 7) // 8, "big")
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def encode_int(value: int) -> str:
-    """Encode a positive integer for JSON: minimal unsigned big-endian bytes, base64url, no padding.
-
-    Args:
-        value: an integer >= 1.
-
-    Returns:
-        The canonical text, for example ``"AQAB"`` for 65537.
-
-    Raises:
-        InvalidInputError: if value is not an integer >= 1.
-    """
-    as_int = _as_int(value)
-    if as_int is None or as_int < 1:
-        raise InvalidInputError("only integers >= 1 have a wire encoding")
-    return _b64url(_int_bytes(as_int))
-
-
-def decode_int(
-    text: object,
-    what: str,
-    *,
-    max_bytes: int,
-    error: type[InvalidInputError] = InvalidInputError,
-) -> int:
-    """Decode the canonical wire form of a positive integer, rejecting every other spelling.
-
-    The only accepted form is what :func:`encode_int` produces: base64url without padding, no
-    whitespace, no unused bits set in the last character, and no leading zero byte. So distinct
-    texts always decode to distinct integers.
-
-    Args:
-        text: the JSON value.
-        what: name of the field, used in error messages (never the value itself).
-        max_bytes: the largest admissible integer size in bytes.
-        error: the exception class to raise.
-
-    Returns:
-        The integer, >= 1.
-
-    Raises:
-        InvalidInputError: (or ``error``) if text is not the canonical encoding of an integer
-            of at most max_bytes bytes.
-    """
-    if not isinstance(text, str):
-        raise error(f"{what}: expected a base64url string, got {type(text).__name__}")
-    if len(text) > -(-4 * max_bytes // 3):
-        raise error(f"{what}: longer than {max_bytes} bytes")
-    if not _B64URL_RE.fullmatch(text):
-        raise error(f"{what}: not unpadded base64url (allowed characters: A-Z a-z 0-9 - _)")
-    if len(text) % 4 == 1:
-        raise error(f"{what}: impossible base64url length")
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - excluded by the checks above
-        raise error(f"{what}: not base64url") from exc
-    if _b64url(raw) != text:
-        raise error(f"{what}: non-canonical base64url (unused bits set)")
-    if raw[0] == 0:
-        raise error(f"{what}: non-canonical integer (leading zero byte)")
-    return int.from_bytes(raw, "big")
-
-
-def _short_repr(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_json_object(
-    data: object,
-    kind: str,
-    fields: tuple[str, ...],
-    error: type[InvalidInputError] = InvalidInputError,
-) -> Mapping[str, object]:
-    """Check the envelope of a JSON object: its kind, version 1, exactly the expected fields."""
-    if not isinstance(data, Mapping):
-        raise error(f"{kind}: expected a JSON object, got {type(data).__name__}")
-    got_kind = data.get("kind")
-    if got_kind != kind:
-        raise error(f"unexpected kind {_short_repr(got_kind)}; expected {kind!r}")
-    version = data.get("version")
-    if type(version) is not int or version != JSON_VERSION:
-        raise error(f"{kind}: unsupported version {_short_repr(version)}; expected {JSON_VERSION}")
-    expected = {"kind", "version", *fields}
-    missing = sorted(expected - set(data))
-    if missing:
-        raise error(f"{kind}: missing field(s) {', '.join(missing)}")
-    extra = [key for key in data if key not in expected]
-    if extra:
-        names = ", ".join(sorted(_short_repr(key) for key in extra)[:5])
-        raise error(f"{kind}: unexpected field(s) {names}")
-    return data
 
 
 def _choose_window(exponent_bits: int, modulus_bytes: int) -> int:
@@ -345,7 +226,7 @@ class PublicKey:
     _table: _FixedBaseTable | None = field(init=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
-        n = _as_int(self.n)
+        n = as_int(self.n)
         if n is None:
             raise InvalidInputError(f"modulus n must be an int, got {type(self.n).__name__}")
         if n % 2 == 0 or n < 0:
@@ -356,11 +237,11 @@ class PublicKey:
             )
         n_mpz = mpz(n)
         nsq = n_mpz * n_mpz
-        digest = hashlib.sha256(b"smpcloud.paillier.n\x00" + _int_bytes(n)).digest()
+        digest = hashlib.sha256(b"smpcloud.paillier.n\x00" + int_bytes(n)).digest()
         _set(self, "n", n)
         _set(self, "n_squared", int(nsq))
         _set(self, "max_int", n // 2)
-        _set(self, "key_id", _b64url(digest[:_KEY_ID_BYTES]))
+        _set(self, "key_id", b64url(digest[:_KEY_ID_BYTES]))
         _set(self, "_n", n_mpz)
         _set(self, "_nsq", nsq)
         _set(self, "_nsq_bytes", (int(nsq).bit_length() + 7) // 8)
@@ -382,7 +263,7 @@ class PublicKey:
 
     def _encode(self, plaintext: object) -> int:
         """Map a plaintext in (-n/2, n/2] to its residue in [0, n)."""
-        m = _as_int(plaintext)
+        m = as_int(plaintext)
         if m is None:
             raise InvalidInputError(f"plaintext must be an int, got {type(plaintext).__name__}")
         if not -self.max_int <= m <= self.max_int:
@@ -496,7 +377,7 @@ class PublicKey:
             OverflowDetectedError: if plaintext lies outside (-n/2, n/2].
         """
         m = self._encode(plaintext)
-        r_int = _as_int(r)
+        r_int = as_int(r)
         if r_int is None or not 1 <= r_int < self.n or math.gcd(r_int, self.n) != 1:
             raise InvalidInputError("randomiser r must be an integer in [1, n) coprime to n")
         n = self._n
@@ -533,7 +414,7 @@ class PublicKey:
             InvalidInputError: on a wrong kind or version, missing or extra fields, a
                 non-canonical integer encoding, or an n that is even, too small or too large.
         """
-        obj = _check_json_object(data, PUBLIC_KEY_KIND, ("n",))
+        obj = check_json_object(data, PUBLIC_KEY_KIND, ("n",))
         n = decode_int(obj["n"], "n", max_bytes=MAX_BITS // 8)
         return cls._checked(n, insecure=insecure)
 
@@ -592,7 +473,7 @@ class Ciphertext:
             raise InvalidInputError(
                 f"public_key must be a PublicKey, got {type(public_key).__name__}"
             )
-        c = _as_int(value)
+        c = as_int(value)
         if c is None:
             raise MalformedCiphertextError(
                 f"ciphertext must be an integer, got {type(value).__name__}"
@@ -644,13 +525,13 @@ class Ciphertext:
         if isinstance(other, Ciphertext):
             pk = self._same_key(other)
             return _wrap(pk, self._c * other._c % pk._nsq)
-        k = _as_int(other)
+        k = as_int(other)
         if k is None:
             return NotImplemented
         return self._plus_constant(k)
 
     def __radd__(self, other: object) -> Ciphertext:
-        k = _as_int(other)
+        k = as_int(other)
         if k is None:
             return NotImplemented
         return self._plus_constant(k)
@@ -663,19 +544,19 @@ class Ciphertext:
         if isinstance(other, Ciphertext):
             pk = self._same_key(other)
             return _wrap(pk, self._c * gmpy2.invert(other._c, pk._nsq) % pk._nsq)
-        k = _as_int(other)
+        k = as_int(other)
         if k is None:
             return NotImplemented
         return self._plus_constant(-k)
 
     def __rsub__(self, other: object) -> Ciphertext:
-        k = _as_int(other)
+        k = as_int(other)
         if k is None:
             return NotImplemented
         return (-self)._plus_constant(k)
 
     def __mul__(self, other: object) -> Ciphertext:
-        k = _as_int(other)
+        k = as_int(other)
         if k is None:
             return NotImplemented
         pk = self.public_key
@@ -751,12 +632,12 @@ class Ciphertext:
                 non-canonical encoding, or a value not in [1, n^2) or not coprime to n.
             KeyMismatchError: if key_id names another key.
         """
-        obj = _check_json_object(
+        obj = check_json_object(
             data, CIPHERTEXT_KIND, ("key_id", "value"), MalformedCiphertextError
         )
         if obj["key_id"] != public_key.key_id:
             raise KeyMismatchError(
-                f"ciphertext is for key {_short_repr(obj['key_id'])}, not {public_key.key_id!r}"
+                f"ciphertext is for key {short_repr(obj['key_id'])}, not {public_key.key_id!r}"
             )
         value = decode_int(
             obj["value"], "value", max_bytes=public_key._nsq_bytes, error=MalformedCiphertextError
@@ -806,7 +687,7 @@ class PrivateKey:
             raise InvalidInputError(
                 f"public_key must be a PublicKey, got {type(self.public_key).__name__}"
             )
-        p, q = _as_int(self.p), _as_int(self.q)
+        p, q = as_int(self.p), as_int(self.q)
         if p is None or q is None:
             raise InvalidInputError("p and q must be integers")
         n = self.public_key.n
@@ -913,7 +794,7 @@ class PrivateKey:
             InvalidInputError: on a wrong kind or version, missing or extra fields, non-canonical
                 encodings, or factors that do not match n. Messages name fields, never values.
         """
-        obj = _check_json_object(data, PRIVATE_KEY_KIND, ("n", "p", "q"))
+        obj = check_json_object(data, PRIVATE_KEY_KIND, ("n", "p", "q"))
         n = decode_int(obj["n"], "n", max_bytes=MAX_BITS // 8)
         p = decode_int(obj["p"], "p", max_bytes=MAX_BITS // 8)
         q = decode_int(obj["q"], "q", max_bytes=MAX_BITS // 8)

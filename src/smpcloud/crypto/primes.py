@@ -1,6 +1,6 @@
 """Random primes and safe primes from the OS CSPRNG (gmpy2 primality tests, numpy sieving).
 
-A safe prime p = 2q + 1 has q prime too; threshold Paillier (Shoup 2000; Damgård–Jurik 2001)
+A safe prime p = 2q + 1 has q prime too; threshold Paillier (Shoup 2000; Damgård-Jurik 2001)
 needs n = p·q with both factors safe so that the group of squares mod n is cyclic of order
 p'q' with no small subgroups. Safe primes are rare (density ~ 1/ln(p)^2), so candidates are
 sieved in bulk: an interval of q values is struck out wherever q or 2q + 1 has a small factor,

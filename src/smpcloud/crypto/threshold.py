@@ -1,6 +1,6 @@
 """Threshold Paillier: t of n key holders decrypt together; fewer learn nothing.
 
-The scheme is Damgård–Jurik's threshold variant (PKC 2001, Sec. 4, with s = 1) of Shoup's
+The scheme is Damgård-Jurik's threshold variant (PKC 2001, Sec. 4, with s = 1) of Shoup's
 threshold RSA (Eurocrypt 2000), with a trusted dealer:
 
 * **Key generation** (:func:`deal`). Safe primes p = 2p' + 1, q = 2q' + 1; n = pq, m = p'q'.
@@ -10,7 +10,7 @@ threshold RSA (Eurocrypt 2000), with a trusted dealer:
   knowing the group order. A random square v generates the squares mod n^2; holder i's
   verification key is v_i = v^(Δ s_i) mod n^2.
 * **Partial decryption** (:meth:`KeyShare.partial_decrypt`): c_i = c^(2 Δ s_i) mod n^2 with a
-  non-interactive zero-knowledge proof (Chaum–Pedersen equality of discrete logs, Fiat–Shamir)
+  non-interactive zero-knowledge proof (Chaum-Pedersen equality of discrete logs, Fiat-Shamir)
   that log_{c^4}(c_i^2) = log_v(v_i), so a wrong partial is detected and its holder named.
 * **Combining** (:func:`combine`): for a set S of t holders, μ_i = Δ · Π_{j∈S, j≠i} j / (j - i),
   c' = Π c_i^(2 μ_i) = (1 + n)^(4 Δ^2 M) mod n^2, so M = L(c') · (4 Δ^2)^-1 mod n.
@@ -31,17 +31,9 @@ from dataclasses import dataclass, field
 
 import gmpy2
 
-from smpcloud.crypto.paillier import (
-    JSON_VERSION,
-    MAX_BITS,
-    MIN_SECURE_BITS,
-    Ciphertext,
-    PublicKey,
-    decode_int,
-    encode_int,
-)
-from smpcloud.crypto.paillier import _check_json_object as check_json_object
+from smpcloud.crypto.paillier import MAX_BITS, MIN_SECURE_BITS, Ciphertext, PublicKey
 from smpcloud.crypto.primes import random_safe_prime
+from smpcloud.crypto.wire import JSON_VERSION, check_json_object, decode_int, encode_int
 from smpcloud.errors import (
     InvalidInputError,
     KeyMismatchError,
@@ -49,7 +41,7 @@ from smpcloud.errors import (
     VerificationError,
 )
 
-CHALLENGE_BITS = 256  # Fiat–Shamir challenge length (well below p', q')
+CHALLENGE_BITS = 256  # Fiat-Shamir challenge length (well below p', q')
 STATISTICAL_BITS = 128  # slack that hides e·Δ·s_i inside the prover's random exponent
 _DOMAIN = b"smpcloud/threshold-paillier/partial-decryption/v1"
 
@@ -111,7 +103,7 @@ class ThresholdPublicKey:
         """A short hex digest that identifies the key (n, holders, threshold, v, v_i)."""
         h = hashlib.sha256()
         for value in (self.n, self.holders, self.threshold, self.v, *self.verification_keys):
-            h.update(_int_bytes(value))
+            h.update(_length_prefixed(value))
         return h.hexdigest()[:16]
 
 
@@ -179,7 +171,7 @@ class PartialDecryption:
     response: int
 
 
-def _int_bytes(value: int) -> bytes:
+def _length_prefixed(value: int) -> bytes:
     raw = int(value).to_bytes((int(value).bit_length() + 7) // 8 or 1, "big")
     return len(raw).to_bytes(4, "big") + raw
 
@@ -192,10 +184,10 @@ def _proof_nonce_bits(pk: ThresholdPublicKey) -> int:
 def _challenge(pk: ThresholdPublicKey, index: int, *values: object) -> int:
     h = hashlib.sha256(_DOMAIN)
     h.update(bytes.fromhex(pk.fingerprint()))
-    h.update(_int_bytes(index))
-    h.update(_int_bytes(pk.verification_keys[index - 1]))
+    h.update(_length_prefixed(index))
+    h.update(_length_prefixed(pk.verification_keys[index - 1]))
     for value in values:
-        h.update(_int_bytes(int(value)))  # type: ignore[call-overload]
+        h.update(_length_prefixed(int(value)))  # type: ignore[call-overload]
     return int.from_bytes(h.digest(), "big") >> (256 - CHALLENGE_BITS)
 
 
@@ -203,7 +195,7 @@ def verify_partial(pk: ThresholdPublicKey, partial: PartialDecryption) -> bool:
     """Return True iff the partial decryption's proof verifies for its holder and ciphertext.
 
     Checks the holder index, the value lies in Z*_{n^2}, the response bound, and the
-    Chaum–Pedersen equations via the Fiat–Shamir challenge. Never raises on a bad proof.
+    Chaum-Pedersen equations via the Fiat-Shamir challenge. Never raises on a bad proof.
     """
     if partial.ciphertext.public_key != pk.public_key:
         return False
@@ -246,7 +238,9 @@ def deal(
         InvalidInputError: bad sizes or t outside 1..n.
     """
     if bits < 2048 and not insecure:
-        raise InvalidInputError(f"{bits}-bit keys are insecure; use 2048 or more (or insecure=True)")
+        raise InvalidInputError(
+            f"{bits}-bit keys are insecure; use 2048 or more (or insecure=True)"
+        )
     if bits % 2 or bits < 128:
         raise InvalidInputError(f"key size {bits} must be even and at least 128 bits")
     if not isinstance(n, int) or n < 1:
@@ -317,7 +311,9 @@ def combine(
     ciphertext = items[0].ciphertext
     for item in items:
         if item.ciphertext.public_key != pk.public_key:
-            raise KeyMismatchError(f"partial decryption from holder {item.index} is under another key")
+            raise KeyMismatchError(
+                f"partial decryption from holder {item.index} is under another key"
+            )
         if item.ciphertext.value != ciphertext.value:
             raise InvalidInputError(
                 f"partial decryption from holder {item.index} is for a different ciphertext"
@@ -389,8 +385,9 @@ def public_key_from_json(data: object, *, insecure: bool = False) -> ThresholdPu
         InvalidInputError: wrong kind/version, missing or extra fields, bad integers, counts
             that do not match, or values outside Z*_{n^2}.
     """
-    obj = check_json_object(data, PUBLIC_KEY_KIND, ("n", "holders", "threshold", "v",
-                                                     "verification_keys"))
+    obj = check_json_object(
+        data, PUBLIC_KEY_KIND, ("n", "holders", "threshold", "v", "verification_keys")
+    )
     n = decode_int(obj["n"], "n", max_bytes=MAX_BITS // 8)
     public_key = PublicKey(n)
     if public_key.bits < MIN_SECURE_BITS and not insecure:
