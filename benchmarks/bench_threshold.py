@@ -35,20 +35,25 @@ def main(argv: list[str] | None = None) -> int:
             deal_times.append(time.perf_counter() - start)
         c = pk.encrypt(123456789)
         partials = [s.partial_decrypt(c) for s in shares[:3]]
-        t_partial = median_seconds(lambda: shares[0].partial_decrypt(c), args.repeat)
-        t_verify = median_seconds(lambda: threshold.verify_partial(pk, partials[0]), args.repeat)
+        share, first = shares[0], partials[0]
+        t_partial = median_seconds(lambda: share.partial_decrypt(c), args.repeat)  # noqa: B023
+        t_verify = median_seconds(lambda: threshold.verify_partial(pk, first), args.repeat)  # noqa: B023
         t_combine = median_seconds(
-            lambda: threshold.combine(pk, partials, verify=False), args.repeat
+            lambda: threshold.combine(pk, partials, verify=False),  # noqa: B023
+            args.repeat,
         )
         if threshold.combine(pk, partials) != 123456789:
             raise SystemExit("threshold decryption mismatch")
-        rows.append([
-            bits,
-            f"{statistics.median(deal_times):.1f} ({min(deal_times):.1f}-{max(deal_times):.1f})",
-            f"{t_partial * 1000:.1f}",
-            f"{t_verify * 1000:.1f}",
-            f"{t_combine * 1000:.1f}",
-        ])
+        rows.append(
+            [
+                bits,
+                f"{statistics.median(deal_times):.1f} "
+                f"({min(deal_times):.1f}-{max(deal_times):.1f})",
+                f"{t_partial * 1000:.1f}",
+                f"{t_verify * 1000:.1f}",
+                f"{t_combine * 1000:.1f}",
+            ]
+        )
     print_table(
         ["bits", "deal s median (min-max)", "partial+proof ms", "verify ms", "combine 3 ms"],
         rows,

@@ -1,116 +1,546 @@
-"""The ``smpcloud`` command line: ``smpcloud --help`` lists every command."""
+"""The ``smpcloud`` command line: ``smpcloud --help`` lists every command.
+
+Secrets (admin and client tokens, key shares) are read from files or environment variables,
+never from command-line arguments (which other users of the machine can see in ``ps``).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from smpcloud import __version__
+from smpcloud.errors import SmpcError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Turn smpcloud and file errors into one-line CLI errors (exit status 1), no traceback."""
+    try:
+        yield
+    except SmpcError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    except (FileNotFoundError, FileExistsError, PermissionError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def read_secret(path: str | None, env: str, what: str) -> str:
+    """Read a secret from a file (first line) or an environment variable."""
+    if path:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    else:
+        text = os.environ.get(env, "").strip()
+    if not text:
+        raise click.UsageError(f"no {what}: pass --{what.replace(' ', '-')}-file or set {env}")
+    return text
+
+
+def server_options(func: F) -> F:
+    """Add --server and --task options (both also read from the environment)."""
+    func = click.option(
+        "--task",
+        "task_id",
+        envvar="SMPCLOUD_TASK",
+        required=True,
+        help="Task id (or SMPCLOUD_TASK).",
+    )(func)
+    func = click.option(
+        "--server",
+        envvar="SMPCLOUD_SERVER",
+        default="http://127.0.0.1:8000",
+        show_default=True,
+        help="Aggregation server URL (or SMPCLOUD_SERVER).",
+    )(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="smpcloud")
 def main() -> None:
     """smpcloud: compute sums, averages and statistics over data nobody may see.
 
-    Secure multi-party computation from Shamir secret sharing, Paillier encryption and
-    threshold decryption. Start with `smpcloud demo`.
+    Clients encrypt their values under a threshold Paillier key and upload them to an
+    aggregation server, which adds the ciphertexts without being able to read them; t of n
+    key holders then decrypt only the aggregate.
+
+    \b
+    Quick start:   smpcloud demo                  (everything on 127.0.0.1, ~10 s)
+    A real run:    smpcloud keygen -> smpcloud serve -> smpcloud task create
+                   -> smpcloud submit (each client) -> smpcloud task close
+                   -> smpcloud decrypt (t key holders) -> smpcloud result
     """
+
+
+# ------------------------------------------------------------------------------ demo
 
 
 @main.command()
 @click.option(
     "--clients",
-    default=5,
+    default=100,
     show_default=True,
-    type=click.IntRange(1, 10_000),
-    help="Number of simulated hospitals, each with one private count.",
-)
-@click.option(
-    "--servers",
-    default=3,
-    show_default=True,
-    type=click.IntRange(1, 100),
-    help="Shamir: number of non-colluding servers (shares per value).",
-)
-@click.option(
-    "--threshold",
-    default=2,
-    show_default=True,
-    type=click.IntRange(1, 100),
-    help="Shamir: servers needed to reconstruct the total (t of n).",
+    type=click.IntRange(1, 100_000),
+    help="Number of clients, each uploading one patient's encrypted BMI.",
 )
 @click.option(
     "--bits",
-    default=2048,
+    default="2048",
     show_default=True,
     type=click.Choice(["2048", "3072"]),
-    help="Paillier modulus size.",
+    help="Paillier modulus size of the threshold key.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def demo(clients: int, servers: int, threshold: int, bits: str, as_json: bool) -> None:
-    """Run a secure sum of private hospital counts, with Shamir and with Paillier.
+@click.option(
+    "--holders", default=5, show_default=True, type=click.IntRange(1, 20), help="Key holders (n)."
+)
+@click.option(
+    "--threshold",
+    "t",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="Key holders needed to decrypt (t).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
+@click.option(
+    "--primitives",
+    is_flag=True,
+    help="Instead: the small in-process demo of Shamir and Paillier sums.",
+)
+def demo(clients: int, bits: str, holders: int, t: int, as_json: bool, primitives: bool) -> None:
+    """Run the secure average end to end on 127.0.0.1, next to the plaintext average.
 
-    Each client's value is hidden: Shamir servers see random shares, the Paillier cloud sees
-    ciphertexts. Only the total is revealed. The plaintext total is printed for comparison.
+    Deals a t-of-n threshold key, starts the aggregation server (SQLite in a temporary
+    directory), has each client encrypt and upload one value, closes the task, lets t key
+    holders decrypt the aggregate, and prints the secure and the plaintext average, the time
+    of each phase and what the server stored (ciphertexts only).
     """
-    from smpcloud.apps import primitives_demo
-    from smpcloud.errors import InvalidInputError
-
-    if threshold > servers:
+    if t > holders:
         raise click.BadParameter(
-            f"threshold {threshold} exceeds the number of servers {servers}",
-            param_hint="--threshold",
+            f"threshold {t} exceeds holders {holders}", param_hint="--threshold"
         )
+    if primitives:
+        _primitives_demo(clients, as_json)
+        return
+    from smpcloud.apps import service_demo
+
     console = Console(stderr=as_json)
-    with console.status("generating a Paillier key and running both secure sums..."):
-        try:
-            report = primitives_demo.run(
-                clients, servers=servers, threshold=threshold, bits=int(bits)
-            )
-        except InvalidInputError as exc:
-            raise click.ClickException(str(exc)) from exc
+    with (
+        friendly_errors(),
+        Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=as_json,
+        ) as progress,
+    ):
+        bar = progress.add_task(
+            f"dealing a {bits}-bit {t}-of-{holders} key, starting server", total=clients
+        )
+
+        def step(done: int, total: int) -> None:
+            progress.update(bar, completed=done, description="clients encrypt and upload")
+
+        report = service_demo.run(clients, bits=int(bits), holders=holders, t=t, progress=step)
     if as_json:
         click.echo(json.dumps(report.to_json()))
         return
-    console.print(
-        f"[bold]Private inputs[/] (never sent anywhere in the clear): {report.inputs[:10]}"
-        + (" ..." if clients > 10 else "")
-    )
-    console.print(
-        f"\n[bold]1. Shamir secure sum[/] — {servers} servers, any {threshold} reconstruct"
-    )
-    for line in report.server_views:
-        console.print(f"   {line}   (random-looking field elements)")
-    console.print(f"\n[bold]2. Paillier homomorphic sum[/] — {report.paillier_bits}-bit key")
-    for i, preview in enumerate(report.ciphertext_previews):
-        console.print(f"   cloud stores E(x{i + 1}) = 0x{preview}")
-    table = Table(title="Result")
-    table.add_column("method")
-    table.add_column("total", justify="right")
+    table = Table(title=f"Average BMI of {report.count} patients")
+    table.add_column("")
+    table.add_column("sum", justify="right")
     table.add_column("average", justify="right")
-    table.add_column("seconds", justify="right")
-    n = len(report.inputs)
     table.add_row(
-        "Shamir secure sum",
-        str(report.shamir_sum),
-        f"{report.shamir_sum / n:.2f}",
-        f"{report.seconds['shamir']:.3f}",
+        "secure (server never saw a value)",
+        f"{report.secure_sum:.4f}",
+        f"{report.secure_average:.6f}",
     )
     table.add_row(
-        "Paillier (cloud adds ciphertexts)",
-        str(report.paillier_sum),
-        f"{report.paillier_sum / n:.2f}",
-        f"{report.seconds['paillier']:.3f} (+{report.seconds['paillier_keygen']:.2f} keygen)",
+        "plaintext (computed locally, for comparison)",
+        f"{report.plaintext_sum:.4f}",
+        f"{report.plaintext_average:.6f}",
     )
-    table.add_row(
-        "plaintext, for comparison",
-        str(report.plaintext_sum),
-        f"{report.plaintext_sum / n:.2f}",
-        "-",
-    )
-    console.print()
     console.print(table)
+    console.print(f"key holders who decrypted: {report.holders_used} (any {t} of {holders})")
+    phases = Table(title="Time per phase")
+    phases.add_column("phase")
+    phases.add_column("seconds", justify="right")
+    for name, seconds in report.seconds.items():
+        phases.add_row(name.replace("_", " "), f"{seconds:.3f}")
+    console.print(phases)
+    console.print("[bold]What the server stored[/] (its SQLite database after the run):")
+    for line in report.server_storage:
+        console.print(f"  {line}")
+
+
+def _primitives_demo(clients: int, as_json: bool) -> None:
+    from smpcloud.apps import primitives_demo
+
+    console = Console(stderr=as_json)
+    with friendly_errors(), console.status("running Shamir and Paillier secure sums..."):
+        report = primitives_demo.run(min(clients, 50))
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+        return
+    console.print(f"private inputs (never sent in the clear): {report.inputs}")
+    for line in report.server_views:
+        console.print(f"  Shamir {line}")
+    for preview in report.ciphertext_previews:
+        console.print(f"  Paillier cloud stores 0x{preview}")
+    console.print(
+        f"Shamir sum {report.shamir_sum}, Paillier sum {report.paillier_sum}, "
+        f"plaintext sum {report.plaintext_sum}"
+    )
+
+
+# ------------------------------------------------------------------------------ keys
+
+
+@main.command()
+@click.option(
+    "--holders",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Number of key holders (n), one key-share file each.",
+)
+@click.option(
+    "--threshold",
+    "t",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Key holders needed to decrypt (t).",
+)
+@click.option(
+    "--bits",
+    default=3072,
+    show_default=True,
+    type=click.Choice(["2048", "3072", "4096"]),
+    help="Modulus size; 3072 bits is ~128-bit security.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for public_key.json and key_share_<i>.json (created).",
+)
+def keygen(holders: int, t: int, bits: str, out_dir: Path) -> None:
+    """Deal a threshold Paillier key: a public key and one secret share per key holder.
+
+    Runs the dealer's ceremony (two random safe primes, the decryption exponent Shamir-shared
+    with t of n needed). Writes OUT/public_key.json (give it to the server and the clients) and
+    OUT/key_share_<i>.json, mode 0600 (give file i to key holder i, over a secure channel, then
+    delete it here). Existing files are never overwritten. The dealer's primes are discarded.
+    """
+    from smpcloud.crypto import threshold
+    from smpcloud.keyfiles import write_public_json, write_secret_json
+
+    if t > holders:
+        raise click.BadParameter(
+            f"threshold {t} exceeds holders {holders}", param_hint="--threshold"
+        )
+    with friendly_errors():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        with err_console.status(f"searching two {int(bits) // 2}-bit safe primes..."):
+            public_key, shares = threshold.deal(int(bits), n=holders, t=t)
+        write_public_json(out_dir / "public_key.json", threshold.public_key_to_json(public_key))
+        for share in shares:
+            write_secret_json(
+                out_dir / f"key_share_{share.index}.json", threshold.key_share_to_json(share)
+            )
+    click.echo(
+        f"dealt a {bits}-bit {t}-of-{holders} key in {time.perf_counter() - start:.1f} s "
+        f"(fingerprint {public_key.fingerprint()})"
+    )
+    click.echo(f"  {out_dir / 'public_key.json'}")
+    click.echo(f"  {out_dir}/key_share_1.json .. key_share_{holders}.json (mode 0600)")
+
+
+# ------------------------------------------------------------------------------ server
+
+
+def _register_serve() -> None:
+    from smpcloud.service.__main__ import serve_command
+
+    main.add_command(serve_command, name="serve")
+
+
+# ------------------------------------------------------------------------------ tasks
+
+
+@main.group()
+def task() -> None:
+    """Create, inspect and close aggregation tasks (administrator)."""
+
+
+def admin_token_option(func: F) -> F:
+    return click.option(
+        "--admin-token-file",
+        type=click.Path(dir_okay=False, exists=True),
+        help="File holding the admin token (or set SMPCLOUD_ADMIN_TOKEN).",
+    )(func)
+
+
+@task.command("create")
+@click.option(
+    "--server",
+    envvar="SMPCLOUD_SERVER",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Aggregation server URL (or SMPCLOUD_SERVER).",
+)
+@admin_token_option
+@click.option(
+    "--public-key",
+    "public_key_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="public_key.json from keygen.",
+)
+@click.option("--name", required=True, help="A human-readable task name.")
+@click.option(
+    "--clients",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Number of client tokens to issue.",
+)
+@click.option(
+    "--min-clients",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1),
+    help="No result is released unless at least this many clients reported.",
+)
+@click.option(
+    "--length",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Values per report (1 = a scalar; more = a vector, summed element-wise).",
+)
+@click.option(
+    "--fixed",
+    "frac_bits",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Fixed-point values with this many fractional bits (default: integers).",
+)
+@click.option(
+    "--range",
+    "value_range",
+    type=(float, float),
+    default=None,
+    help="Declared range MIN MAX of each client value (required with --fixed).",
+)
+@click.option(
+    "--deadline",
+    type=click.DateTime(),
+    default=None,
+    help="Close automatically at this time (ISO 8601, UTC).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for task.json and the tokens (mode 0600).",
+)
+def task_create(
+    server: str,
+    admin_token_file: str | None,
+    public_key_path: str,
+    name: str,
+    clients: int,
+    min_clients: int,
+    length: int,
+    frac_bits: int | None,
+    value_range: tuple[float, float] | None,
+    deadline: datetime | None,
+    out_dir: Path,
+) -> None:
+    """Create a task, issue client tokens and key-holder tokens, and write them to OUT.
+
+    Writes OUT/task.json (server and task id), OUT/client_<j>.token and OUT/holder_<i>.token
+    (mode 0600). Give each client and each key holder its token over a secure channel.
+    """
+    from smpcloud.client import Admin, TaskEncoding
+    from smpcloud.crypto import threshold
+    from smpcloud.keyfiles import read_json, write_public_json, write_secret_json
+
+    token = read_secret(admin_token_file, "SMPCLOUD_ADMIN_TOKEN", "admin token")
+    if frac_bits is not None and value_range is None:
+        raise click.UsageError("--fixed needs --range MIN MAX")
+    with friendly_errors():
+        public_key = threshold.public_key_from_json(read_json(public_key_path))
+        if frac_bits is not None and value_range is not None:
+            encoding = TaskEncoding.fixed(frac_bits, *value_range)
+        elif value_range is not None:
+            encoding = TaskEncoding.integer(int(value_range[0]), int(value_range[1]))
+        else:
+            encoding = TaskEncoding.integer()
+        with Admin(server, token) as admin:
+            created = admin.create_task(
+                public_key,
+                name=name,
+                length=length,
+                encoding=encoding,
+                min_clients=min_clients,
+                deadline=deadline,
+            )
+            credentials = admin.register_clients(created.task_id, clients)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_public_json(out_dir / "task.json", {"server": server, "task_id": created.task_id})
+        for i, holder_token in enumerate(created.holder_tokens, start=1):
+            write_secret_json(out_dir / f"holder_{i}.token", holder_token)
+        for j, cred in enumerate(credentials, start=1):
+            write_secret_json(out_dir / f"client_{j}.token", cred.token)
+    click.echo(
+        f"task {created.task_id} created with {clients} client tokens and "
+        f"{len(created.holder_tokens)} key-holder tokens in {out_dir}"
+    )
+
+
+@task.command("close")
+@server_options
+@admin_token_option
+def task_close(server: str, task_id: str, admin_token_file: str | None) -> None:
+    """Close a task now: no more uploads; the server publishes the aggregate and the count."""
+    from smpcloud.client import Admin
+
+    token = read_secret(admin_token_file, "SMPCLOUD_ADMIN_TOKEN", "admin token")
+    with friendly_errors(), Admin(server, token) as admin:
+        status = admin.close(task_id)
+    click.echo(f"task {task_id}: {status.state}, {status.count} reports")
+
+
+@task.command("status")
+@server_options
+@admin_token_option
+def task_status(server: str, task_id: str, admin_token_file: str | None) -> None:
+    """Show a task's state, number of reports and partial decryptions received."""
+    from smpcloud.client import Admin
+
+    token = read_secret(admin_token_file, "SMPCLOUD_ADMIN_TOKEN", "admin token")
+    with friendly_errors(), Admin(server, token) as admin:
+        status = admin.status(task_id)
+    click.echo(json.dumps(_plain(status), default=str))
+
+
+# ------------------------------------------------------------------------------ parties
+
+
+def _token_from(token_file: str | None) -> str:
+    if token_file:
+        from smpcloud.keyfiles import read_json
+
+        value = read_json(token_file)
+        if not isinstance(value, str):
+            raise click.UsageError(f"{token_file} does not hold a token")
+        return value
+    return read_secret(None, "SMPCLOUD_TOKEN", "token")
+
+
+@main.command()
+@server_options
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="This client's token file (or set SMPCLOUD_TOKEN).",
+)
+@click.argument("values", nargs=-1, required=True, type=float)
+def submit(server: str, task_id: str, token_file: str | None, values: tuple[float, ...]) -> None:
+    """Encrypt VALUES locally and upload them as this client's one report.
+
+    Give one value for a scalar task, or as many values as the task's length. Only the
+    ciphertexts leave this machine. A second submission is refused by the server (409).
+    """
+    from smpcloud.client import Client
+
+    token = _token_from(token_file)
+    payload: float | list[float] = values[0] if len(values) == 1 else list(values)
+    with friendly_errors(), Client(server, task_id, token) as client:
+        client.submit(payload)
+    click.echo(f"submitted {len(values)} encrypted value(s) to task {task_id}")
+
+
+@main.command()
+@server_options
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="This key holder's token file (or set SMPCLOUD_TOKEN).",
+)
+@click.option(
+    "--key-share",
+    "key_share_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="key_share_<i>.json from keygen.",
+)
+def decrypt(server: str, task_id: str, token_file: str | None, key_share_path: str) -> None:
+    """As a key holder: fetch the aggregate, partially decrypt it with a proof, upload.
+
+    The key share never leaves this machine; the partial decryption alone reveals nothing.
+    Once t key holders have done this, the server publishes the result.
+    """
+    from smpcloud.client import KeyHolder
+    from smpcloud.crypto import threshold
+    from smpcloud.keyfiles import read_json
+
+    token = _token_from(token_file)
+    with friendly_errors():
+        share = threshold.key_share_from_json(read_json(key_share_path))
+        with KeyHolder(server, task_id, token, share) as holder:
+            holder.contribute()
+    click.echo(f"key holder {share.index}: partial decryption uploaded for task {task_id}")
+
+
+@main.command()
+@server_options
+@admin_token_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def result(server: str, task_id: str, admin_token_file: str | None, as_json: bool) -> None:
+    """Print a task's result: sum, count and average (element-wise for vectors)."""
+    from smpcloud.client import Admin
+
+    token = read_secret(admin_token_file, "SMPCLOUD_ADMIN_TOKEN", "admin token")
+    with friendly_errors(), Admin(server, token) as admin:
+        res = admin.result(task_id)
+    if as_json:
+        click.echo(json.dumps(_plain(res), default=str))
+        return
+    click.echo(f"count   {res.count}")
+    click.echo(f"sum     {res.sum if len(res.sum) > 1 else res.sum[0]}")
+    click.echo(f"average {res.average if len(res.average) > 1 else res.average[0]}")
+
+
+def _plain(obj: object) -> object:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(obj)  # type: ignore[call-overload]
+    return obj
+
+
+_register_serve()

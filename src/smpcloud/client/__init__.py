@@ -1,0 +1,67 @@
+"""Client SDK of the aggregation service: administrators, clients (data owners), key holders.
+
+```python
+from smpcloud.client import Admin, Client, KeyHolder, TaskEncoding
+from smpcloud.crypto import threshold
+
+public_key, shares = threshold.deal(3072, n=5, t=3)          # key ceremony
+with Admin(url, admin_token) as admin:
+    task = admin.create_task(public_key, name="average BMI", min_clients=10,
+                             encoding=TaskEncoding.fixed(16, 0.0, 100.0))
+    creds = admin.register_clients(task.task_id, 100)
+with Client(url, task.task_id, creds[0].token) as client:    # on each client's machine
+    client.submit(23.4)
+admin.close(task.task_id)
+with KeyHolder(url, task.task_id, task.holder_tokens[0], shares[0]) as holder:
+    holder.contribute()                                       # t of the n holders do this
+admin.result(task.task_id)                                    # sum, count, average
+```
+
+Server errors come back as exceptions (:mod:`smpcloud.client.errors`), connection problems as
+:class:`~smpcloud.errors.TransportError`.
+"""
+
+from smpcloud.client.errors import (
+    AuthenticationError,
+    ConflictError,
+    DuplicateSubmissionError,
+    InsufficientReportsError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ServiceError,
+    TaskStateError,
+)
+from smpcloud.client.sdk import (
+    Admin,
+    Client,
+    ClientCredentials,
+    KeyHolder,
+    TaskCreated,
+    TaskInfo,
+    TaskResult,
+    TaskStatus,
+)
+from smpcloud.service.schemas import INTEGER_ENCODING, TaskEncoding
+
+__all__ = [
+    "INTEGER_ENCODING",
+    "Admin",
+    "AuthenticationError",
+    "Client",
+    "ClientCredentials",
+    "ConflictError",
+    "DuplicateSubmissionError",
+    "InsufficientReportsError",
+    "KeyHolder",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "ServiceError",
+    "TaskCreated",
+    "TaskEncoding",
+    "TaskInfo",
+    "TaskResult",
+    "TaskStateError",
+    "TaskStatus",
+]

@@ -1,0 +1,288 @@
+"""The HTTP application: ``create_app(settings)`` builds it; routes parse, authenticate, delegate.
+
+Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are problem+json)::
+
+    POST /v1/tasks                       admin   201 TaskCreatedOut      create a task
+    GET  /v1/tasks/{id}                  any     200 TaskInfoOut         key, encoding, length
+    GET  /v1/tasks/{id}/status           any     200 TaskStatusOut       state and counters
+    POST /v1/tasks/{id}/clients          admin   201 ClientsOut          register clients
+    POST /v1/tasks/{id}/close            admin   200 TaskStatusOut       close now (idempotent)
+    POST /v1/tasks/{id}/reports          client  201 ReportAcceptedOut   upload once
+    GET  /v1/tasks/{id}/aggregate        holder  200 AggregateOut        (admin too)
+    POST /v1/tasks/{id}/partials         holder  201 PartialsAcceptedOut partial decryptions
+    GET  /v1/tasks/{id}/result           any     200 ResultOut           sum, count, average
+    GET  /healthz                        none    200 {"status": "ok"}
+
+"any" means the administrator or a client or key holder of that task. Route handlers are plain
+``def`` functions: FastAPI runs them in its worker threads, so ciphertext validation, proof
+verification, aggregation and combining never block the event loop. Nothing is built at import
+time; the database schema is created (if missing) when the application starts.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from smpcloud import __version__
+from smpcloud.service.config import Settings
+from smpcloud.service.db import create_schema, make_engine, utcnow
+from smpcloud.service.middleware import BodySizeLimitMiddleware
+from smpcloud.service.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from smpcloud.service.schemas import (
+    AggregateOut,
+    ClientsIn,
+    ClientsOut,
+    PartialsAcceptedOut,
+    PartialsIn,
+    ProblemOut,
+    ReportAcceptedOut,
+    ReportIn,
+    ResultOut,
+    TaskCreatedOut,
+    TaskIn,
+    TaskInfoOut,
+    TaskStatusOut,
+)
+from smpcloud.service.tasks import (
+    ADMIN,
+    ADMIN_OR_HOLDER,
+    ANY_ROLE,
+    CLIENT,
+    HOLDER,
+    Principal,
+    Role,
+    TaskService,
+)
+
+logger = logging.getLogger("smpcloud.service")
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="The administrator token, or a client's or key holder's token for the task.",
+)
+BearerToken = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+TaskId = Annotated[str, Path(min_length=1, max_length=64, description="The task id.")]
+
+_DESCRIPTION: Final = """\
+Secure aggregation (smpcloud): clients upload values encrypted under a threshold Paillier key;
+the server multiplies ciphertexts it cannot read; t of n key holders decrypt only the aggregate.
+Reveals the count and, after threshold decryption, the sum and the average of each element.
+"""
+
+
+_PROBLEM_DESCRIPTIONS: Final = {
+    401: "No bearer token",
+    403: "Token not valid for this task or operation",
+    404: "Unknown task",
+    409: "Conflicts with the task's state (duplicate, closed, not closed yet, ...)",
+    413: "Request body too large",
+    422: "Invalid input (malformed ciphertext, wrong length, failed proof, ...)",
+}
+
+
+def _problem(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of error responses (all problem+json)."""
+    return {
+        code: {
+            "model": ProblemOut,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "description": _PROBLEM_DESCRIPTIONS.get(code, "Error"),
+        }
+        for code in codes
+    }
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return credentials.credentials if credentials is not None else None
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+
+
+def build_router(service: TaskService) -> APIRouter:
+    """Return the ``/v1`` routes bound to ``service``.
+
+    Authentication is a dependency, so it runs before the body is validated: a request
+    without a valid token gets 401/403 whatever its body (only unparsable JSON is refused
+    first, with 422).
+    """
+    router = APIRouter(prefix="/v1", tags=["tasks"])
+    auth_errors = (401, 403, 404, 413, 422)
+
+    def on_task(allowed: frozenset[Role], action: str) -> Callable[..., Principal]:
+        def dependency(task_id: TaskId, credentials: BearerToken) -> Principal:
+            return service.authenticate(_token(credentials), task_id, allowed, action)
+
+        return dependency
+
+    def admin_only(credentials: BearerToken) -> Principal:
+        return service.authenticate(_token(credentials), None, ADMIN, "create tasks")
+
+    AdminAny = Annotated[Principal, Depends(admin_only)]
+    AdminOfTask = Annotated[Principal, Depends(on_task(ADMIN, "manage this task"))]
+    Reader = Annotated[Principal, Depends(on_task(ANY_ROLE, "read this task"))]
+    Reporter = Annotated[Principal, Depends(on_task(CLIENT, "upload reports"))]
+    AggregateReader = Annotated[Principal, Depends(on_task(ADMIN_OR_HOLDER, "read the aggregate"))]
+    Decryptor = Annotated[Principal, Depends(on_task(HOLDER, "upload partial decryptions"))]
+
+    @router.post(
+        "/tasks",
+        status_code=status.HTTP_201_CREATED,
+        responses=_problem(401, 403, 413, 422),
+        summary="Create a task (administrator); returns one secret token per key holder",
+    )
+    def create_task(_admin: AdminAny, body: TaskIn, response: Response) -> TaskCreatedOut:
+        _no_store(response)
+        return service.create_task(body)
+
+    @router.get(
+        "/tasks/{task_id}",
+        responses=_problem(*auth_errors),
+        summary="Task information: threshold public key, encoding, vector length",
+    )
+    def task_info(task_id: TaskId, _who: Reader) -> TaskInfoOut:
+        return service.info(task_id)
+
+    @router.get(
+        "/tasks/{task_id}/status",
+        responses=_problem(*auth_errors),
+        summary="Task state and counters",
+    )
+    def task_status(task_id: TaskId, _who: Reader) -> TaskStatusOut:
+        return service.status(task_id)
+
+    @router.post(
+        "/tasks/{task_id}/clients",
+        status_code=status.HTTP_201_CREATED,
+        responses=_problem(*auth_errors, 409),
+        summary="Register clients (administrator); tokens are shown once",
+    )
+    def register_clients(
+        task_id: TaskId, _admin: AdminOfTask, body: ClientsIn, response: Response
+    ) -> ClientsOut:
+        _no_store(response)
+        return service.register_clients(task_id, body)
+
+    @router.post(
+        "/tasks/{task_id}/close",
+        responses=_problem(*auth_errors),
+        summary="Close the task now (administrator): aggregate, or mark insufficient",
+    )
+    def close_task(task_id: TaskId, _admin: AdminOfTask) -> TaskStatusOut:
+        service.close(task_id)
+        return service.status(task_id)
+
+    @router.post(
+        "/tasks/{task_id}/reports",
+        status_code=status.HTTP_201_CREATED,
+        responses=_problem(*auth_errors, 409),
+        summary="Upload this client's encrypted report (once)",
+    )
+    def submit_report(task_id: TaskId, client: Reporter, body: ReportIn) -> ReportAcceptedOut:
+        return service.submit_report(task_id, client, body)
+
+    @router.get(
+        "/tasks/{task_id}/aggregate",
+        responses=_problem(*auth_errors, 409),
+        summary="The aggregate ciphertexts and count (key holders), once the task is closed",
+    )
+    def get_aggregate(task_id: TaskId, _who: AggregateReader) -> AggregateOut:
+        return service.aggregate(task_id)
+
+    @router.post(
+        "/tasks/{task_id}/partials",
+        status_code=status.HTTP_201_CREATED,
+        responses=_problem(*auth_errors, 409),
+        summary="Upload this key holder's partial decryptions with proofs (once)",
+    )
+    def submit_partials(
+        task_id: TaskId, holder: Decryptor, body: PartialsIn
+    ) -> PartialsAcceptedOut:
+        return service.submit_partials(task_id, holder, body)
+
+    @router.get(
+        "/tasks/{task_id}/result",
+        responses=_problem(*auth_errors, 409),
+        summary="The released sum, count and average per element",
+    )
+    def get_result(task_id: TaskId, _who: Reader) -> ResultOut:
+        return service.result(task_id)
+
+    return router
+
+
+async def _deadline_loop(service: TaskService, interval: float) -> None:
+    """Close tasks whose deadline passed, every ``interval`` seconds, forever."""
+    while True:
+        try:
+            closed = await run_in_threadpool(service.close_due_tasks)
+            if closed:
+                logger.info("closed %d task(s) at their deadline", closed)
+        except Exception:
+            logger.exception("deadline check failed; will retry")
+        await asyncio.sleep(interval)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """Build the aggregation service application.
+
+    Args:
+        settings: validated settings (admin token, database URL, limits).
+        engine: an engine to use instead of ``make_engine(settings.db_url)``.
+        clock: the current time as an aware UTC datetime (tests may inject one).
+
+    Returns:
+        The FastAPI application. Its lifespan creates missing tables, runs the deadline loop
+        and disposes of the engine at shutdown.
+    """
+    db = engine or make_engine(
+        settings.db_url, busy_timeout_seconds=settings.db_busy_timeout_seconds
+    )
+    service = TaskService(db, settings, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(create_schema, db)
+        loop = asyncio.create_task(_deadline_loop(service, settings.deadline_poll_seconds))
+        try:
+            yield
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+            if engine is None:
+                db.dispose()
+
+    app = FastAPI(
+        title="smpcloud aggregation service",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness check (no authentication)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(build_router(service))
+    app.state.service = service
+    return app
+
+
+__all__ = ["build_router", "create_app"]

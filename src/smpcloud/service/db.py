@@ -1,0 +1,258 @@
+"""Storage of the aggregation service: SQLAlchemy 2 tables and the engine factory.
+
+Nothing happens at import time; :func:`make_engine` builds an engine for any SQLAlchemy URL.
+For SQLite files it sets, on every connection:
+
+* ``journal_mode=WAL``: readers never block the single writer;
+* ``synchronous=FULL``: a commit is on disk (WAL fsynced) before ``commit()`` returns, so an
+  upload is durable before the service acknowledges it;
+* a busy timeout, for writers in other processes;
+* ``foreign_keys=ON``;
+
+and it lets SQLAlchemy emit ``BEGIN`` itself, so that write transactions can start with
+``BEGIN IMMEDIATE`` (see :func:`write_engine`): a deferred transaction that reads and then
+writes can fail with SQLITE_BUSY under concurrency, an immediate one waits for the lock first.
+
+Tokens are stored only as SHA-256 digests (they are 256-bit random values, so a fast hash is
+enough); ciphertexts as fixed-width big-endian bytes (``Ciphertext.to_bytes``), concatenated
+element after element.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from smpcloud.errors import InvalidInputError
+
+BEGIN_OPTION: Final = "smpcloud_sqlite_begin"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (stored as naive UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the service's tables."""
+
+
+class TaskRow(Base):
+    """An aggregation task: its key, encoding, limits and state."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    public_key_json: Mapped[str] = mapped_column(Text)
+    key_fingerprint: Mapped[str] = mapped_column(String(64))
+    holders: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[int] = mapped_column(Integer)
+    length: Mapped[int] = mapped_column(Integer)
+    encoding_json: Mapped[str] = mapped_column(Text)
+    min_clients: Mapped[int] = mapped_column(Integer)
+    max_clients: Mapped[int] = mapped_column(Integer)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    close_reason: Mapped[str | None] = mapped_column(String(16))
+    report_count: Mapped[int | None] = mapped_column(Integer)
+
+
+class ClientRow(Base):
+    """A registered client: one upload allowed. Only the token's SHA-256 is kept."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HolderRow(Base):
+    """A key holder of a task (index 1..holders). Only the token's SHA-256 is kept."""
+
+    __tablename__ = "key_holders"
+    __table_args__ = (UniqueConstraint("task_id", "holder_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    holder_index: Mapped[int] = mapped_column(Integer)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+
+
+class ReportRow(Base):
+    """One client's encrypted report: ``length`` fixed-width ciphertexts, concatenated."""
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("task_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    ciphertexts: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AggregateRow(Base):
+    """The published aggregate of a closed task: element-wise product of all reports."""
+
+    __tablename__ = "aggregates"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    ciphertexts: Mapped[bytes] = mapped_column(LargeBinary)
+    count: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PartialRow(Base):
+    """A key holder's verified partial decryptions (JSON list, one object per element)."""
+
+    __tablename__ = "partial_decryptions"
+    __table_args__ = (UniqueConstraint("task_id", "holder_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    holder_index: Mapped[int] = mapped_column(Integer)
+    partials_json: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ResultRow(Base):
+    """The released result: the plaintext sums (decimal strings, JSON) and the count."""
+
+    __tablename__ = "results"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    sums_json: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer)
+    holders_json: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def is_sqlite(url: str | URL) -> bool:
+    """Return True for sqlite URLs (any driver)."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, *, busy_timeout_seconds: float = 30.0) -> Engine:
+    """Create an engine for ``url``; configure SQLite connections as the module doc says.
+
+    Args:
+        url: a SQLAlchemy URL, e.g. ``sqlite:///smpcloud.db`` or
+            ``postgresql+psycopg://user@host/db``.
+        busy_timeout_seconds: SQLite only: how long to wait for another writer.
+
+    Returns:
+        The engine (no connection is opened yet).
+
+    Raises:
+        InvalidInputError: an in-memory SQLite URL (the data would vanish with the process).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+    if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
+        raise InvalidInputError(
+            "an in-memory SQLite database cannot hold the service's data; use a file, "
+            "e.g. sqlite:///smpcloud.db"
+        )
+    kwargs: dict[str, Any] = {
+        "connect_args": {"check_same_thread": False, "timeout": busy_timeout_seconds},
+        # Errors and logs never show bound values (ciphertexts, token digests).
+        "hide_parameters": True,
+    }
+    # FastAPI's thread pool runs up to 40 requests at once; readers never wait in WAL mode.
+    kwargs["pool_size"] = 8
+    kwargs["max_overflow"] = 32
+    engine = create_engine(parsed, **kwargs)
+    busy_ms = int(busy_timeout_seconds * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def write_engine(engine: Engine) -> Engine:
+    """Return a view of ``engine`` whose transactions begin with ``BEGIN IMMEDIATE`` on SQLite.
+
+    On other backends the option is ignored; callers lock rows with ``SELECT ... FOR UPDATE``.
+    """
+    return engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables (idempotent). There are no migrations yet: schema version 1."""
+    Base.metadata.create_all(engine)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the default clock of the service)."""
+    return datetime.now(UTC)
+
+
+__all__ = [
+    "AggregateRow",
+    "Base",
+    "ClientRow",
+    "HolderRow",
+    "PartialRow",
+    "ReportRow",
+    "ResultRow",
+    "TaskRow",
+    "UTCDateTime",
+    "create_schema",
+    "is_sqlite",
+    "make_engine",
+    "utcnow",
+    "write_engine",
+]

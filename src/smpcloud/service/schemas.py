@@ -1,0 +1,412 @@
+"""Wire schemas of the aggregation service: what goes over HTTP, separate from table rows.
+
+This module is the data half of the contract between ``smpcloud.service`` (which validates
+requests with it) and ``smpcloud.client`` (which builds requests and reads responses with it).
+It depends on pydantic and ``smpcloud.crypto.encoding`` only: no FastAPI, no SQLAlchemy.
+
+Conventions: input schemas end in ``In``, public (response) schemas in ``Out``; unknown fields
+are refused; big integers (ciphertexts) travel as canonical base64url strings (minimal unsigned
+big-endian bytes, no padding; see :func:`smpcloud.crypto.paillier.encode_int`); threshold keys
+and partial decryptions as the JSON objects of :mod:`smpcloud.crypto.threshold`; times as
+RFC 3339 with a UTC offset.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+
+from smpcloud.crypto.encoding import FixedPoint
+from smpcloud.errors import InvalidInputError, OverflowDetectedError
+
+#: Largest number of fractional bits of a fixed-point task (resolution 2^-64).
+MAX_FRAC_BITS: Final = 64
+#: Largest |bound| · 2^frac_bits of a declared range, in bits (a sanity cap; the real limit is
+#: the n/2 check at task creation).
+MAX_ENCODED_BITS: Final = 512
+#: Default bound on the number of clients a task accepts (DESIGN.md: sums over 10^6 parties).
+DEFAULT_MAX_CLIENTS: Final = 1_000_000
+#: Hard cap on max_clients.
+MAX_CLIENTS_LIMIT: Final = 1 << 31
+#: Most client credentials made by one registration request.
+MAX_REGISTRATIONS_PER_REQUEST: Final = 10_000
+#: Most key holders of a task's threshold key (holders! appears in every proof exponent).
+MAX_HOLDERS: Final = 64
+
+TaskState = Literal["open", "closed", "decrypted", "insufficient"]
+"""``open``: accepting reports. ``closed``: aggregate published, waiting for t partial
+decryptions. ``decrypted``: result published. ``insufficient``: closed with fewer than
+min_clients reports; nothing (no aggregate, no result) is ever released."""
+
+_FIXED_POINT_WIDTH: Final = 1024  # FixedPoint's own range check is moot: see TaskEncoding.encode
+
+
+class _Schema(BaseModel):
+    """Input schemas (and TaskEncoding): unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Out(BaseModel):
+    """Response schemas: unknown fields are ignored, so older clients read newer servers."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# ----------------------------------------------------------------------------------- encoding
+
+
+class TaskEncoding(_Schema):
+    """How a client's numbers become Paillier plaintexts, and what range each must lie in.
+
+    ``integer``: values are integers, encoded as themselves. ``fixed_point``: values are reals,
+    encoded as round(x · 2^frac_bits); each value's encoding error is at most 2^-(frac_bits+1),
+    so a sum over k clients is off by at most k · 2^-(frac_bits+1) and the average by at most
+    2^-(frac_bits+1) (plus float rounding of the final division).
+
+    ``[min_value, max_value]`` is the declared range of *each client's value* (each element of
+    a vector). The SDK refuses to encode values outside it
+    (:class:`~smpcloud.errors.OverflowDetectedError`, before anything is sent), and the server
+    refuses to create a task unless max_clients · max(|min|, |max|) · 2^frac_bits <= n/2, so a
+    sum of honest reports can never wrap around modulo n.
+
+    What this does **not** give: the server cannot see inside ciphertexts and there are no range
+    proofs, so a malicious client (one that does not use the SDK) can encrypt any plaintext mod
+    n and bias the sum arbitrarily, even wrap it. The published result flags a decrypted sum that
+    lies outside [count · min, count · max] (``within_declared_range``), which proves some client
+    cheated; a sum inside that interval proves nothing.
+
+    Build with :meth:`integer` or :meth:`fixed`; direct construction raises pydantic's
+    ``ValidationError`` on bad fields.
+    """
+
+    kind: Literal["integer", "fixed_point"] = "integer"
+    frac_bits: Annotated[int, Field(ge=0, le=MAX_FRAC_BITS)] = 0
+    min_value: StrictInt | StrictFloat = -(1 << 63)
+    max_value: StrictInt | StrictFloat = (1 << 63) - 1
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskEncoding:
+        lo, hi = self.min_value, self.max_value
+        if self.kind == "integer":
+            if self.frac_bits != 0:
+                raise ValueError("integer encoding takes frac_bits = 0")
+            if not isinstance(lo, int) or not isinstance(hi, int):
+                raise ValueError("integer encoding takes integer bounds")
+        for bound in (lo, hi):
+            if isinstance(bound, float) and not math.isfinite(bound):
+                raise ValueError("range bounds must be finite")
+            if abs(bound) * (1 << self.frac_bits) >= 1 << MAX_ENCODED_BITS:
+                raise ValueError(f"|bound| · 2^frac_bits must be below 2^{MAX_ENCODED_BITS}")
+        if lo > hi:
+            raise ValueError("min_value must not exceed max_value")
+        return self
+
+    @classmethod
+    def integer(cls, min_value: int = -(1 << 63), max_value: int = (1 << 63) - 1) -> TaskEncoding:
+        """Integers in [min_value, max_value] (default: signed 64-bit).
+
+        Raises:
+            InvalidInputError: bounds that are not integers or not ordered.
+        """
+        return cls._build(kind="integer", frac_bits=0, min_value=min_value, max_value=max_value)
+
+    @classmethod
+    def fixed(cls, frac_bits: int, min_value: float, max_value: float) -> TaskEncoding:
+        """Reals in [min_value, max_value] with ``frac_bits`` fractional bits (0..64).
+
+        Raises:
+            InvalidInputError: frac_bits out of range, or bounds not finite or not ordered.
+        """
+        return cls._build(
+            kind="fixed_point", frac_bits=frac_bits, min_value=min_value, max_value=max_value
+        )
+
+    @classmethod
+    def _build(cls, **fields: Any) -> TaskEncoding:
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            raise InvalidInputError(f"invalid task encoding: {_summary(exc)}") from None
+
+    @property
+    def scale(self) -> int:
+        """2^frac_bits."""
+        return 1 << self.frac_bits
+
+    def _fixed_point(self) -> FixedPoint:
+        return FixedPoint(frac_bits=self.frac_bits, bits=_FIXED_POINT_WIDTH)
+
+    def encoded_bounds(self) -> tuple[int, int]:
+        """Return the encodings of min_value and max_value (every valid value lies between)."""
+        codec = self._fixed_point()
+        return codec.encode(self.min_value), codec.encode(self.max_value)
+
+    def max_abs_encoded(self) -> int:
+        """Return the largest |encoding| of a value in the declared range."""
+        lo, hi = self.encoded_bounds()
+        return max(abs(lo), abs(hi))
+
+    def encode(self, value: object, *, index: int = 0) -> int:
+        """Encode one client value after checking its type and the declared range.
+
+        Args:
+            value: an int (either kind) or a float (fixed_point only); numpy scalars accepted.
+            index: the element's position, used in error messages (never the value itself).
+
+        Returns:
+            The plaintext integer.
+
+        Raises:
+            InvalidInputError: a bool, a non-number, or a float for an integer task.
+            OverflowDetectedError: NaN, infinity, or outside [min_value, max_value].
+        """
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            value = _numpy_scalar(value, index)
+        if self.kind == "integer" and not isinstance(value, int):
+            raise InvalidInputError(f"element {index}: this task takes integers, got a float")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OverflowDetectedError(f"element {index}: not a finite number")
+        if not self.min_value <= value <= self.max_value:
+            raise OverflowDetectedError(
+                f"element {index}: outside the declared range "
+                f"[{self.min_value}, {self.max_value}] of this task"
+            )
+        return self._fixed_point().encode(value)
+
+    def decode_sum(self, encoded: int) -> int | float:
+        """Decode a plaintext sum: an int for integer tasks, a float for fixed-point ones."""
+        if self.kind == "integer":
+            return int(encoded)
+        return self._fixed_point().decode(encoded)
+
+    def average(self, encoded_sum: int, count: int) -> float:
+        """Return the average sum / count / 2^frac_bits, correctly rounded to a float."""
+        if count < 1:
+            raise InvalidInputError("average over zero reports")
+        return int(encoded_sum) / (count << self.frac_bits)
+
+
+def _numpy_scalar(value: object, index: int) -> int | float:
+    """Accept numpy integer and floating scalars (as Python numbers); refuse everything else."""
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    item = getattr(value, "item", None)
+    if kind in ("i", "u") and callable(item) and getattr(value, "ndim", 1) == 0:
+        return int(item())
+    if kind == "f" and callable(item) and getattr(value, "ndim", 1) == 0:
+        return float(item())
+    raise InvalidInputError(f"element {index}: expected a number, got {type(value).__name__}")
+
+
+def _summary(exc: ValidationError) -> str:
+    """Summarise a pydantic error by location and message, never by input value."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
+    return "; ".join(parts[:5])
+
+
+INTEGER_ENCODING: Final = TaskEncoding()
+"""Signed 64-bit integers: the default encoding of a task."""
+
+
+# -------------------------------------------------------------------------------------- input
+
+
+class TaskIn(_Schema):
+    """Create a task (administrator)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    public_key: dict[str, Any] = Field(
+        description="Threshold Paillier public key, as made by "
+        "smpcloud.crypto.threshold.public_key_to_json."
+    )
+    length: Annotated[int, Field(ge=1, description="Values per client; 1 = scalar.")] = 1
+    encoding: TaskEncoding = INTEGER_ENCODING
+    min_clients: Annotated[
+        int,
+        Field(
+            ge=2,
+            description="No result is released with fewer reports (one report = one "
+            "client's value, so at least 2).",
+        ),
+    ]
+    max_clients: Annotated[int, Field(ge=2, le=MAX_CLIENTS_LIMIT)] = DEFAULT_MAX_CLIENTS
+    deadline: AwareDatetime | None = Field(
+        default=None, description="The task closes by itself at this time (with a UTC offset)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskIn:
+        if self.min_clients > self.max_clients:
+            raise ValueError("min_clients must not exceed max_clients")
+        return self
+
+
+class ClientsIn(_Schema):
+    """Register clients (administrator): one secret token each, returned once."""
+
+    count: Annotated[int, Field(ge=1, le=MAX_REGISTRATIONS_PER_REQUEST)]
+
+
+class ReportIn(_Schema):
+    """One client's encrypted report: one ciphertext per element, in order."""
+
+    key_id: Annotated[str, Field(max_length=64, description="PublicKey.key_id of the task key")]
+    ciphertexts: list[str] = Field(description="Canonical base64url integers in [1, n^2).")
+
+
+class PartialsIn(_Schema):
+    """One key holder's partial decryptions of the aggregate, one per element, in order."""
+
+    partials: list[dict[str, Any]] = Field(
+        description="Objects made by smpcloud.crypto.threshold.partial_to_json."
+    )
+
+
+# ------------------------------------------------------------------------------------- output
+
+
+class ProblemOut(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    holders: list[int] | None = None
+
+
+class TaskCreatedOut(_Out):
+    """The new task's id and one secret token per key holder (position i = holder i + 1)."""
+
+    task_id: str
+    holder_tokens: list[str]
+
+
+class ClientCredentialsOut(_Out):
+    """A client's id and secret token (shown once; the server keeps only its SHA-256)."""
+
+    client_id: int
+    token: str
+
+
+class ClientsOut(_Out):
+    """Credentials of newly registered clients."""
+
+    clients: list[ClientCredentialsOut]
+
+
+class TaskInfoOut(_Out):
+    """What a participant needs to take part: the key, the encoding, the vector length."""
+
+    task_id: str
+    name: str
+    state: TaskState
+    length: int
+    encoding: TaskEncoding
+    public_key: dict[str, Any]
+    holders: int
+    threshold: int
+    min_clients: int
+    max_clients: int
+    deadline: datetime | None
+
+
+class TaskStatusOut(_Out):
+    """Progress of a task."""
+
+    task_id: str
+    state: TaskState
+    reports: int
+    registered_clients: int
+    min_clients: int
+    max_clients: int
+    partials_received: int
+    threshold: int
+    holders: int
+    deadline: datetime | None
+    created_at: datetime
+    closed_at: datetime | None
+    close_reason: Literal["admin", "deadline"] | None
+
+
+class ReportAcceptedOut(_Out):
+    """Acknowledgement of a durable upload (committed before this response was sent)."""
+
+    task_id: str
+    client_id: int
+    received_at: datetime
+
+
+class AggregateOut(_Out):
+    """The published aggregate: the product of all reports' ciphertexts, element-wise."""
+
+    task_id: str
+    key_id: str
+    count: int
+    ciphertexts: list[str]
+
+
+class PartialsAcceptedOut(_Out):
+    """Acknowledgement of a key holder's verified partial decryptions."""
+
+    task_id: str
+    holder: int
+    partials_received: int
+    threshold: int
+    decrypted: bool
+
+
+class ResultOut(_Out):
+    """The released result: sum, count and average per element.
+
+    ``within_declared_range`` is False if some sum lies outside [count · min, count · max]: proof
+    that a client submitted a value outside the declared range (see :class:`TaskEncoding`).
+    """
+
+    task_id: str
+    count: int
+    sum: list[int | float]
+    average: list[float]
+    holders: list[int]
+    within_declared_range: bool
+
+
+__all__ = [
+    "DEFAULT_MAX_CLIENTS",
+    "INTEGER_ENCODING",
+    "MAX_CLIENTS_LIMIT",
+    "MAX_FRAC_BITS",
+    "MAX_HOLDERS",
+    "MAX_REGISTRATIONS_PER_REQUEST",
+    "AggregateOut",
+    "ClientCredentialsOut",
+    "ClientsIn",
+    "ClientsOut",
+    "PartialsAcceptedOut",
+    "PartialsIn",
+    "ProblemOut",
+    "ReportAcceptedOut",
+    "ReportIn",
+    "ResultOut",
+    "TaskCreatedOut",
+    "TaskEncoding",
+    "TaskIn",
+    "TaskInfoOut",
+    "TaskState",
+    "TaskStatusOut",
+]

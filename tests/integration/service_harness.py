@@ -1,0 +1,187 @@
+"""Helpers for the service's integration tests: a real uvicorn subprocess on 127.0.0.1.
+
+Every server writes its log (level info: access log included) to a file; the fixtures in
+conftest.py check, when a server is torn down, that no secret the tests handed out (admin
+token, client and key-holder tokens, key shares) appears in it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from smpcloud.client import Admin, Client, ClientCredentials, KeyHolder, TaskCreated
+from smpcloud.crypto import threshold
+from smpcloud.crypto.wire import encode_int
+
+Key = tuple[threshold.ThresholdPublicKey, list[threshold.KeyShare]]
+
+MAX_BODY_BYTES = 256 * 1024
+DEADLINE_POLL_SECONDS = 0.2
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A ``python -m smpcloud.service`` subprocess with its own SQLite file and log."""
+
+    db_path: Path
+    log_path: Path
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    extra_args: tuple[str, ...] = ()
+    insecure_keys: bool = True
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    secrets_handed_out: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.db_path}"
+
+    def start(self, *, port: int | None = None, timeout: float = 30.0) -> None:
+        for _attempt in range(3):
+            self.port = port or free_port()
+            cmd = [
+                sys.executable,
+                "-m",
+                "smpcloud.service",
+                "--db",
+                self.db_url,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *(["--allow-insecure-keys"] if self.insecure_keys else []),
+                "--max-body-bytes",
+                str(MAX_BODY_BYTES),
+                "--deadline-poll-seconds",
+                str(DEADLINE_POLL_SECONDS),
+                "--log-level",
+                "info",
+                *self.extra_args,
+            ]
+            env = {**os.environ, "SMPCLOUD_ADMIN_TOKEN": self.admin_token}
+            log = self.log_path.open("ab")
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+            if self._wait_ready(timeout):
+                return
+            port = None  # the port was taken meanwhile: try another one
+        raise RuntimeError(f"server did not start; log:\n{self.log_text()[-3000:]}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"server not ready in {timeout} s; log:\n{self.log_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown handlers, no flushing, nothing."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        """The process runs and answers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        return httpx.get(f"{self.base_url}/healthz", timeout=5.0).status_code == 200
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def db_query(self, sql: str, *args: object) -> list[tuple[object, ...]]:
+        """Read the server's SQLite file directly (read-only)."""
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    # ------------------------------------------------------------ SDK helpers
+
+    def admin(self) -> Admin:
+        return Admin(self.base_url, self.admin_token, timeout=30.0)
+
+    def client(self, task_id: str, token: str) -> Client:
+        return Client(self.base_url, task_id, token, allow_insecure_keys=True, timeout=30.0)
+
+    def holder(self, task: TaskCreated, share: threshold.KeyShare) -> KeyHolder:
+        return KeyHolder(
+            self.base_url, task.task_id, task.holder_tokens[share.index - 1], share, timeout=30.0
+        )
+
+    def new_task(
+        self, key: Key, clients: int, **kwargs: object
+    ) -> tuple[TaskCreated, list[ClientCredentials]]:
+        """Create a task under ``key`` and register ``clients`` clients; remember the secrets."""
+        public, _shares = key
+        kwargs.setdefault("name", "test task")
+        kwargs.setdefault("min_clients", 2)
+        with self.admin() as admin:
+            task = admin.create_task(public, **kwargs)  # type: ignore[arg-type]
+            creds = admin.register_clients(task.task_id, clients) if clients else []
+        self.secrets_handed_out.extend(task.holder_tokens)
+        self.secrets_handed_out.extend(c.token for c in creds)
+        return task, creds
+
+    def check_log_has_no_secrets(self, key: Key | None = None) -> None:
+        text = self.log_text()
+        leaked = [s for s in [self.admin_token, *self.secrets_handed_out] if s in text]
+        if key is not None:
+            for share in key[1]:
+                leaked += [s for s in (encode_int(share.secret), str(share.secret)) if s in text]
+        assert not leaked, f"{len(leaked)} secret(s) appear in the server log"
+
+
+def start_server(tmp: Path, *extra_args: str, insecure_keys: bool = True) -> ServerProcess:
+    server = ServerProcess(
+        tmp / "server.db", tmp / "server.log", extra_args=extra_args, insecure_keys=insecure_keys
+    )
+    server.start()
+    return server
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str, *fragments: str) -> dict:
+    """Check a problem+json response: status, type, media type, detail fragments."""
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["type"] == f"urn:smpcloud:problem:{slug}", body
+    assert body["status"] == status
+    assert isinstance(body["title"], str) and body["title"]
+    for fragment in fragments:
+        assert fragment in body["detail"], (fragment, body["detail"])
+    return body
