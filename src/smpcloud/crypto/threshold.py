@@ -49,10 +49,13 @@ _DOMAIN = b"smpcloud/threshold-paillier/partial-decryption/v1"
 class InvalidPartialDecryptionError(VerificationError):
     """One or more partial decryptions failed their proof; ``holders`` names them (1-based)."""
 
-    def __init__(self, holders: Sequence[int]) -> None:
+    def __init__(self, holders: Sequence[int], detail: str = "") -> None:
         self.holders = tuple(sorted(holders))
         who = ", ".join(str(h) for h in self.holders)
-        super().__init__(f"invalid partial decryption from key holder(s) {who}: proof failed")
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"invalid partial decryption from key holder(s) {who}: proof failed{extra}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -761,10 +761,8 @@ class TaskService:
                 len(bad),
                 len(partials),
             )
-            rejection = threshold.InvalidPartialDecryptionError([holder])
             shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
-            rejection.args = (f"{rejection} (element(s) {shown})",)
-            raise rejection
+            raise threshold.InvalidPartialDecryptionError([holder], f"element(s) {shown}")
         payload = json.dumps([threshold.partial_to_json(p) for p in partials])
         now = self._clock()
         try:
