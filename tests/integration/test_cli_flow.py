@@ -1,0 +1,90 @@
+"""The README's "running a real aggregation" steps, command by command, as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from service_harness import free_port
+
+SMPCLOUD = [sys.executable, "-m", "smpcloud"]
+
+
+def test_keygen_serve_task_submit_close_decrypt_result(tmp_path: Path) -> None:
+    env = {**os.environ, "SMPCLOUD_ADMIN_TOKEN": secrets.token_urlsafe(32)}
+
+    def smp(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [*SMPCLOUD, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+        if ok:
+            assert out.returncode == 0, f"{args}: {out.stderr}"
+        return out
+
+    keys, task_dir = tmp_path / "keys", tmp_path / "task"
+    smp("keygen", "--holders", "5", "--threshold", "3", "--bits", "2048", "--out", str(keys))
+    port = free_port()
+    env["SMPCLOUD_SERVER"] = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [*SMPCLOUD, "serve", "--db", f"sqlite:///{tmp_path / 'agg.db'}", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        smp(
+            "task",
+            "create",
+            "--public-key",
+            str(keys / "public_key.json"),
+            "--name",
+            "bmi",
+            "--clients",
+            "4",
+            "--min-clients",
+            "3",
+            "--fixed",
+            "16",
+            "--range",
+            "0",
+            "100",
+            "--out",
+            str(task_dir),
+        )
+        env["SMPCLOUD_TASK"] = json.loads((task_dir / "task.json").read_text())["task_id"]
+        values = [27.5, 31.25, 19.0, 24.125]
+        for j, value in enumerate(values, start=1):
+            smp("submit", "--token-file", str(task_dir / f"client_{j}.token"), str(value))
+        again = smp("submit", "--token-file", str(task_dir / "client_1.token"), "99", ok=False)
+        assert again.returncode == 1 and "already" in again.stderr.lower()
+        early = smp("result", ok=False)
+        assert early.returncode == 1 and "0 of 3 partial decryptions" in early.stderr
+        smp("task", "close")
+        for i in (2, 4, 5):
+            smp(
+                "decrypt",
+                "--token-file",
+                str(task_dir / f"holder_{i}.token"),
+                "--key-share",
+                str(keys / f"key_share_{i}.json"),
+            )
+        data = json.loads(smp("result", "--json").stdout)
+        assert data["count"] == 4
+        assert abs(data["sum"][0] - sum(values)) < 4 * 2**-17
+        assert abs(data["average"][0] - sum(values) / 4) < 2**-17
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
