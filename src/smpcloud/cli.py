@@ -274,6 +274,90 @@ def keygen(holders: int, t: int, bits: str, out_dir: Path) -> None:
     click.echo(f"  {out_dir}/key_share_1.json .. key_share_{holders}.json (mode 0600)")
 
 
+# ------------------------------------------------------------------------------ peer MPC
+
+
+@main.command()
+@click.option(
+    "--parties",
+    required=True,
+    type=click.IntRange(1, 1000),
+    help="Number of computing parties (ids 1..n).",
+)
+@click.option(
+    "--threshold",
+    "t",
+    type=click.IntRange(1, 1000),
+    default=None,
+    help="Shares needed to open a value (default: a majority, n // 2 + 1).",
+)
+@click.option("--no-dealer", is_flag=True, help="Do not issue a certificate for a dealer (id 0).")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    default=("127.0.0.1", "localhost"),
+    show_default=True,
+    help="Host name or IP the parties are reached at (repeatable).",
+)
+@click.option(
+    "--base-port",
+    default=9100,
+    show_default=True,
+    type=click.IntRange(1, 65000),
+    help="Party i listens on base-port + i in the generated parties.toml.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the CA, the certificates, the keys and parties.toml.",
+)
+def certs(
+    parties: int,
+    t: int | None,
+    no_dealer: bool,
+    hosts: tuple[str, ...],
+    base_port: int,
+    out_dir: Path,
+) -> None:
+    """Create a deployment CA, one TLS certificate + key per party, and a parties.toml.
+
+    Parties authenticate each other with these certificates (TLS 1.3, mutual): a connection
+    from anything not signed by this CA is refused. Keys are written with mode 0600; keep
+    ca-key.pem offline. Give party i its party-i.pem, party-i-key.pem, ca.pem and the
+    parties.toml (edit the hosts and ports there for a real deployment).
+    """
+    from smpcloud.mpc.certs import create_deployment
+    from smpcloud.mpc.config import render_deployment
+
+    threshold_t = t if t is not None else parties // 2 + 1
+    if threshold_t > parties:
+        raise click.BadParameter(
+            f"threshold {threshold_t} exceeds parties {parties}", param_hint="--threshold"
+        )
+    config = out_dir / "parties.toml"
+    with friendly_errors():
+        if config.exists():
+            raise FileExistsError(f"refusing to overwrite {config}")
+        create_deployment(out_dir, parties=parties, dealer=not no_dealer, hosts=hosts)
+        config.write_text(
+            render_deployment(
+                parties=parties,
+                threshold=threshold_t,
+                base_port=base_port,
+                host=hosts[0],
+                dealer=not no_dealer,
+            )
+        )
+    click.echo(
+        f"deployment for {parties} parties (t = {threshold_t}"
+        f"{'' if no_dealer else ', dealer id 0'}) written to {out_dir}"
+    )
+    click.echo(f"  {config}  <- every party runs: smpcloud party --config {config} --id I ...")
+
+
 # ------------------------------------------------------------------------------ server
 
 
