@@ -105,6 +105,18 @@ def write_secret_json(path: StrPath, obj: object, *, overwrite: bool = False) ->
     return _write_file(path, _dump(obj), SECRET_FILE_MODE, overwrite=overwrite)
 
 
+def write_secret_bytes(path: StrPath, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write raw bytes (e.g. a PEM private key) to a new file with mode 0600.
+
+    Same rules as :func:`write_secret_json` (see the module docstring).
+
+    Raises:
+        FileExistsError: if path exists and overwrite is False.
+        OSError: if the directory is missing or not writable.
+    """
+    return _write_file(path, bytes(data), SECRET_FILE_MODE, overwrite=overwrite)
+
+
 def write_public_json(path: StrPath, obj: object, *, overwrite: bool = False) -> Path:
     """Write obj as JSON to a new world-readable file (mode 0644); same rules as the secret one.
 
@@ -221,5 +233,6 @@ __all__ = [
     "save_private_key",
     "save_public_key",
     "write_public_json",
+    "write_secret_bytes",
     "write_secret_json",
 ]

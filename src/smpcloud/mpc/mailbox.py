@@ -51,6 +51,10 @@ class Mailbox:
         for (sender, _tag), fut in self._slots.items():
             if sender == frm and not fut.done():
                 fut.set_exception(TransportError(f"connection to party {frm} lost: {reason}"))
+                # A slot whose receive timed out has no reader left: mark the exception as
+                # retrieved so asyncio does not log "Future exception was never retrieved".
+                # Waiting receivers still get it (through their shield).
+                fut.exception()
 
     async def receive(self, frm: int, tag: Tag, timeout: float | None = None) -> bytes:
         """Wait for the message from ``frm`` under ``tag``.
