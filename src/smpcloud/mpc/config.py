@@ -46,7 +46,7 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class Deployment:
+class DeploymentConfig:
     """The parsed deployment: CA, threshold, timeouts and every endpoint by id."""
 
     ca: Path
@@ -92,7 +92,7 @@ def _field(table: Mapping[str, object], name: str, kind: type, where: str) -> ob
     return value
 
 
-def load_deployment(path: str | Path) -> Deployment:
+def load_deployment(path: str | Path) -> DeploymentConfig:
     """Read and validate a deployment file.
 
     Raises:
@@ -144,7 +144,7 @@ def load_deployment(path: str | Path) -> Deployment:
         raise InvalidInputError(f"{file}: two parties share a host and port")
     if not 1 <= t <= n:
         raise InvalidInputError(f"{file}: threshold {t} must be in 1..{n}")
-    return Deployment(ca, t, timeout, frac_bits, endpoints)
+    return DeploymentConfig(ca, t, timeout, frac_bits, endpoints)
 
 
 def render_deployment(
