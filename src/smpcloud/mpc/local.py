@@ -1,0 +1,142 @@
+"""Run an SPMD program for all parties in one event loop (tests, examples, benchmarks).
+
+Example::
+
+    async def program(party: Party) -> float:
+        return await secure_sum(party, [party.id * 10])
+
+    results = asyncio.run(run_local(3, 2, program))   # one result per party
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Collection
+from typing import Literal, TypeVar, overload
+
+from smpcloud.crypto.field import Field
+from smpcloud.mpc.dealer import run_dealer
+from smpcloud.mpc.memory import MemoryNetwork
+from smpcloud.mpc.runtime import DEFAULT_KAPPA, MPC_FIELD, Party
+from smpcloud.mpc.transport import DEFAULT_TIMEOUT
+from smpcloud.mpc.triples import DealerTriples
+
+R = TypeVar("R")
+
+
+@overload
+async def run_local(
+    n: int,
+    t: int,
+    program: Callable[[Party], Awaitable[R]],
+    *,
+    dealer: bool = ...,
+    field: Field = ...,
+    timeout: float = ...,
+    session: str = ...,
+    kappa: int = ...,
+    silent: Collection[int] = ...,
+    return_exceptions: Literal[False] = ...,
+) -> list[R]: ...
+
+
+@overload
+async def run_local(
+    n: int,
+    t: int,
+    program: Callable[[Party], Awaitable[R]],
+    *,
+    dealer: bool = ...,
+    field: Field = ...,
+    timeout: float = ...,
+    session: str = ...,
+    kappa: int = ...,
+    silent: Collection[int] = ...,
+    return_exceptions: Literal[True],
+) -> list[R | BaseException]: ...
+
+
+async def run_local(
+    n: int,
+    t: int,
+    program: Callable[[Party], Awaitable[R]],
+    *,
+    dealer: bool = True,
+    field: Field = MPC_FIELD,
+    timeout: float = DEFAULT_TIMEOUT,
+    session: str = "smpc",
+    kappa: int = DEFAULT_KAPPA,
+    silent: Collection[int] = (),
+    return_exceptions: bool = False,
+) -> list[R] | list[R | BaseException]:
+    """Run ``program(party)`` for parties 1..n on a :class:`MemoryNetwork`, with a dealer.
+
+    Args:
+        n, t: parties and threshold (t of n reconstruct).
+        program: the SPMD program; called once per party, concurrently.
+        dealer: run the trusted dealer (party 0) and give every party a :class:`DealerTriples`.
+        field: the field of the shares.
+        timeout: seconds any one round waits before naming silent parties.
+        session: the computation's name.
+        kappa: statistical security of truncation masks.
+        silent: parties whose messages are all dropped from the start (simulated drop-outs;
+            they still run the program and receive).
+        return_exceptions: return a party's exception in its slot instead of raising the first.
+
+    Returns:
+        The programs' results, party 1 first.
+
+    Raises:
+        The first party's exception, unless ``return_exceptions``.
+    """
+    network = MemoryNetwork(n, dealer=dealer, timeout=timeout)
+    for p in silent:
+        network.silence(p)
+    parties = [
+        Party(
+            transport,
+            n=n,
+            t=t,
+            field=field,
+            triples=(
+                DealerTriples(transport, field=field, session=session, timeout=timeout)
+                if dealer
+                else None
+            ),
+            session=session,
+            timeout=timeout,
+            kappa=kappa,
+        )
+        for transport in network.transports()
+    ]
+    dealer_task = (
+        asyncio.ensure_future(run_dealer(network.dealer(), n=n, t=t, field=field, session=session))
+        if dealer
+        else None
+    )
+
+    async def one(party: Party) -> R:
+        try:
+            return await program(party)
+        finally:
+            await party.close()
+
+    tasks = [asyncio.ensure_future(one(p)) for p in parties]
+    try:
+        results = await asyncio.gather(*tasks, return_exceptions=return_exceptions)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        for transport in network.transports():
+            await transport.close()
+        if dealer_task is not None:
+            with contextlib.suppress(TimeoutError):  # wait_for cancels it on timeout
+                await asyncio.wait_for(dealer_task, timeout)
+    return list(results)
+
+
+__all__ = ["run_local"]
