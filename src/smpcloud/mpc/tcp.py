@@ -259,6 +259,9 @@ class TlsTransport:
             if link.lost is not None:
                 raise TransportError(f"connection to party {to} lost: {link.lost}")
             writer = link.writer
+            if writer.is_closing():
+                self._drop(link, "peer closed the connection")
+                raise TransportError(f"connection to party {to} lost: peer closed the connection")
             partial = False  # True while only part of the frame is in the transport's buffer
             try:
                 if size <= _COALESCE:  # one TLS record / TCP segment for small messages
@@ -279,7 +282,9 @@ class TlsTransport:
                 if partial:  # the rest of the frame will never follow: the stream is broken
                     self._drop(link, "a send was cancelled in the middle of a frame")
                 raise
-            except (OSError, RuntimeError, EOFError) as exc:
+            except (OSError, RuntimeError, EOFError, AttributeError) as exc:
+                # AttributeError: asyncio's SSL transport can lose its protocol under a write
+                # racing with the peer's close (seen on Python 3.11); it is a lost connection.
                 reason = _describe(exc)
                 self._drop(link, reason)
                 raise TransportError(f"connection to party {to} lost: {reason}") from None
