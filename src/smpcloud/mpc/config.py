@@ -6,6 +6,7 @@ Every party (and the dealer) reads the same file and picks its own entry by id::
     ca = "ca.pem"            # the deployment CA: the only trust anchor for TLS
     threshold = 2            # t: shares needed to open a value (degree t - 1)
     timeout = 30.0           # seconds to wait for a peer before naming it as silent
+    connect_timeout = 60.0   # seconds to wait for every peer to come up at the start
     frac_bits = 16           # fixed-point resolution for real-valued inputs
 
     [[party]]
@@ -54,6 +55,7 @@ class DeploymentConfig:
     timeout: float
     frac_bits: int
     endpoints: Mapping[int, Endpoint]
+    connect_timeout: float = 60.0
 
     @property
     def parties(self) -> int:
@@ -114,8 +116,9 @@ def load_deployment(path: str | Path) -> DeploymentConfig:
     t = int(_field(section, "threshold", int, where))  # type: ignore[call-overload]
     timeout = float(section.get("timeout", DEFAULT_TIMEOUT))
     frac_bits = int(section.get("frac_bits", 16))
-    if timeout <= 0:
-        raise InvalidInputError(f"{where}: timeout must be positive")
+    connect_timeout = float(section.get("connect_timeout", 60.0))
+    if timeout <= 0 or connect_timeout <= 0:
+        raise InvalidInputError(f"{where}: timeouts must be positive")
     entries = data.get("party")
     if not isinstance(entries, list) or not entries:
         raise InvalidInputError(f"{file}: no [[party]] entries")
@@ -144,7 +147,7 @@ def load_deployment(path: str | Path) -> DeploymentConfig:
         raise InvalidInputError(f"{file}: two parties share a host and port")
     if not 1 <= t <= n:
         raise InvalidInputError(f"{file}: threshold {t} must be in 1..{n}")
-    return DeploymentConfig(ca, t, timeout, frac_bits, endpoints)
+    return DeploymentConfig(ca, t, timeout, frac_bits, endpoints, connect_timeout)
 
 
 def render_deployment(
@@ -157,6 +160,7 @@ def render_deployment(
         'ca = "ca.pem"',
         f"threshold = {threshold}",
         f"timeout = {DEFAULT_TIMEOUT}",
+        "connect_timeout = 60.0",
         "frac_bits = 16",
     ]
     for pid in range(0 if dealer else 1, parties + 1):

@@ -1,0 +1,111 @@
+"""Run one party (or the dealer) of a deployment over the TLS mesh: the glue for real runs.
+
+``run_party(config, party_id, program)`` connects this process to every peer listed in the
+deployment file (mutual TLS, certificates from the deployment CA), builds the :class:`Party`
+with a dealer triple source when the deployment has a dealer, runs the SPMD ``program`` and shuts
+everything down cleanly. ``run_dealer_node`` does the same for the dealer (id 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from smpcloud.crypto.field import Field
+from smpcloud.errors import InvalidInputError
+from smpcloud.mpc.config import DeploymentConfig
+from smpcloud.mpc.dealer import DealerStats, run_dealer
+from smpcloud.mpc.runtime import MPC_FIELD, Party
+from smpcloud.mpc.tcp import TlsTransport, connect_mesh
+from smpcloud.mpc.triples import DealerTriples
+
+R = TypeVar("R")
+
+
+async def connect(
+    config: DeploymentConfig, party: int, *, connect_deadline: float | None = None
+) -> TlsTransport:
+    """Open the TLS mesh for ``party`` (listening on its own address, dialling the others).
+
+    Raises:
+        InvalidInputError: ``party`` is not in the deployment.
+        TransportError: some peers were unreachable by ``connect_deadline`` (named).
+    """
+    me = config.endpoint(party)
+    return await connect_mesh(
+        party,
+        config.addresses(),
+        cert=me.cert,
+        key=me.key,
+        ca=config.ca,
+        timeout=config.timeout,
+        connect_deadline=config.connect_timeout if connect_deadline is None else connect_deadline,
+    )
+
+
+async def run_party(
+    config: DeploymentConfig,
+    party: int,
+    program: Callable[[Party], Awaitable[R]],
+    *,
+    session: str = "smpc",
+    field: Field = MPC_FIELD,
+    connect_deadline: float | None = None,
+) -> R:
+    """Run ``program`` as computing party ``party`` (1..n) of the deployment and return its result.
+
+    Every party must run the same program (SPMD) with the same ``session``.
+
+    Raises:
+        InvalidInputError: ``party`` is the dealer's id or not in the deployment.
+        TransportError, ProtocolError: peers unreachable or silent (named in the message).
+    """
+    if party == 0:
+        raise InvalidInputError("id 0 is the dealer: run it with run_dealer_node")
+    transport = await connect(config, party, connect_deadline=connect_deadline)
+    try:
+        triples = (
+            DealerTriples(transport, field=field, session=session, timeout=config.timeout)
+            if config.has_dealer
+            else None
+        )
+        async with Party(
+            transport,
+            n=config.parties,
+            t=config.threshold,
+            field=field,
+            triples=triples,
+            session=session,
+            timeout=config.timeout,
+        ) as me:
+            result = await program(me)
+            # A last round so that no party closes its connections while others still read.
+            await me.input_all([0])
+            return result
+    finally:
+        await transport.close()
+
+
+async def run_dealer_node(
+    config: DeploymentConfig,
+    *,
+    session: str = "smpc",
+    field: Field = MPC_FIELD,
+    connect_deadline: float | None = None,
+) -> DealerStats:
+    """Serve Beaver triples and truncation pairs as the deployment's dealer (id 0) until every
+    party is done.
+
+    Raises:
+        InvalidInputError: the deployment has no dealer.
+        TransportError: some parties were unreachable by ``connect_deadline``.
+    """
+    if not config.has_dealer:
+        raise InvalidInputError("this deployment has no dealer (no [[party]] with id = 0)")
+    transport = await connect(config, 0, connect_deadline=connect_deadline)
+    try:
+        return await run_dealer(
+            transport, n=config.parties, t=config.threshold, field=field, session=session
+        )
+    finally:
+        await transport.close()
