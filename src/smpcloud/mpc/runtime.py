@@ -146,9 +146,10 @@ def from_int64(field: Field, values: npt.NDArray[np.int64]) -> Residues:
     out = np.empty((field.k, values.shape[0]), dtype=np.uint64)
     for i, p in enumerate(field.moduli):
         row = out[i]
-        np.remainder(shifted, np.uint64(p), out=row)
-        row += np.uint64((p - (1 << 63) % p) % p)  # subtract 2^63 again
-        np.remainder(row, np.uint64(p), out=row)
+        prime = np.uint64(p)
+        np.remainder(shifted, prime, out=row)
+        row += np.uint64((p - (1 << 63) % p) % p)  # subtract 2^63 again: row < 2p now
+        np.minimum(row, row - prime, out=row)  # conditional subtraction (unsigned wrap)
     return out
 
 
@@ -209,6 +210,12 @@ def _evaluate_shares(
     column = _constants(field).column
     point = np.uint64(x)
     acc = secret.copy()
+    if len(coefficients) == 1 and x <= 3:
+        # Degree 1 at a small point: secret + x c_1 by repeated addition (no division).
+        for _ in range(x):
+            acc += coefficients[0]
+            np.minimum(acc, acc - column, out=acc)  # conditional subtraction (unsigned wrap)
+        return acc
     if coefficients:
         # acc = (((c_{t-1} x + c_{t-2}) x + ...) x + c_1) x + secret, reduced after each step
         acc = coefficients[-1] * point
@@ -265,10 +272,10 @@ def interpolate(field: Field, xs: Sequence[int], shares: Sequence[Residues]) -> 
         if acc is None:
             acc = term
         else:
-            acc += term  # t terms below 2^32 each: no overflow for t < 2^32
+            acc += term  # both below p < 2^32: no overflow
+            np.minimum(acc, acc - column, out=acc)  # conditional subtraction keeps acc < p
     if acc is None:  # pragma: no cover - shares is non-empty
         raise ShareError("no shares")
-    acc %= column
     return acc
 
 
