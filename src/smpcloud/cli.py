@@ -78,11 +78,15 @@ def main() -> None:
     aggregation server, which adds the ciphertexts without being able to read them; t of n
     key holders then decrypt only the aggregate.
 
+    Or a few organisations run peer MPC side by side over mutually authenticated TLS,
+    holding Shamir shares, and open only the statistics they agreed on.
+
     \b
-    Quick start:   smpcloud demo                  (everything on 127.0.0.1, ~10 s)
-    A real run:    smpcloud keygen -> smpcloud serve -> smpcloud task create
+    Quick start:   smpcloud demo                  (everything on 127.0.0.1, a few seconds)
+    Aggregation:   smpcloud keygen -> smpcloud serve -> smpcloud task create
                    -> smpcloud submit (each client) -> smpcloud task close
                    -> smpcloud decrypt (t key holders) -> smpcloud result
+    Peer MPC:      smpcloud certs -> smpcloud dealer + smpcloud party (each party)
     """
 
 
