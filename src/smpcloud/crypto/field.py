@@ -243,12 +243,14 @@ class Field:
         """Return a + b element-wise (operands reduced: a conditional subtraction, no division)."""
         out = a + b
         # Unsigned trick: where out >= p, out - p is the smaller; elsewhere it wraps to ~2^64.
-        return np.minimum(out, out - self._p, out=out)
+        reduced: Residues = np.minimum(out, out - self._p, out=out)
+        return reduced
 
     def sub(self, a: Residues, b: Residues) -> Residues:
         """Return a - b element-wise (operands reduced: a conditional addition, no division)."""
         out = a - b  # wraps to ~2^64 where a < b; there out + p (also wrapping) is the smaller
-        return np.minimum(out, out + self._p, out=out)
+        reduced: Residues = np.minimum(out, out + self._p, out=out)
+        return reduced
 
     def neg(self, a: Residues) -> Residues:
         """Return -a element-wise."""
