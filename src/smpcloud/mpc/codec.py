@@ -103,6 +103,9 @@ def vectors_size(field: Field, count: int, length: int) -> int:
 def encode_vectors(field: Field, block: Residues | Sequence[Residues]) -> bytes:
     """Encode one or more vectors of field elements of the same length.
 
+    See :func:`encode_vectors_view` (the same message as a read-only view, without the copy
+    into a ``bytes`` object).
+
     Args:
         field: the field the residues belong to (its moduli go in the header).
         block: a ``(k, m)`` array, a ``(v, k, m)`` array, or a sequence of ``(k, m)`` arrays;
@@ -114,6 +117,11 @@ def encode_vectors(field: Field, block: Residues | Sequence[Residues]) -> bytes:
     Raises:
         ShareError: wrong shape, more than 255 vectors or more than 2^32 - 1 elements.
     """
+    return _encode_array(field, block).tobytes()
+
+
+def _encode_array(field: Field, block: Residues | Sequence[Residues]) -> npt.NDArray[np.uint32]:
+    """Return the ``VECTORS`` message as a little-endian ``uint32`` array (see encode_vectors)."""
     arrays: Sequence[Residues]
     if isinstance(block, np.ndarray):
         arrays = [block] if block.ndim == 2 else list(block)
@@ -136,7 +144,22 @@ def encode_vectors(field: Field, block: Residues | Sequence[Residues]) -> bytes:
     body = out[head_words:].reshape(len(arrays), k, m)
     for i, a in enumerate(arrays):
         body[i] = a  # uint64 -> uint32 cast in place; residues are < 2^32
-    return out.tobytes()
+    return out
+
+
+def encode_vectors_view(field: Field, block: Residues | Sequence[Residues]) -> memoryview:
+    """Encode like :func:`encode_vectors` into a fresh buffer and return a read-only view of it.
+
+    Saves the copy into a ``bytes`` object for large blocks. Nothing else references the
+    buffer, so the view's content never changes; transports accept read-only views as payloads
+    (:class:`~smpcloud.mpc.tcp.TlsTransport` sends them without copying).
+
+    Raises:
+        ShareError: as :func:`encode_vectors`.
+    """
+    out = _encode_array(field, block)
+    out.flags.writeable = False
+    return out.data.cast("B")
 
 
 def decode_vectors(
@@ -318,6 +341,7 @@ __all__ = [
     "encode_ints",
     "encode_request",
     "encode_vectors",
+    "encode_vectors_view",
     "kind_of",
     "vectors_size",
 ]

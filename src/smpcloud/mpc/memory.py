@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from smpcloud.errors import InvalidInputError, TransportError
 from smpcloud.mpc.mailbox import Mailbox
-from smpcloud.mpc.transport import DEFAULT_TIMEOUT, Tag
+from smpcloud.mpc.transport import DEFAULT_TIMEOUT, Payload, Tag
 
 MAX_PAYLOAD = 1 << 30
 
@@ -24,7 +24,7 @@ class MemoryTransport:
         self.mailbox = Mailbox(party, self.peers, network.timeout)
         self.closed = False
 
-    async def send(self, to: int, tag: Tag, payload: bytes) -> None:
+    async def send(self, to: int, tag: Tag, payload: Payload) -> None:
         """Deliver ``payload`` to ``to``'s mailbox (dropped if this party is silenced)."""
         if to not in self.peers:
             raise InvalidInputError(f"party {self.party} has no peer {to}")

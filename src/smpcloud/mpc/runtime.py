@@ -127,29 +127,34 @@ def random_elements(field: Field, shape: tuple[int, ...]) -> Residues:
     """
     consts = _constants(field)
     size = math.prod(shape)
-    words = np.frombuffer(os.urandom(4 * size), dtype=np.uint32).reshape(shape).copy()
-    words &= consts.mask32  # keep bit_length(p) bits: acceptance >= 1/2 per draw
-    bad = np.nonzero(words >= consts.column32)
+    raw = np.frombuffer(os.urandom(4 * size), dtype=np.uint32).reshape(shape)
+    words = np.empty(shape, dtype=np.uint64)
+    # keep bit_length(p) bits (acceptance >= 1/2 per draw), widening in the same pass
+    np.bitwise_and(raw, consts.mask32, out=words)
+    del raw
+    bad = np.nonzero(words >= consts.column)
     while bad[0].size:
         # Redraw rejected positions (probability < 2^-24 each for primes near 2^32).
         fresh = np.frombuffer(os.urandom(4 * bad[0].size), dtype=np.uint32)
         rows = bad[-2]
         words[bad] = fresh & consts.mask32[rows, 0]
-        still = words[bad] >= consts.column32[rows, 0]
+        still = words[bad] >= consts.column[rows, 0]
         bad = tuple(axis[still] for axis in bad)
-    return words.astype(np.uint64)
+    return words
 
 
 def from_int64(field: Field, values: npt.NDArray[np.int64]) -> Residues:
     """Map signed 64-bit integers to field elements, vectorised (shape ``(k, m)``)."""
     shifted = values.view(np.uint64) ^ np.uint64(1 << 63)  # v + 2^63, in [0, 2^64)
     out = np.empty((field.k, values.shape[0]), dtype=np.uint64)
+    scratch = np.empty_like(shifted)
     for i, p in enumerate(field.moduli):
         row = out[i]
         prime = np.uint64(p)
         np.remainder(shifted, prime, out=row)
         row += np.uint64((p - (1 << 63) % p) % p)  # subtract 2^63 again: row < 2p now
-        np.minimum(row, row - prime, out=row)  # conditional subtraction (unsigned wrap)
+        np.subtract(row, prime, out=scratch)
+        np.minimum(row, scratch, out=row)  # conditional subtraction (unsigned wrap)
     return out
 
 
@@ -161,7 +166,7 @@ def _crt_lift(field: Field, x: Residues) -> tuple[Residues, npt.NDArray[np.float
     consts = _constants(field)
     c = x * consts.crt_weight
     c %= consts.column
-    frac = (c.astype(np.float64) * consts.crt_inv_p).sum(axis=0)
+    frac = np.multiply(c, consts.crt_inv_p, dtype=np.float64).sum(axis=0)
     return c, frac
 
 
@@ -175,7 +180,8 @@ def small_to_int64(field: Field, x: Residues) -> npt.NDArray[np.int64]:
     consts = _constants(field)
     c, frac = _crt_lift(field, x)
     q = np.rint(frac).astype(np.uint64)
-    low = (c * consts.crt_cofactor64).sum(axis=0, dtype=np.uint64)  # wraps mod 2^64
+    c *= consts.crt_cofactor64  # c is ours: scale in place (wraps mod 2^64)
+    low = c.sum(axis=0, dtype=np.uint64)  # wraps mod 2^64
     low -= q * consts.modulus64
     out: npt.NDArray[np.int64] = low.view(np.int64)
     return out
@@ -191,7 +197,8 @@ def low_bits(field: Field, x: Residues, bits: int) -> npt.NDArray[np.uint64]:
     c, frac = _crt_lift(field, x)
     q = np.floor(frac)
     rest = frac - q
-    low = (c * consts.crt_cofactor64).sum(axis=0, dtype=np.uint64)
+    c *= consts.crt_cofactor64  # c is ours: scale in place (wraps mod 2^64)
+    low = c.sum(axis=0, dtype=np.uint64)
     low -= q.astype(np.uint64) * consts.modulus64
     unsure = np.flatnonzero((rest < _TAU) | (rest > 1.0 - _TAU))
     if unsure.size:
@@ -241,6 +248,21 @@ def share_elements(field: Field, secret: Residues, *, n: int, t: int) -> list[Re
     if n >= 1 << 31:
         raise InvalidInputError("n must be below 2^31")
     coefficients = [random_elements(field, secret.shape) for _ in range(t - 1)]
+    if t == 2:
+        # Degree 1: f(x) = f(x - 1) + c_1, one modular addition per share (no products, and
+        # a single scratch buffer for the conditional subtractions).
+        column = _constants(field).column
+        slope = coefficients[0]
+        scratch = np.empty_like(slope)
+        shares: list[Residues] = []
+        previous = secret
+        for _ in range(n):
+            share = np.add(previous, slope)
+            np.subtract(share, column, out=scratch)
+            np.minimum(share, scratch, out=share)  # conditional subtraction (unsigned wrap)
+            shares.append(share)
+            previous = share
+        return shares
     return [_evaluate_shares(field, secret, coefficients, x) for x in range(1, n + 1)]
 
 
@@ -265,17 +287,17 @@ def interpolate(field: Field, xs: Sequence[int], shares: Sequence[Residues]) -> 
     if any(s.shape != shape for s in shares):
         raise ShareError("shares of different shapes")
     column = _constants(field).column
-    acc: Residues | None = None
-    for lam, s in zip(_lagrange_columns(field, tuple(xs)), shares, strict=True):
-        term = s * lam
-        term %= column
-        if acc is None:
-            acc = term
-        else:
+    lambdas = _lagrange_columns(field, tuple(xs))
+    acc: Residues = np.multiply(shares[0], lambdas[0])
+    acc %= column
+    if len(shares) > 1:
+        term = np.empty_like(acc)  # one scratch buffer for every further term
+        for lam, s in zip(lambdas[1:], shares[1:], strict=True):
+            np.multiply(s, lam, out=term)
+            term %= column
             acc += term  # both below p < 2^32: no overflow
-            np.minimum(acc, acc - column, out=acc)  # conditional subtraction keeps acc < p
-    if acc is None:  # pragma: no cover - shares is non-empty
-        raise ShareError("no shares")
+            np.subtract(acc, column, out=term)
+            np.minimum(acc, term, out=acc)  # conditional subtraction keeps acc < p
     return acc
 
 
@@ -561,7 +583,7 @@ class Party:
         self._background.add(task)
         task.add_done_callback(_forget(self._background))
 
-    async def _send_all(self, tag: Tag, payloads: dict[int, bytes]) -> None:
+    async def _send_all(self, tag: Tag, payloads: dict[int, memoryview]) -> None:
         """Send to several peers concurrently; a peer whose connection is gone is skipped.
 
         Raises:
@@ -569,6 +591,8 @@ class Party:
                 than the transport accepts); a dropped-out minority is tolerated silently.
         """
         results = await asyncio.gather(
+            # Read-only views of fresh buffers (codec.encode_vectors_view): transports treat
+            # them as bytes (TlsTransport sends them without a copy, others copy them).
             *(self.transport.send(to, tag, p) for to, p in payloads.items()),
             return_exceptions=True,
         )
@@ -646,7 +670,7 @@ class Party:
 
     async def _open_block(self, block: Residues, tag: Tag, what: str) -> Residues:
         """Open a (v, k, m) block of shares: send it to every peer, rebuild from the first t."""
-        payload = codec.encode_vectors(self.field, block)
+        payload = codec.encode_vectors_view(self.field, block)
         v, _, m = block.shape
 
         def decode(data: bytes) -> Residues:
@@ -710,7 +734,7 @@ class Party:
             secret = self._encode_input(values, frac_bits, bits)
             shares = share_elements(self.field, secret, n=self.n, t=self.t)
             await self._send_all(
-                tag, {j: codec.encode_vectors(self.field, shares[j - 1]) for j in self.peers}
+                tag, {j: codec.encode_vectors_view(self.field, shares[j - 1]) for j in self.peers}
             )
             mine = shares[self.id - 1]
         else:
@@ -747,7 +771,7 @@ class Party:
         shares = share_elements(self.field, secret, n=self.n, t=self.t)
         sending = asyncio.ensure_future(
             self._send_all(
-                tag, {j: codec.encode_vectors(self.field, shares[j - 1]) for j in self.peers}
+                tag, {j: codec.encode_vectors_view(self.field, shares[j - 1]) for j in self.peers}
             )
         )
         try:

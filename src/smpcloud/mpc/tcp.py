@@ -235,7 +235,8 @@ class TlsTransport:
 
         Returns once the frame is handed to the kernel (or buffered below the write limit);
         frames to one peer go out whole and in call order. A mutable payload (bytearray,
-        memoryview) is copied first; bytes are sent without a copy.
+        writable memoryview) is copied first; bytes and read-only C-contiguous memoryviews (for
+        example :func:`~smpcloud.mpc.codec.encode_vectors_view`) are sent without a copy.
 
         Raises:
             InvalidInputError: unknown party, or a tag that cannot be encoded (session over 256
@@ -247,7 +248,13 @@ class TlsTransport:
             raise InvalidInputError(f"party {self.party} has no peer {to}")
         if self._closed:
             raise TransportError(f"party {self.party}'s transport is closed")
-        data = payload if isinstance(payload, bytes) else bytes(payload)
+        data: bytes | memoryview
+        if isinstance(payload, bytes):
+            data = payload
+        elif isinstance(payload, memoryview) and payload.readonly and payload.c_contiguous:
+            data = payload if payload.format == "B" and payload.ndim == 1 else payload.cast("B")
+        else:
+            data = bytes(payload)
         size = len(data)
         if size > self.max_frame:
             raise TransportError(
@@ -273,7 +280,7 @@ class TlsTransport:
                     await writer.drain()
                 else:
                     writer.write(head)
-                    view = memoryview(data)
+                    view = data if isinstance(data, memoryview) else memoryview(data)
                     for start in range(0, size, WRITE_CHUNK):
                         writer.write(view[start : start + WRITE_CHUNK])
                         partial = start + WRITE_CHUNK < size

@@ -15,6 +15,9 @@ from typing import Protocol, runtime_checkable
 #: that every party advances identically as the program runs.
 Tag = tuple[str, int]
 
+#: What may be sent: bytes, or a buffer such as a read-only memoryview of an encoded vector.
+Payload = bytes | bytearray | memoryview
+
 #: Default seconds to wait for one message before naming the silent party.
 DEFAULT_TIMEOUT = 30.0
 
@@ -31,8 +34,11 @@ class Transport(Protocol):
     party: int
     peers: tuple[int, ...]
 
-    async def send(self, to: int, tag: Tag, payload: bytes) -> None:
+    async def send(self, to: int, tag: Tag, payload: Payload) -> None:
         """Send ``payload`` to party ``to`` under ``tag``.
+
+        The payload may be a read-only memoryview (sent without a copy); the transport must not
+        keep a reference to it after returning unless it copied it.
 
         Raises:
             InvalidInputError: unknown party.
