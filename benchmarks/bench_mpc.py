@@ -26,7 +26,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import print_table
+from _common import free_port_range, print_table
 from smpcloud.crypto.field import DEFAULT_FIELD
 from smpcloud.mpc.certs import create_deployment
 from smpcloud.mpc.config import load_deployment, render_deployment
@@ -46,15 +45,6 @@ from smpcloud.mpc.runtime import MPC_FIELD, Party
 
 HERE = Path(__file__).resolve().parent
 FIELDS = {"default": DEFAULT_FIELD, "mpc": MPC_FIELD}
-
-
-def free_base_port() -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base < 60000:
-            return base
 
 
 async def job(party: Party, op: str, size: int, prefetch: bool) -> dict[str, float]:
@@ -104,7 +94,7 @@ def run_ours(op: str, size: int, field: str, prefetch: bool) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         create_deployment(Path(tmp), parties=3, dealer=True)
         config = Path(tmp) / "parties.toml"
-        config.write_text(render_deployment(parties=3, threshold=2, base_port=free_base_port()))
+        config.write_text(render_deployment(parties=3, threshold=2, base_port=free_port_range(4)))
         procs = [
             ctx.Process(
                 target=party_process, args=(str(config), pid, op, size, field, prefetch, queue)
@@ -124,7 +114,13 @@ def run_ours(op: str, size: int, field: str, prefetch: bool) -> float:
 def run_mpyc(op: str, size: int) -> float:
     env = {**os.environ, "MPC_BENCH_OP": op, "MPC_BENCH_VALUES": str(size)}
     out = subprocess.run(
-        [sys.executable, str(HERE / "peers" / "mpyc_stats.py"), "-M3", "-B", str(free_base_port())],
+        [
+            sys.executable,
+            str(HERE / "peers" / "mpyc_stats.py"),
+            "-M3",
+            "-B",
+            str(free_port_range(3)),
+        ],
         capture_output=True,
         text=True,
         env=env,
