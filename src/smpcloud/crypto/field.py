@@ -57,6 +57,7 @@ class Field:
 
     moduli: tuple[int, ...]
     _p: npt.NDArray[np.uint64] = field(init=False, compare=False, repr=False, hash=False)
+    _mask32: npt.NDArray[np.uint32] = field(init=False, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         if not self.moduli:
@@ -68,6 +69,8 @@ class Field:
                 raise InvalidInputError(f"field modulus {p!r} is not a prime in (2, 2^32)")
         column = np.array(self.moduli, dtype=np.uint64).reshape(len(self.moduli), 1)
         object.__setattr__(self, "_p", column)
+        masks = [(1 << p.bit_length()) - 1 for p in self.moduli]
+        object.__setattr__(self, "_mask32", np.array(masks, dtype=np.uint32).reshape(-1, 1))
 
     # ----------------------------------------------------------------- parameters
 
@@ -90,6 +93,11 @@ class Field:
     def signed_bound(self) -> int:
         """Largest |v| representable as a signed element (elements above M//2 are negative)."""
         return self.modulus // 2
+
+    @property
+    def column(self) -> npt.NDArray[np.uint64]:
+        """The moduli as a ``(k, 1)`` uint64 column, to broadcast against residue arrays."""
+        return self._p
 
     def describe(self) -> str:
         """Return a short human-readable description, e.g. ``Z_M, M = 3 primes ~ 2^96``."""
@@ -313,11 +321,8 @@ class Field:
     # ----------------------------------------------------------------- sampling
 
     def random(self, m: int) -> Residues:
-        """Return m uniform random elements from the OS CSPRNG, shape ``(k, m)``.
-
-        Rejection sampling of raw ``os.urandom`` words: exactly uniform, no modular bias.
-        """
-        return np.stack([uniform_below(p, m) for p in self.moduli]).reshape(self.k, m)
+        """Return m uniform random elements from the OS CSPRNG, shape ``(k, m)``."""
+        return random_elements(self, (self.k, m))
 
     def validate(self, x: Residues) -> None:
         """Check that ``x`` is a ``uint64`` array of shape ``(k, m)`` with residues below p_i.
@@ -331,6 +336,29 @@ class Field:
             raise InvalidInputError(f"field elements must have shape ({self.k}, m), got {x.shape}")
         if (x >= self._p).any():
             raise InvalidInputError("residue outside the field (>= its prime modulus)")
+
+
+def random_elements(field: Field, shape: tuple[int, ...]) -> Residues:
+    """Return uniform field elements of ``shape`` = (..., k, m) from the OS CSPRNG.
+
+    Rejection sampling of raw 32-bit words from ``os.urandom`` (each prime is below 2^32):
+    exactly uniform, no modular bias.
+    """
+    size = math.prod(shape)
+    raw = np.frombuffer(os.urandom(4 * size), dtype=np.uint32).reshape(shape)
+    words = np.empty(shape, dtype=np.uint64)
+    # keep bit_length(p) bits (acceptance >= 1/2 per draw), widening in the same pass
+    np.bitwise_and(raw, field._mask32, out=words)
+    del raw
+    bad = np.nonzero(words >= field._p)
+    while bad[0].size:
+        # Redraw rejected positions (probability < 2^-24 each for primes near 2^32).
+        fresh = np.frombuffer(os.urandom(4 * bad[0].size), dtype=np.uint32)
+        rows = bad[-2]
+        words[bad] = fresh & field._mask32[rows, 0]
+        still = words[bad] >= field._p[rows, 0]
+        bad = tuple(axis[still] for axis in bad)
+    return words
 
 
 def uniform_below(bound: int, m: int) -> npt.NDArray[np.uint64]:

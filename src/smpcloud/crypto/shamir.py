@@ -15,12 +15,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from smpcloud.crypto.field import DEFAULT_FIELD, Field, Residues
+from smpcloud.crypto.field import DEFAULT_FIELD, Field, Residues, random_elements
 from smpcloud.errors import InvalidInputError, ShareError, ThresholdNotMetError
 
 _MAGIC: Final = b"SMPS"
@@ -166,30 +167,8 @@ def share(
     """
     check_parameters(n, t, field)
     scalar = isinstance(values, (int, np.integer)) and not isinstance(values, bool)
-    secret = field.from_ints(values)
-    m = secret.shape[1]
-    coefficients = [field.random(m) for _ in range(t - 1)]  # c_1 .. c_{t-1}
-    return [
-        Share(x, _evaluate(field, secret, coefficients, x), field, t, scalar)
-        for x in range(1, n + 1)
-    ]
-
-
-def _evaluate(field: Field, c0: Residues, higher: list[Residues], x: int) -> Residues:
-    """Horner evaluation of c0 + c1 x + ... at x, reducing only when 64 bits could overflow."""
-    p = np.array(field.moduli, dtype=np.uint64).reshape(field.k, 1)
-    if not higher:
-        return c0.copy()
-    acc = higher[-1].copy()
-    bound = 1 << 32  # acc < bound
-    xs = np.uint64(x)
-    for c in [*reversed(higher[:-1]), c0]:
-        if bound * x + (1 << 32) >= 1 << 64:
-            acc %= p
-            bound = 1 << 32
-        acc = acc * xs + c
-        bound = bound * x + (1 << 32)
-    return acc % p
+    blocks = share_elements(field, field.from_ints(values), n=n, t=t)
+    return [Share(x, y, field, t, scalar) for x, y in enumerate(blocks, start=1)]
 
 
 def lagrange_coefficients(xs: Sequence[int], field: Field = DEFAULT_FIELD) -> list[int]:
@@ -214,6 +193,97 @@ def lagrange_coefficients(xs: Sequence[int], field: Field = DEFAULT_FIELD) -> li
                 den = den * (xm - xj) % modulus
         out.append(num * pow(den, -1, modulus) % modulus)
     return out
+
+
+def _evaluate_shares(
+    field: Field, secret: Residues, coefficients: Sequence[Residues], x: int
+) -> Residues:
+    """Horner: secret + c_1 x + ... + c_{t-1} x^{t-1} at x (x < 2^31 keeps products < 2^64)."""
+    column = field.column
+    point = np.uint64(x)
+    acc = secret.copy()
+    if len(coefficients) == 1 and x <= 3:
+        # Degree 1 at a small point: secret + x c_1 by repeated addition (no division).
+        for _ in range(x):
+            acc += coefficients[0]
+            np.minimum(acc, acc - column, out=acc)  # conditional subtraction (unsigned wrap)
+        return acc
+    if coefficients:
+        # acc = (((c_{t-1} x + c_{t-2}) x + ...) x + c_1) x + secret, reduced after each step
+        acc = coefficients[-1] * point
+        for c in reversed(coefficients[:-1]):
+            acc += c
+            acc %= column
+            acc *= point
+        acc += secret
+        acc %= column
+    return acc
+
+
+def share_elements(field: Field, secret: Residues, *, n: int, t: int) -> list[Residues]:
+    """Shamir-share field elements of shape (..., k, m); return the shares for x = 1..n.
+
+    Any t shares rebuild the elements (degree t - 1); t - 1 reveal nothing. Randomness: OS
+    CSPRNG (:func:`random_elements`).
+
+    Raises:
+        InvalidInputError: unless 1 <= t <= n < 2^31 and n below the field's primes.
+    """
+    check_parameters(n, t, field)
+    if n >= 1 << 31:
+        raise InvalidInputError("n must be below 2^31")
+    coefficients = [random_elements(field, secret.shape) for _ in range(t - 1)]
+    if t == 2:
+        # Degree 1: f(x) = f(x - 1) + c_1, one modular addition per share (no products, and
+        # a single scratch buffer for the conditional subtractions).
+        column = field.column
+        slope = coefficients[0]
+        scratch = np.empty_like(slope)
+        shares: list[Residues] = []
+        previous = secret
+        for _ in range(n):
+            share = np.add(previous, slope)
+            np.subtract(share, column, out=scratch)
+            np.minimum(share, scratch, out=share)  # conditional subtraction (unsigned wrap)
+            shares.append(share)
+            previous = share
+        return shares
+    return [_evaluate_shares(field, secret, coefficients, x) for x in range(1, n + 1)]
+
+
+@lru_cache(maxsize=1024)
+def _lagrange_columns(field: Field, xs: tuple[int, ...]) -> list[npt.NDArray[np.uint64]]:
+    lambdas = lagrange_coefficients(xs, field)
+    return [
+        np.array([lam % p for p in field.moduli], dtype=np.uint64).reshape(field.k, 1)
+        for lam in lambdas
+    ]
+
+
+def interpolate(field: Field, xs: Sequence[int], shares: Sequence[Residues]) -> Residues:
+    """Return f(0) from shares f(x_j) (Lagrange at 0), for blocks of shape (..., k, m).
+
+    Raises:
+        ShareError: duplicate or out-of-range x, or mismatched shapes.
+    """
+    if len(xs) != len(shares) or not shares:
+        raise ShareError("need one share per x-coordinate")
+    shape = shares[0].shape
+    if any(s.shape != shape for s in shares):
+        raise ShareError("shares of different shapes")
+    column = field.column
+    lambdas = _lagrange_columns(field, tuple(xs))
+    acc: Residues = np.multiply(shares[0], lambdas[0])
+    acc %= column
+    if len(shares) > 1:
+        term = np.empty_like(acc)  # one scratch buffer for every further term
+        for lam, s in zip(lambdas[1:], shares[1:], strict=True):
+            np.multiply(s, lam, out=term)
+            term %= column
+            acc += term  # both below p < 2^32: no overflow
+            np.subtract(acc, column, out=term)
+            np.minimum(acc, term, out=acc)  # conditional subtraction keeps acc < p
+    return acc
 
 
 def _check_compatible(shares: Sequence[Share], *, same_x: bool = False) -> None:
@@ -257,13 +327,7 @@ def reconstruct_elements(shares: Sequence[Share], *, field: Field | None = None)
     fld = first.field
     for s in use:
         fld.validate(s.y)
-    lambdas = lagrange_coefficients([s.x for s in use], fld)
-    p = np.array(fld.moduli, dtype=np.uint64).reshape(fld.k, 1)
-    acc = np.zeros_like(use[0].y)
-    for lam, s in zip(lambdas, use, strict=True):
-        lam_res = np.array([[lam % q] for q in fld.moduli], dtype=np.uint64)
-        acc = (acc + (s.y * lam_res) % p) % p
-    return acc
+    return interpolate(fld, [s.x for s in use], [s.y for s in use])
 
 
 def reconstruct(

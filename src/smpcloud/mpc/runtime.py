@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,7 +44,8 @@ import numpy.typing as npt
 
 from smpcloud.crypto import shamir
 from smpcloud.crypto.encoding import FixedPoint
-from smpcloud.crypto.field import Field, Residues
+from smpcloud.crypto.field import Field, Residues, random_elements
+from smpcloud.crypto.shamir import interpolate, share_elements
 from smpcloud.errors import (
     InvalidInputError,
     OverflowDetectedError,
@@ -87,9 +87,6 @@ Opened: TypeAlias = npt.NDArray[np.int64] | npt.NDArray[np.object_] | npt.NDArra
 
 @dataclass(frozen=True, slots=True)
 class _FieldConstants:
-    column: npt.NDArray[np.uint64]  # (k, 1) moduli
-    column32: npt.NDArray[np.uint32]
-    mask32: npt.NDArray[np.uint32]  # (k, 1): 2^bit_length(p_i) - 1
     crt_weight: npt.NDArray[np.uint64]  # (k, 1): (M/p_i)^-1 mod p_i
     crt_inv_p: npt.NDArray[np.float64]  # (k, 1): 1/p_i
     crt_cofactor64: npt.NDArray[np.uint64]  # (k, 1): (M/p_i) mod 2^64
@@ -102,9 +99,6 @@ def _constants(field: Field) -> _FieldConstants:
     modulus = field.modulus
     k = field.k
     return _FieldConstants(
-        column=np.array(ps, dtype=np.uint64).reshape(k, 1),
-        column32=np.array(ps, dtype=np.uint32).reshape(k, 1),
-        mask32=np.array([(1 << p.bit_length()) - 1 for p in ps], dtype=np.uint32).reshape(k, 1),
         crt_weight=np.array([pow(modulus // p, -1, p) for p in ps], dtype=np.uint64).reshape(k, 1),
         crt_inv_p=np.array([1.0 / p for p in ps], dtype=np.float64).reshape(k, 1),
         crt_cofactor64=np.array([(modulus // p) % _WORD for p in ps], dtype=np.uint64).reshape(
@@ -117,30 +111,6 @@ def _constants(field: Field) -> _FieldConstants:
 def mask_bits(field: Field) -> int:
     """Return R, the bit size of truncation masks in ``field``: 2^(R+1) <= M."""
     return field.modulus.bit_length() - 2
-
-
-def random_elements(field: Field, shape: tuple[int, ...]) -> Residues:
-    """Return uniform field elements of ``shape`` = (..., k, m) from the OS CSPRNG.
-
-    Rejection sampling of raw 32-bit words from ``os.urandom`` (each prime is below 2^32):
-    exactly uniform, no modular bias.
-    """
-    consts = _constants(field)
-    size = math.prod(shape)
-    raw = np.frombuffer(os.urandom(4 * size), dtype=np.uint32).reshape(shape)
-    words = np.empty(shape, dtype=np.uint64)
-    # keep bit_length(p) bits (acceptance >= 1/2 per draw), widening in the same pass
-    np.bitwise_and(raw, consts.mask32, out=words)
-    del raw
-    bad = np.nonzero(words >= consts.column)
-    while bad[0].size:
-        # Redraw rejected positions (probability < 2^-24 each for primes near 2^32).
-        fresh = np.frombuffer(os.urandom(4 * bad[0].size), dtype=np.uint32)
-        rows = bad[-2]
-        words[bad] = fresh & consts.mask32[rows, 0]
-        still = words[bad] >= consts.column[rows, 0]
-        bad = tuple(axis[still] for axis in bad)
-    return words
 
 
 def from_int64(field: Field, values: npt.NDArray[np.int64]) -> Residues:
@@ -165,7 +135,7 @@ def _crt_lift(field: Field, x: Residues) -> tuple[Residues, npt.NDArray[np.float
     """
     consts = _constants(field)
     c = x * consts.crt_weight
-    c %= consts.column
+    c %= field.column
     frac = np.multiply(c, consts.crt_inv_p, dtype=np.float64).sum(axis=0)
     return c, frac
 
@@ -208,97 +178,6 @@ def low_bits(field: Field, x: Residues, bits: int) -> npt.NDArray[np.uint64]:
         low &= np.uint64((1 << bits) - 1)
     result: npt.NDArray[np.uint64] = low
     return result
-
-
-def _evaluate_shares(
-    field: Field, secret: Residues, coefficients: Sequence[Residues], x: int
-) -> Residues:
-    """Horner: secret + c_1 x + ... + c_{t-1} x^{t-1} at x (x < 2^31 keeps products < 2^64)."""
-    column = _constants(field).column
-    point = np.uint64(x)
-    acc = secret.copy()
-    if len(coefficients) == 1 and x <= 3:
-        # Degree 1 at a small point: secret + x c_1 by repeated addition (no division).
-        for _ in range(x):
-            acc += coefficients[0]
-            np.minimum(acc, acc - column, out=acc)  # conditional subtraction (unsigned wrap)
-        return acc
-    if coefficients:
-        # acc = (((c_{t-1} x + c_{t-2}) x + ...) x + c_1) x + secret, reduced after each step
-        acc = coefficients[-1] * point
-        for c in reversed(coefficients[:-1]):
-            acc += c
-            acc %= column
-            acc *= point
-        acc += secret
-        acc %= column
-    return acc
-
-
-def share_elements(field: Field, secret: Residues, *, n: int, t: int) -> list[Residues]:
-    """Shamir-share field elements of shape (..., k, m); return the shares for x = 1..n.
-
-    Any t shares rebuild the elements (degree t - 1); t - 1 reveal nothing. Randomness: OS
-    CSPRNG (:func:`random_elements`).
-
-    Raises:
-        InvalidInputError: unless 1 <= t <= n < 2^31 and n below the field's primes.
-    """
-    shamir.check_parameters(n, t, field)
-    if n >= 1 << 31:
-        raise InvalidInputError("n must be below 2^31")
-    coefficients = [random_elements(field, secret.shape) for _ in range(t - 1)]
-    if t == 2:
-        # Degree 1: f(x) = f(x - 1) + c_1, one modular addition per share (no products, and
-        # a single scratch buffer for the conditional subtractions).
-        column = _constants(field).column
-        slope = coefficients[0]
-        scratch = np.empty_like(slope)
-        shares: list[Residues] = []
-        previous = secret
-        for _ in range(n):
-            share = np.add(previous, slope)
-            np.subtract(share, column, out=scratch)
-            np.minimum(share, scratch, out=share)  # conditional subtraction (unsigned wrap)
-            shares.append(share)
-            previous = share
-        return shares
-    return [_evaluate_shares(field, secret, coefficients, x) for x in range(1, n + 1)]
-
-
-@lru_cache(maxsize=1024)
-def _lagrange_columns(field: Field, xs: tuple[int, ...]) -> list[npt.NDArray[np.uint64]]:
-    lambdas = shamir.lagrange_coefficients(xs, field)
-    return [
-        np.array([lam % p for p in field.moduli], dtype=np.uint64).reshape(field.k, 1)
-        for lam in lambdas
-    ]
-
-
-def interpolate(field: Field, xs: Sequence[int], shares: Sequence[Residues]) -> Residues:
-    """Return f(0) from shares f(x_j) (Lagrange at 0), for blocks of shape (..., k, m).
-
-    Raises:
-        ShareError: duplicate or out-of-range x, or mismatched shapes.
-    """
-    if len(xs) != len(shares) or not shares:
-        raise ShareError("need one share per x-coordinate")
-    shape = shares[0].shape
-    if any(s.shape != shape for s in shares):
-        raise ShareError("shares of different shapes")
-    column = _constants(field).column
-    lambdas = _lagrange_columns(field, tuple(xs))
-    acc: Residues = np.multiply(shares[0], lambdas[0])
-    acc %= column
-    if len(shares) > 1:
-        term = np.empty_like(acc)  # one scratch buffer for every further term
-        for lam, s in zip(lambdas[1:], shares[1:], strict=True):
-            np.multiply(s, lam, out=term)
-            term %= column
-            acc += term  # both below p < 2^32: no overflow
-            np.subtract(acc, column, out=term)
-            np.minimum(acc, term, out=acc)  # conditional subtraction keeps acc < p
-    return acc
 
 
 # ====================================================================== shared values
@@ -435,7 +314,7 @@ class SharedVector:
 
     def sum(self) -> SharedVector:
         """Return a length-1 vector holding the sum of all elements (local)."""
-        column = _constants(self.field).column
+        column = self.field.column
         total = self.shares.sum(axis=1, dtype=np.uint64).reshape(self.field.k, 1) % column
         return self._with(total, self.bound * self.length)
 
@@ -949,7 +828,7 @@ class Party:
             for part in (a, b, c):
                 if part.shape != x.shares.shape:
                     raise ProtocolError("triple source returned triples of the wrong shape")
-            column = _constants(self.field).column
+            column = self.field.column
             # d = x - a and e = y - b, computed as x + (p - a) and reduced once.
             block = np.empty((2, self.field.k, m), dtype=np.uint64)
             np.subtract(column, a, out=block[0])
@@ -1119,7 +998,7 @@ class Party:
             raise ProtocolError("triple source returned truncation pairs of the wrong shape")
         ell = self._truncation_plan(x.bound, shift)
         field = self.field
-        column = _constants(field).column
+        column = field.column
         offset = 1 << (ell - 1)
         masked = field.add_int(field.add(x.shares, r), offset)
         c = (await self._open_block(masked.reshape(1, *masked.shape), tag, "truncation"))[0]
