@@ -109,7 +109,17 @@ class FixedPoint:
         if arr.dtype.kind not in "iuf" or arr.ndim != 1:
             raise InvalidInputError("expected a 1-D numeric vector")
         if arr.dtype.kind in "iu":
-            return np.array([self.encode(int(v)) for v in arr.tolist()], dtype=np.int64)
+            # Exact for integers: v << f, in range iff min_int >> f <= v <= max_int >> f.
+            lo, hi = self.min_int >> self.frac_bits, self.max_int >> self.frac_bits
+            wide = arr.astype(object) if arr.dtype == np.uint64 else arr.astype(np.int64)
+            bad = (wide < lo) | (wide > hi)
+            if np.any(bad):
+                first = int(np.flatnonzero(bad)[0])
+                raise OverflowDetectedError(
+                    f"{int(np.sum(bad))} value(s) outside the fixed-point range "
+                    f"±{self.max_value:.6g} (first at index {first})"
+                )
+            return np.left_shift(wide.astype(np.int64), self.frac_bits)
         scaled = np.rint(arr.astype(np.float64) * self.scale)
         bad = ~np.isfinite(scaled) | (scaled < self.min_int) | (scaled > float(self.max_int))
         # float(max_int) rounds up to 2^(bits-1) for bits > 53: exclude that value explicitly.

@@ -128,13 +128,11 @@ class Field:
         arr = np.asarray(values)
         if arr.ndim != 1:
             raise InvalidInputError(f"expected a 1-D vector of integers, got shape {arr.shape}")
+        if arr.dtype == np.uint64:
+            return np.stack([arr % np.uint64(p) for p in self.moduli])
         if arr.dtype.kind in "iu":
-            wide = arr.astype(np.int64) if arr.dtype != np.uint64 else arr
-            if arr.dtype == np.uint64:
-                rows = [arr % np.uint64(p) for p in self.moduli]
-            else:
-                rows = [(wide % np.int64(p)).astype(np.uint64) for p in self.moduli]
-            return np.stack(rows) if rows else np.empty((0, 0), np.uint64)
+            signed = arr.astype(np.int64)  # Python-style %: the result is in [0, p)
+            return np.stack([(signed % np.int64(p)).astype(np.uint64) for p in self.moduli])
         if arr.dtype == object or arr.size == 0:
             try:
                 ints = [int(v) for v in arr.tolist()]

@@ -82,6 +82,7 @@ from typing import Final
 import gmpy2
 from gmpy2 import mpz
 
+from smpcloud.crypto.primes import random_prime
 from smpcloud.crypto.wire import (
     JSON_VERSION,
     as_int,
@@ -112,8 +113,6 @@ PUBLIC_KEY_KIND: Final = "smpcloud.paillier.public_key"
 PRIVATE_KEY_KIND: Final = "smpcloud.paillier.private_key"
 CIPHERTEXT_KIND: Final = "smpcloud.paillier.ciphertext"
 
-# gmpy2.is_prime(x, 50): GMP 6.2+ runs Baillie-PSW and then 26 Miller-Rabin rounds.
-_PRIME_TEST_ROUNDS: Final = 50
 # Factors closer than this reveal n to Fermat's method; 100 bits below half the size as in FIPS 186.
 _FACTOR_GAP_BITS: Final = 100
 _TABLE_BUDGET_BYTES: Final = 16 << 20
@@ -804,17 +803,6 @@ class PrivateKey:
 # ------------------------------------------------------------------------------ key generation
 
 
-def _random_blum_prime(bits: int) -> mpz:
-    """Return a random prime p = 3 (mod 4) of exactly ``bits`` bits with its top two bits set."""
-    top = mpz(3) << (bits - 2)
-    while True:
-        p = gmpy2.next_prime(mpz(secrets.randbits(bits)) | top | 3)
-        while p % 4 != 3:
-            p = gmpy2.next_prime(p)
-        if p.bit_length() == bits and gmpy2.is_prime(p, _PRIME_TEST_ROUNDS):
-            return p
-
-
 def generate_keypair(
     bits: int = DEFAULT_BITS, *, insecure: bool = False
 ) -> tuple[PublicKey, PrivateKey]:
@@ -850,9 +838,9 @@ def generate_keypair(
         )
     half = bits // 2
     min_gap = 1 << max(half - _FACTOR_GAP_BITS, 0)
-    p = _random_blum_prime(half)
+    p = mpz(random_prime(half, blum=True))
     while True:
-        q = _random_blum_prime(half)
+        q = mpz(random_prime(half, blum=True))
         if abs(p - q) <= min_gap or gmpy2.gcd(p - 1, q - 1) != 2:
             continue
         n = p * q

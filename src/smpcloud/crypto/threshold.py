@@ -77,6 +77,7 @@ class ThresholdPublicKey:
     v: int
     verification_keys: tuple[int, ...]
     delta: int = field(init=False, repr=False, compare=False)
+    _fingerprint: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.threshold <= self.holders:
@@ -92,6 +93,10 @@ class ThresholdPublicKey:
             if not 0 < value < n2 or math.gcd(value, self.public_key.n) != 1:
                 raise InvalidInputError("verification key outside Z*_{n^2}")
         object.__setattr__(self, "delta", math.factorial(self.holders))
+        h = hashlib.sha256()
+        for value in (self.n, self.holders, self.threshold, self.v, *self.verification_keys):
+            h.update(_length_prefixed(value))
+        object.__setattr__(self, "_fingerprint", h.digest())
 
     @property
     def n(self) -> int:
@@ -104,10 +109,7 @@ class ThresholdPublicKey:
 
     def fingerprint(self) -> str:
         """A short hex digest that identifies the key (n, holders, threshold, v, v_i)."""
-        h = hashlib.sha256()
-        for value in (self.n, self.holders, self.threshold, self.v, *self.verification_keys):
-            h.update(_length_prefixed(value))
-        return h.hexdigest()[:16]
+        return self._fingerprint.hex()[:16]
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -186,7 +188,7 @@ def _proof_nonce_bits(pk: ThresholdPublicKey) -> int:
 
 def _challenge(pk: ThresholdPublicKey, index: int, *values: object) -> int:
     h = hashlib.sha256(_DOMAIN)
-    h.update(bytes.fromhex(pk.fingerprint()))
+    h.update(pk._fingerprint)  # the whole key, hashed once per key object
     h.update(_length_prefixed(index))
     h.update(_length_prefixed(pk.verification_keys[index - 1]))
     for value in values:
