@@ -79,13 +79,14 @@ class FixedPoint:
             encoded = int(value) << self.frac_bits
         elif isinstance(value, (float, np.floating)):
             if not math.isfinite(value):
-                raise OverflowDetectedError(f"cannot encode non-finite value {value!r}")
+                raise OverflowDetectedError("cannot encode a NaN or infinite value")
             encoded = round(float(value) * self.scale)
         else:
             raise InvalidInputError(f"cannot encode {type(value).__name__} as fixed-point")
         if not self.min_int <= encoded <= self.max_int:
             raise OverflowDetectedError(
-                f"value {value!r} outside the fixed-point range ±{self.max_value:.6g}"
+                # The value itself stays out of the message: it may be someone's private input.
+                f"a value outside the fixed-point range ±{self.max_value:.6g}"
             )
         return encoded
 
