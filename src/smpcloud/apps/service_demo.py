@@ -97,8 +97,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_server(db_path: Path, admin_token: str, *, timeout: float = 30.0) -> Iterator[str]:
-    """Run the aggregation server as a subprocess on 127.0.0.1; yield its base URL."""
+def local_server(
+    db_path: Path,
+    admin_token: str,
+    *,
+    timeout: float = 30.0,
+    allow_insecure_keys: bool = False,
+) -> Iterator[str]:
+    """Run the aggregation server as a subprocess on 127.0.0.1; yield its base URL.
+
+    ``allow_insecure_keys`` starts it with ``--allow-insecure-keys`` (keys below 2048 bits;
+    fast tests only).
+    """
     port = free_port()
     env = {**os.environ, "SMPCLOUD_ADMIN_TOKEN": admin_token}
     cmd = [
@@ -114,6 +124,8 @@ def local_server(db_path: Path, admin_token: str, *, timeout: float = 30.0) -> I
         "--log-level",
         "warning",
     ]
+    if allow_insecure_keys:
+        cmd.append("--allow-insecure-keys")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
     url = f"http://127.0.0.1:{port}"
     try:
