@@ -15,6 +15,7 @@ LAYERS = {
     "crypto": 1,
     "keyfiles": 2,
     "mpc": 2,
+    "parallel": 2,
     "service": 3,
     "client": 3,
     "apps": 4,

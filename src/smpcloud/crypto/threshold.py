@@ -51,11 +51,16 @@ class InvalidPartialDecryptionError(VerificationError):
 
     def __init__(self, holders: Sequence[int], detail: str = "") -> None:
         self.holders = tuple(sorted(holders))
+        self.detail = detail
         who = ", ".join(str(h) for h in self.holders)
         extra = f" ({detail})" if detail else ""
         super().__init__(
             f"invalid partial decryption from key holder(s) {who}: proof failed{extra}"
         )
+
+    def __reduce__(self) -> tuple[type[InvalidPartialDecryptionError], tuple[tuple[int, ...], str]]:
+        # Pickle by (holders, detail), so the error survives a trip from a worker process.
+        return (type(self), (self.holders, self.detail))
 
 
 @dataclass(frozen=True, slots=True)
