@@ -17,6 +17,10 @@ with KeyHolder(url, task.task_id, task.holder_tokens[0], shares[0]) as holder:
 admin.result(task.task_id)                                    # sum, count, average
 ```
 
+Shamir mode (n aggregation servers, one Shamir share of each client each; any t rebuild the
+sum): :class:`ShamirAggregation` (administrator and analyst) and :class:`ShamirClient`, see
+:mod:`smpcloud.client.shamir`.
+
 Server errors come back as exceptions (:mod:`smpcloud.client.errors`), connection problems as
 :class:`~smpcloud.errors.TransportError`.
 """
@@ -42,6 +46,18 @@ from smpcloud.client.sdk import (
     TaskResult,
     TaskStatus,
 )
+from smpcloud.client.shamir import (
+    ShamirAggregation,
+    ShamirClient,
+    ShamirClosed,
+    ShamirCredentials,
+    ShamirEndpoint,
+    ShamirResult,
+    ShamirServer,
+    ShamirSubmission,
+    ShamirTask,
+    ShamirTaskInfo,
+)
 from smpcloud.service.schemas import INTEGER_ENCODING, TaskEncoding
 
 __all__ = [
@@ -58,6 +74,16 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "ServiceError",
+    "ShamirAggregation",
+    "ShamirClient",
+    "ShamirClosed",
+    "ShamirCredentials",
+    "ShamirEndpoint",
+    "ShamirResult",
+    "ShamirServer",
+    "ShamirSubmission",
+    "ShamirTask",
+    "ShamirTaskInfo",
     "TaskCreated",
     "TaskEncoding",
     "TaskInfo",

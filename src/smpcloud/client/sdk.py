@@ -45,6 +45,7 @@ from smpcloud.service.schemas import (
     ReportAcceptedOut,
     ReportIn,
     ResultOut,
+    Scheme,
     TaskCreatedOut,
     TaskEncoding,
     TaskIn,
@@ -115,7 +116,11 @@ class TaskStatus:
             published) or ``insufficient`` (closed with fewer than min_clients reports).
         reports: reports received so far.
         partials_received: key holders whose partial decryptions were accepted (k).
-        threshold: partial decryptions needed (t).
+        threshold: partial decryptions needed (t); for a Shamir task, servers' shares needed.
+        scheme: ``paillier`` or ``shamir``.
+        servers: a Shamir task's number of servers n (None for Paillier tasks).
+        server_index: a Shamir task's index j of this server (None for Paillier tasks).
+        reported: asked with a client's token, whether this server holds its report.
     """
 
     task_id: str
@@ -131,6 +136,10 @@ class TaskStatus:
     created_at: datetime
     closed_at: datetime | None
     close_reason: Literal["admin", "deadline"] | None
+    scheme: Scheme = "paillier"
+    servers: int | None = None
+    server_index: int | None = None
+    reported: bool | None = None
 
     @property
     def count(self) -> int:
@@ -173,6 +182,11 @@ def _result(out: ResultOut) -> TaskResult:
 
 
 def _task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
+    if out.scheme != "paillier" or out.public_key is None:
+        raise InvalidInputError(
+            f"task {out.task_id!r} uses the {out.scheme} scheme, not Paillier: use "
+            "smpcloud.client.ShamirClient / ShamirAggregation"
+        )
     public = threshold.public_key_from_json(out.public_key, insecure=insecure)
     return TaskInfo(
         task_id=out.task_id,

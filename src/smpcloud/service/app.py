@@ -6,6 +6,7 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
     GET  /v1/tasks/{id}                  any     200 TaskInfoOut         key, encoding, length
     GET  /v1/tasks/{id}/status           any     200 TaskStatusOut       state and counters
     POST /v1/tasks/{id}/clients          admin   201 ClientsOut          register clients
+    GET  /v1/tasks/{id}/reporters        admin   200 ReportersOut        who reported here
     POST /v1/tasks/{id}/close            admin   200 TaskStatusOut       close now (idempotent)
     POST /v1/tasks/{id}/reports          client  201 ReportAcceptedOut   upload once
     GET  /v1/tasks/{id}/aggregate        holder  200 AggregateOut        (admin too)
@@ -13,10 +14,17 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
     GET  /v1/tasks/{id}/result           any     200 ResultOut           sum, count, average
     GET  /healthz                        none    200 {"status": "ok"}
 
-"any" means the administrator or a client or key holder of that task. Route handlers are plain
-``def`` functions: FastAPI runs them in its worker threads, so ciphertext validation, proof
-verification, aggregation and combining never block the event loop. Nothing is built at import
-time; the database schema is created (if missing) when the application starts.
+"any" means the administrator or a client or key holder of that task.
+
+Shamir tasks (``"scheme": "shamir"``, one of n servers; :mod:`smpcloud.service.sharing`) use the
+same routes: a report carries ``share``; ``close`` takes ``{"clients": [participant set]}``;
+``aggregate`` (admin) returns a ShamirAggregateOut, this server's share of the sum; there are no
+key holders, partials or result (the analyst rebuilds the sum from t servers' shares).
+
+Route handlers are plain ``def`` functions: FastAPI runs them in its worker threads, so
+ciphertext validation, proof verification, aggregation and combining never block the event
+loop. Nothing is built at import time; the database schema is created (if missing) when the
+application starts.
 """
 
 import asyncio
@@ -40,12 +48,15 @@ from smpcloud.service.schemas import (
     AggregateOut,
     ClientsIn,
     ClientsOut,
+    CloseIn,
     PartialsAcceptedOut,
     PartialsIn,
     ProblemOut,
     ReportAcceptedOut,
+    ReportersOut,
     ReportIn,
     ResultOut,
+    ShamirAggregateOut,
     TaskCreatedOut,
     TaskIn,
     TaskInfoOut,
@@ -75,6 +86,10 @@ _DESCRIPTION: Final = """\
 Secure aggregation (smpcloud): clients upload values encrypted under a threshold Paillier key;
 the server multiplies ciphertexts it cannot read; t of n key holders decrypt only the aggregate.
 Reveals the count and, after threshold decryption, the sum and the average of each element.
+
+Shamir mode: n non-colluding servers each receive one Shamir share per client and sum the
+shares of a participant set fixed by the administrator; any t servers' shares of the sum
+rebuild it. A server sees only random shares and the participant set.
 """
 
 
@@ -157,8 +172,8 @@ def build_router(service: TaskService) -> APIRouter:
         responses=_problem(*auth_errors),
         summary="Task state and counters",
     )
-    def task_status(task_id: TaskId, _who: Reader) -> TaskStatusOut:
-        return service.status(task_id)
+    def task_status(task_id: TaskId, who: Reader) -> TaskStatusOut:
+        return service.status(task_id, who)
 
     @router.post(
         "/tasks/{task_id}/clients",
@@ -172,13 +187,24 @@ def build_router(service: TaskService) -> APIRouter:
         _no_store(response)
         return service.register_clients(task_id, body)
 
+    @router.get(
+        "/tasks/{task_id}/reporters",
+        responses=_problem(*auth_errors),
+        summary="The clients whose report this server holds (administrator)",
+    )
+    def reporters(task_id: TaskId, _admin: AdminOfTask) -> ReportersOut:
+        return service.reporters(task_id)
+
     @router.post(
         "/tasks/{task_id}/close",
-        responses=_problem(*auth_errors),
-        summary="Close the task now (administrator): aggregate, or mark insufficient",
+        responses=_problem(*auth_errors, 409),
+        summary="Close the task now (administrator): aggregate, or mark insufficient; a Shamir "
+        "task takes its participant set",
     )
-    def close_task(task_id: TaskId, _admin: AdminOfTask) -> TaskStatusOut:
-        service.close(task_id)
+    def close_task(
+        task_id: TaskId, _admin: AdminOfTask, body: CloseIn | None = None
+    ) -> TaskStatusOut:
+        service.close(task_id, clients=body.clients if body is not None else None)
         return service.status(task_id)
 
     @router.post(
@@ -193,9 +219,10 @@ def build_router(service: TaskService) -> APIRouter:
     @router.get(
         "/tasks/{task_id}/aggregate",
         responses=_problem(*auth_errors, 409),
-        summary="The aggregate ciphertexts and count (key holders), once the task is closed",
+        summary="The aggregate ciphertexts and count (key holders), once the task is closed; "
+        "a Shamir server's share of the sum (administrator)",
     )
-    def get_aggregate(task_id: TaskId, _who: AggregateReader) -> AggregateOut:
+    def get_aggregate(task_id: TaskId, _who: AggregateReader) -> AggregateOut | ShamirAggregateOut:
         return service.aggregate(task_id)
 
     @router.post(

@@ -16,6 +16,13 @@ writes can fail with SQLITE_BUSY under concurrency, an immediate one waits for t
 Tokens are stored only as SHA-256 digests (they are 256-bit random values, so a fast hash is
 enough); ciphertexts as fixed-width big-endian bytes (``Ciphertext.to_bytes``), concatenated
 element after element.
+
+Shamir tasks (:mod:`smpcloud.service.sharing`) use the same ``tasks``, ``clients``, ``reports``
+and ``aggregates`` tables (a report's or aggregate's ``ciphertexts`` column then holds share
+residues, little-endian u32) plus two tables of their own, ``shamir_tasks`` (n, t, this
+server's index, the field, the participant set once closed) and ``shamir_clients`` (each
+client's number within its task). New tables only: databases made by earlier versions gain them
+on start (``create_all``), nothing needs migrating.
 """
 
 from __future__ import annotations
@@ -164,6 +171,34 @@ class ResultRow(Base):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ShamirTaskRow(Base):
+    """The Shamir parameters of a task on this server; absent for Paillier tasks.
+
+    The task row of a Shamir task has ``public_key_json`` "null", no key fingerprint, 0 key
+    holders and ``threshold`` t.
+    """
+
+    __tablename__ = "shamir_tasks"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    servers: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[int] = mapped_column(Integer)
+    server_index: Mapped[int] = mapped_column(Integer)
+    moduli_json: Mapped[str] = mapped_column(Text)
+    participants_json: Mapped[str | None] = mapped_column(Text)
+
+
+class ShamirClientRow(Base):
+    """A Shamir task's client number (1..N in order of registration, the same on every server)."""
+
+    __tablename__ = "shamir_clients"
+    __table_args__ = (UniqueConstraint("task_id", "number"),)
+
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), primary_key=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+
+
 def is_sqlite(url: str | URL) -> bool:
     """Return True for sqlite URLs (any driver)."""
     return make_url(url).get_backend_name() == "sqlite"
@@ -248,6 +283,8 @@ __all__ = [
     "PartialRow",
     "ReportRow",
     "ResultRow",
+    "ShamirClientRow",
+    "ShamirTaskRow",
     "TaskRow",
     "UTCDateTime",
     "create_schema",

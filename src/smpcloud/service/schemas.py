@@ -2,7 +2,12 @@
 
 This module is the data half of the contract between ``smpcloud.service`` (which validates
 requests with it) and ``smpcloud.client`` (which builds requests and reads responses with it).
-It depends on pydantic and ``smpcloud.crypto.encoding`` only: no FastAPI, no SQLAlchemy.
+It depends on pydantic, ``smpcloud.crypto.encoding`` and the pure helpers of
+:mod:`smpcloud.service.sharing` only: no FastAPI, no SQLAlchemy.
+
+Two schemes share these schemas: ``paillier`` (one server, clients encrypt under a threshold
+key) and ``shamir`` (n servers, each client uploads one Shamir share to each; see
+:mod:`smpcloud.service.sharing`).
 
 Conventions: input schemas end in ``In``, public (response) schemas in ``Out``; unknown fields
 are refused; big integers (ciphertexts) travel as canonical base64url strings (minimal unsigned
@@ -30,6 +35,7 @@ from pydantic import (
 
 from smpcloud.crypto.encoding import FixedPoint
 from smpcloud.errors import InvalidInputError, OverflowDetectedError
+from smpcloud.service.sharing import MAX_SERVERS
 
 #: Largest number of fractional bits of a fixed-point task (resolution 2^-64).
 MAX_FRAC_BITS: Final = 64
@@ -47,8 +53,15 @@ MAX_HOLDERS: Final = 64
 
 TaskState = Literal["open", "closed", "decrypted", "insufficient"]
 """``open``: accepting reports. ``closed``: aggregate published, waiting for t partial
-decryptions. ``decrypted``: result published. ``insufficient``: closed with fewer than
-min_clients reports; nothing (no aggregate, no result) is ever released."""
+decryptions (Paillier), or this server's share of the sum published (Shamir). ``decrypted``:
+result published (Paillier only). ``insufficient``: closed with fewer than min_clients reports;
+nothing (no aggregate, no result) is ever released (Paillier only: a Shamir server refuses a
+close over fewer than min_clients participants instead). A Shamir task stays ``open`` past its
+deadline (uploads are refused then) until the administrator closes it with the participant set."""
+
+Scheme = Literal["paillier", "shamir"]
+"""``paillier``: one server adds ciphertexts under a threshold key (the default).
+``shamir``: n servers each add one Shamir share per client (:mod:`smpcloud.service.sharing`)."""
 
 _FIXED_POINT_WIDTH: Final = 1024  # FixedPoint's own range check is moot: see TaskEncoding.encode
 
@@ -69,7 +82,7 @@ class _Out(BaseModel):
 
 
 class TaskEncoding(_Schema):
-    """How a client's numbers become Paillier plaintexts, and what range each must lie in.
+    """How a client's numbers become plaintexts (Paillier) or field elements (Shamir), and range.
 
     ``integer``: values are integers, encoded as themselves. ``fixed_point``: values are reals,
     encoded as round(x · 2^frac_bits); each value's encoding error is at most 2^-(frac_bits+1),
@@ -79,8 +92,8 @@ class TaskEncoding(_Schema):
     ``[min_value, max_value]`` is the declared range of *each client's value* (each element of
     a vector). The SDK refuses to encode values outside it
     (:class:`~smpcloud.errors.OverflowDetectedError`, before anything is sent), and the server
-    refuses to create a task unless max_clients · max(|min|, |max|) · 2^frac_bits <= n/2, so a
-    sum of honest reports can never wrap around modulo n.
+    refuses to create a task unless max_clients · max(|min|, |max|) · 2^frac_bits <= n/2 (the
+    Shamir field's (M-1)/2 for Shamir tasks), so a sum of honest reports can never wrap around.
 
     What this does **not** give: the server cannot see inside ciphertexts and there are no range
     proofs, so a malicious client (one that does not use the SDK) can encrypt any plaintext mod
@@ -227,12 +240,19 @@ INTEGER_ENCODING: Final = TaskEncoding()
 
 
 class TaskIn(_Schema):
-    """Create a task (administrator)."""
+    """Create a task (administrator).
+
+    A ``paillier`` task (the default) takes ``public_key``. A ``shamir`` task takes ``servers``
+    (n), ``threshold`` (t: 2 <= t <= n, t > n/2) and ``server_index`` (this server's j) and no
+    key; the administrator creates it on each of the n servers with the same other fields.
+    """
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    public_key: dict[str, Any] = Field(
-        description="Threshold Paillier public key, as made by "
-        "smpcloud.crypto.threshold.public_key_to_json."
+    scheme: Scheme = "paillier"
+    public_key: dict[str, Any] | None = Field(
+        default=None,
+        description="Paillier tasks: the threshold Paillier public key, as made by "
+        "smpcloud.crypto.threshold.public_key_to_json.",
     )
     length: Annotated[int, Field(ge=1, description="Values per client; 1 = scalar.")] = 1
     encoding: TaskEncoding = INTEGER_ENCODING
@@ -246,13 +266,43 @@ class TaskIn(_Schema):
     ]
     max_clients: Annotated[int, Field(ge=2, le=MAX_CLIENTS_LIMIT)] = DEFAULT_MAX_CLIENTS
     deadline: AwareDatetime | None = Field(
-        default=None, description="The task closes by itself at this time (with a UTC offset)."
+        default=None,
+        description="The task closes by itself at this time (with a UTC offset). A Shamir task "
+        "only stops accepting uploads: the administrator closes it with the participant set.",
+    )
+    servers: Annotated[int, Field(ge=2, le=MAX_SERVERS)] | None = Field(
+        default=None, description="Shamir tasks: n, the number of aggregation servers."
+    )
+    threshold: Annotated[int, Field(ge=2, le=MAX_SERVERS)] | None = Field(
+        default=None,
+        description="Shamir tasks: t, the number of servers' shares that rebuild the sum "
+        "(t > n/2).",
+    )
+    server_index: Annotated[int, Field(ge=1, le=MAX_SERVERS)] | None = Field(
+        default=None, description="Shamir tasks: this server's x-coordinate j, 1..n."
     )
 
     @model_validator(mode="after")
     def _check(self) -> TaskIn:
         if self.min_clients > self.max_clients:
             raise ValueError("min_clients must not exceed max_clients")
+        shamir_fields = {
+            "servers": self.servers,
+            "threshold": self.threshold,
+            "server_index": self.server_index,
+        }
+        if self.scheme == "paillier":
+            if self.public_key is None:
+                raise ValueError("public_key is required for a Paillier task")
+            given = [name for name, value in shamir_fields.items() if value is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for scheme 'shamir'")
+        else:
+            if self.public_key is not None:
+                raise ValueError("a Shamir task takes no public_key")
+            missing = [name for name, value in shamir_fields.items() if value is None]
+            if missing:
+                raise ValueError(f"a Shamir task requires {', '.join(missing)}")
         return self
 
 
@@ -263,10 +313,50 @@ class ClientsIn(_Schema):
 
 
 class ReportIn(_Schema):
-    """One client's encrypted report: one ciphertext per element, in order."""
+    """One client's report: ciphertexts (Paillier task) or one Shamir share (Shamir task).
 
-    key_id: Annotated[str, Field(max_length=64, description="PublicKey.key_id of the task key")]
-    ciphertexts: list[str] = Field(description="Canonical base64url integers in [1, n^2).")
+    A Paillier report carries ``key_id`` and one ciphertext per element, in order; a Shamir
+    report carries ``share`` alone: this server's share of the client's whole vector (see
+    :func:`smpcloud.service.sharing.encode_share`).
+    """
+
+    key_id: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="Paillier: PublicKey.key_id of the task key."
+    )
+    ciphertexts: list[str] | None = Field(
+        default=None, description="Paillier: canonical base64url integers in [1, n^2)."
+    )
+    share: str | None = Field(
+        default=None,
+        description="Shamir: base64url (no padding) of a VECTORS message holding one vector "
+        "of `length` elements of the task's field.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ReportIn:
+        paillier = self.key_id is not None and self.ciphertexts is not None
+        if self.share is None and not paillier:
+            raise ValueError(
+                "a report carries key_id and ciphertexts (Paillier task) or share (Shamir task)"
+            )
+        if self.share is not None and (self.key_id is not None or self.ciphertexts is not None):
+            raise ValueError("a Shamir report carries share alone (no key_id, no ciphertexts)")
+        return self
+
+
+class CloseIn(_Schema):
+    """Close a task (administrator). Optional for Paillier tasks; required for Shamir tasks.
+
+    ``clients`` is a Shamir task's participant set: the client numbers whose share every
+    reachable server holds. The server sums exactly those shares; it closes once, so a second
+    close with a different set is refused.
+    """
+
+    clients: list[Annotated[StrictInt, Field(ge=1)]] | None = Field(
+        default=None,
+        description="Shamir tasks: the participant set (client numbers). Not for Paillier "
+        "tasks, which aggregate every report.",
+    )
 
 
 class PartialsIn(_Schema):
@@ -298,7 +388,11 @@ class TaskCreatedOut(_Out):
 
 
 class ClientCredentialsOut(_Out):
-    """A client's id and secret token (shown once; the server keeps only its SHA-256)."""
+    """A client's id and secret token (shown once; the server keeps only its SHA-256).
+
+    For a Shamir task the id is the client's number within the task (1, 2, ... in order of
+    registration), so that the same client has the same number on every server.
+    """
 
     client_id: int
     token: str
@@ -311,19 +405,27 @@ class ClientsOut(_Out):
 
 
 class TaskInfoOut(_Out):
-    """What a participant needs to take part: the key, the encoding, the vector length."""
+    """What a participant needs to take part: the key, the encoding, the vector length.
+
+    Shamir tasks have no ``public_key`` and no key holders (``holders`` is 0); ``threshold`` is
+    t, the number of servers' shares that rebuild the sum; ``field`` lists the field's primes.
+    """
 
     task_id: str
     name: str
     state: TaskState
     length: int
     encoding: TaskEncoding
-    public_key: dict[str, Any]
+    public_key: dict[str, Any] | None = None
     holders: int
     threshold: int
     min_clients: int
     max_clients: int
     deadline: datetime | None
+    scheme: Scheme = "paillier"
+    servers: int | None = None
+    server_index: int | None = None
+    field: list[int] | None = None
 
 
 class TaskStatusOut(_Out):
@@ -342,6 +444,13 @@ class TaskStatusOut(_Out):
     created_at: datetime
     closed_at: datetime | None
     close_reason: Literal["admin", "deadline"] | None
+    scheme: Scheme = "paillier"
+    servers: int | None = None
+    server_index: int | None = None
+    reported: bool | None = Field(
+        default=None,
+        description="For a client's token: whether this server holds the client's report.",
+    )
 
 
 class ReportAcceptedOut(_Out):
@@ -359,6 +468,36 @@ class AggregateOut(_Out):
     key_id: str
     count: int
     ciphertexts: list[str]
+    scheme: Literal["paillier"] = "paillier"
+
+
+class ShamirAggregateOut(_Out):
+    """A Shamir server's share of the sum over the participant set (administrator only).
+
+    ``share`` is this server's point (x = ``server_index``) of the sum's polynomial, in the
+    form of :func:`smpcloud.service.sharing.encode_share`; t servers' shares rebuild the sum.
+    Alone it reveals nothing about the sum or any input.
+    """
+
+    scheme: Literal["shamir"]
+    task_id: str
+    server_index: int
+    servers: int
+    threshold: int
+    count: int
+    clients: list[int]
+    share: str
+
+
+class ReportersOut(_Out):
+    """The clients whose report this server holds (administrator only), in increasing order.
+
+    Client numbers for Shamir tasks (1..N, the same on every server), client ids otherwise.
+    """
+
+    task_id: str
+    count: int
+    clients: list[int]
 
 
 class PartialsAcceptedOut(_Out):
@@ -397,12 +536,16 @@ __all__ = [
     "ClientCredentialsOut",
     "ClientsIn",
     "ClientsOut",
+    "CloseIn",
     "PartialsAcceptedOut",
     "PartialsIn",
     "ProblemOut",
     "ReportAcceptedOut",
     "ReportIn",
+    "ReportersOut",
     "ResultOut",
+    "Scheme",
+    "ShamirAggregateOut",
     "TaskCreatedOut",
     "TaskEncoding",
     "TaskIn",

@@ -40,6 +40,15 @@ and element, re-validation of the stored ciphertext included): a million reports
 
 Durability: every write transaction commits (with ``synchronous=FULL`` on SQLite) before the
 method returns, so a 201 means the upload survives a crash of the server process.
+
+**Shamir tasks** (scheme ``shamir``; protocol, what is revealed and the wire form of shares in
+:mod:`smpcloud.service.sharing`): this server is one of n; it stores each client's share (no
+key, no key holders), lists who reported to the administrator, and on close sums exactly the
+shares of the participant set the administrator names (once: a second close with another set
+is refused), then publishes its share of the sum to the administrator. It never learns the sum
+or any input. It never closes a Shamir task by itself: past the deadline it refuses uploads and
+waits for the administrator's close, since only the administrator sees every server and can
+name a participant set they all hold.
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, Select, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -70,6 +79,7 @@ from smpcloud.client.errors import (
     TaskStateError,
 )
 from smpcloud.crypto import threshold
+from smpcloud.crypto.field import Field
 from smpcloud.crypto.paillier import Ciphertext
 from smpcloud.crypto.wire import decode_int, encode_int
 from smpcloud.errors import (
@@ -87,6 +97,8 @@ from smpcloud.service.db import (
     PartialRow,
     ReportRow,
     ResultRow,
+    ShamirClientRow,
+    ShamirTaskRow,
     TaskRow,
     is_sqlite,
     utcnow,
@@ -101,13 +113,25 @@ from smpcloud.service.schemas import (
     PartialsAcceptedOut,
     PartialsIn,
     ReportAcceptedOut,
+    ReportersOut,
     ReportIn,
     ResultOut,
+    ShamirAggregateOut,
     TaskCreatedOut,
     TaskEncoding,
     TaskIn,
     TaskInfoOut,
     TaskStatusOut,
+)
+from smpcloud.service.sharing import (
+    SHAMIR_FIELD,
+    check_shamir_parameters,
+    check_sum_range,
+    decode_share,
+    encode_share,
+    residues_from_blob,
+    residues_to_blob,
+    share_text_chars,
 )
 
 logger = logging.getLogger("smpcloud.service")
@@ -127,6 +151,8 @@ _META_CACHE_SIZE: Final = 1024
 _AGGREGATE_BATCH: Final = 512
 # JSON overhead of one partial decryption object besides its three integers (kind, names...).
 _PARTIAL_JSON_OVERHEAD: Final = 160
+# JSON overhead of a Shamir report besides its share text.
+_SHARE_JSON_OVERHEAD: Final = 64
 
 
 def hash_token(token: str) -> bytes:
@@ -182,6 +208,39 @@ class TaskMeta:
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class ShamirMeta:
+    """The immutable part of a Shamir task on this server (server ``server_index`` of ``servers``).
+
+    Attributes:
+        servers: n, the number of aggregation servers of the task.
+        threshold: t, the number of servers' shares that rebuild the sum.
+        server_index: j, this server's x-coordinate.
+        field: the field of the shares.
+    """
+
+    task_id: str
+    name: str
+    encoding: TaskEncoding
+    length: int
+    min_clients: int
+    max_clients: int
+    deadline: datetime | None
+    servers: int
+    threshold: int
+    server_index: int
+    field: Field
+
+
+def _field_of(moduli_json: str) -> Field:
+    moduli = tuple(json.loads(moduli_json))
+    return SHAMIR_FIELD if moduli == SHAMIR_FIELD.moduli else Field(moduli)
+
+
+def _past(deadline: datetime | None, now: datetime) -> bool:
+    return deadline is not None and deadline <= now
+
+
 class TaskService:
     """The service's operations over a database engine. Thread-safe; methods are blocking.
 
@@ -205,7 +264,7 @@ class TaskService:
         self._write_lock: threading.Lock | None = (
             threading.Lock() if is_sqlite(engine.url) else None
         )
-        self._meta: dict[str, TaskMeta] = {}
+        self._meta: dict[str, TaskMeta | ShamirMeta] = {}
 
     # ------------------------------------------------------------------ transactions
 
@@ -281,8 +340,8 @@ class TaskService:
 
     # ------------------------------------------------------------------ task metadata
 
-    def meta(self, task_id: str) -> TaskMeta:
-        """Return the task's immutable metadata (cached).
+    def meta(self, task_id: str) -> TaskMeta | ShamirMeta:
+        """Return the task's immutable metadata (cached): TaskMeta (Paillier) or ShamirMeta.
 
         Raises:
             NotFoundError: unknown task.
@@ -290,10 +349,27 @@ class TaskService:
         cached = self._meta.get(task_id)
         if cached is not None:
             return cached
+        meta: TaskMeta | ShamirMeta
         with self._read() as session:
             row = session.get(TaskRow, task_id)
             if row is None:
                 raise NotFoundError(f"no task {task_id!r}")
+            shamir = session.get(ShamirTaskRow, task_id)
+        if shamir is not None:
+            meta = ShamirMeta(
+                task_id=row.id,
+                name=row.name,
+                encoding=TaskEncoding.model_validate_json(row.encoding_json),
+                length=row.length,
+                min_clients=row.min_clients,
+                max_clients=row.max_clients,
+                deadline=row.deadline,
+                servers=shamir.servers,
+                threshold=shamir.threshold,
+                server_index=shamir.server_index,
+                field=_field_of(shamir.moduli_json),
+            )
+        else:
             key_json = json.loads(row.public_key_json)
             meta = TaskMeta(
                 task_id=row.id,
@@ -312,15 +388,29 @@ class TaskService:
         self._meta[task_id] = meta
         return meta
 
+    def _paillier_meta(self, task_id: str, refusal: str) -> TaskMeta:
+        """Return a Paillier task's metadata; for a Shamir task raise TaskStateError(refusal)."""
+        meta = self.meta(task_id)
+        if isinstance(meta, ShamirMeta):
+            raise TaskStateError(f"task {task_id!r} is a Shamir task: {refusal}")
+        return meta
+
     # ------------------------------------------------------------------ admin
 
     def create_task(self, body: TaskIn) -> TaskCreatedOut:
         """Validate and store a new task; return its id and the key holders' tokens.
 
+        A Shamir task (``body.scheme == "shamir"``) has no key and no key holders: the list of
+        tokens is empty.
+
         Raises:
             InvalidInputError: a malformed or insecure key, a declared range that could make
-                sums wrap modulo n, a vector too long for the server's limits, a past deadline.
+                sums wrap modulo n (or the Shamir field's modulus), a vector too long for the
+                server's limits, a past deadline, Shamir parameters outside 2 <= t <= n,
+                t > n/2, 1 <= server_index <= n.
         """
+        if body.scheme == "shamir":
+            return self._create_shamir_task(body)
         settings = self._settings
         try:
             public = threshold.public_key_from_json(
@@ -335,11 +425,7 @@ class TaskService:
                 f"public_key: {public.holders} key holders; this server accepts at most "
                 f"{MAX_HOLDERS}"
             )
-        if body.length > settings.max_vector_length:
-            raise InvalidInputError(
-                f"length {body.length} exceeds this server's limit of "
-                f"{settings.max_vector_length} values per client"
-            )
+        self._check_length(body.length)
         self._check_body_budget(public, body.length)
         encoding = body.encoding
         reach = body.max_clients * encoding.max_abs_encoded()
@@ -389,6 +475,73 @@ class TaskService:
         )
         return TaskCreatedOut(task_id=task_id, holder_tokens=holder_tokens)
 
+    def _check_length(self, length: int) -> None:
+        if length > self._settings.max_vector_length:
+            raise InvalidInputError(
+                f"length {length} exceeds this server's limit of "
+                f"{self._settings.max_vector_length} values per client"
+            )
+
+    def _create_shamir_task(self, body: TaskIn) -> TaskCreatedOut:
+        """Store this server's part of a Shamir task (see :meth:`create_task`)."""
+        servers, t, index = body.servers, body.threshold, body.server_index
+        if servers is None or t is None or index is None:  # pragma: no cover - TaskIn checks
+            raise InvalidInputError("a Shamir task requires servers, threshold and server_index")
+        check_shamir_parameters(servers, t, index)
+        field = SHAMIR_FIELD
+        self._check_length(body.length)
+        needed = share_text_chars(body.length, field) + _SHARE_JSON_OVERHEAD
+        if needed > self._settings.max_body_bytes:
+            raise InvalidInputError(
+                f"length {body.length}: each client's upload would take about {needed} bytes, "
+                f"more than this server's body limit of {self._settings.max_body_bytes}"
+            )
+        encoding = body.encoding
+        check_sum_range(encoding.max_abs_encoded(), body.max_clients, field)
+        now = self._clock()
+        if body.deadline is not None and body.deadline <= now:
+            raise InvalidInputError("deadline is not in the future")
+        task_id = secrets.token_urlsafe(12)
+        with self._write() as session:
+            session.add(
+                TaskRow(
+                    id=task_id,
+                    name=body.name,
+                    public_key_json="null",
+                    key_fingerprint="",
+                    holders=0,
+                    threshold=t,
+                    length=body.length,
+                    encoding_json=encoding.model_dump_json(),
+                    min_clients=body.min_clients,
+                    max_clients=body.max_clients,
+                    deadline=body.deadline,
+                    state="open",
+                    created_at=now,
+                )
+            )
+            session.flush()
+            session.add(
+                ShamirTaskRow(
+                    task_id=task_id,
+                    servers=servers,
+                    threshold=t,
+                    server_index=index,
+                    moduli_json=json.dumps(list(field.moduli)),
+                    participants_json=None,
+                )
+            )
+        logger.info(
+            "created Shamir task %s: server %d of %d, threshold %d, length %d, min_clients %d",
+            task_id,
+            index,
+            servers,
+            t,
+            body.length,
+            body.min_clients,
+        )
+        return TaskCreatedOut(task_id=task_id, holder_tokens=[])
+
     def _check_body_budget(self, public: threshold.ThresholdPublicKey, length: int) -> None:
         """Refuse a task whose key holders' uploads could not fit in the body limit."""
         nsq_bytes = (public.public_key.n_squared.bit_length() + 7) // 8
@@ -410,9 +563,15 @@ class TaskService:
     def register_clients(self, task_id: str, body: ClientsIn) -> ClientsOut:
         """Create ``count`` client credentials; only the tokens' hashes are stored.
 
+        For a Shamir task the returned ids are the clients' numbers within the task (1, 2, ...
+        in order of registration): registering the same counts on every server of the task
+        gives each client the same number everywhere.
+
         Raises:
-            TaskStateError: the task is not open, or would exceed its max_clients.
+            TaskStateError: the task is not open (or a Shamir task past its deadline), or would
+                exceed its max_clients.
         """
+        shamir = isinstance(self.meta(task_id), ShamirMeta)
         tokens = [_new_token(_CLIENT_TOKEN_PREFIX) for _ in range(body.count)]
         now = self._clock()
         error: SmpcError
@@ -420,6 +579,10 @@ class TaskService:
             task = self._lock_task(session, task_id)
             if self._close_if_due(session, task, now):
                 error = TaskStateError(f"task {task_id!r} closed: its deadline passed")
+            elif shamir and task.state == "open" and _past(task.deadline, now):
+                error = TaskStateError(
+                    f"task {task_id!r} passed its deadline: no more clients can be registered"
+                )
             elif task.state != "open":
                 error = TaskStateError(
                     f"task {task_id!r} is {task.state}: no more clients can be registered"
@@ -440,31 +603,184 @@ class TaskService:
                     ]
                     session.add_all(rows)
                     session.flush()
+                    ids = [row.id for row in rows]
+                    if shamir:
+                        first = (registered or 0) + 1
+                        ids = list(range(first, first + body.count))
+                        session.add_all(
+                            ShamirClientRow(client_id=row.id, task_id=task_id, number=number)
+                            for row, number in zip(rows, ids, strict=True)
+                        )
                     out = ClientsOut(
                         clients=[
-                            ClientCredentialsOut(client_id=row.id, token=token)
-                            for row, token in zip(rows, tokens, strict=True)
+                            ClientCredentialsOut(client_id=client_id, token=token)
+                            for client_id, token in zip(ids, tokens, strict=True)
                         ]
                     )
                     logger.info("registered %d clients for task %s", body.count, task_id)
                     return out
         raise error
 
-    def close(self, task_id: str, *, reason: Literal["admin", "deadline"] = "admin") -> None:
-        """Close an open task now (idempotent): aggregate and publish, or mark insufficient."""
+    def close(
+        self,
+        task_id: str,
+        *,
+        reason: Literal["admin", "deadline"] = "admin",
+        clients: list[int] | None = None,
+    ) -> None:
+        """Close an open task now (idempotent): aggregate and publish, or mark insufficient.
+
+        A Paillier task aggregates every report; a Shamir task sums exactly the shares of
+        ``clients``, its participant set (see :meth:`_close_shamir`).
+
+        Raises:
+            InvalidInputError: ``clients`` given for a Paillier task or missing for a Shamir
+                task; a participant set that is not acceptable (see :meth:`_close_shamir`).
+            TaskStateError: a Shamir task already closed over another participant set.
+        """
+        meta = self.meta(task_id)
+        if isinstance(meta, ShamirMeta):
+            if clients is None:
+                raise InvalidInputError(
+                    f"task {task_id!r} is a Shamir task: closing it needs the participant set, "
+                    '{"clients": [client numbers whose share every reachable server holds]}'
+                )
+            self._close_shamir(meta, clients)
+            return
+        if clients is not None:
+            raise InvalidInputError(
+                "'clients' is only for Shamir tasks: a Paillier task aggregates every report"
+            )
         now = self._clock()
         with self._write() as session:
             task = self._lock_task(session, task_id)
             if task.state == "open":
                 self._close_locked(session, task, now, reason)
 
+    def _close_shamir(self, meta: ShamirMeta, clients: list[int]) -> None:
+        """Sum the shares of exactly ``clients`` and publish this server's share of the sum.
+
+        A server closes once: closing again with the same set is a no-op (a retried request),
+        with another set is refused, so that no second sum, which would differ from the first
+        by one client's value, can be formed (with t > n/2 no t servers can be closed over a
+        second set either).
+
+        Raises:
+            InvalidInputError: a client listed twice; fewer than min_clients clients; a client
+                whose share this server does not hold.
+            TaskStateError: already closed over another participant set.
+        """
+        task_id = meta.task_id
+        wanted = sorted(set(clients))
+        if len(wanted) != len(clients):
+            raise InvalidInputError("the participant set lists a client more than once")
+        if len(wanted) < meta.min_clients:
+            raise InvalidInputError(
+                f"the participant set has {len(wanted)} client(s), fewer than this task's "
+                f"min_clients of {meta.min_clients}: no sum is formed"
+            )
+        now = self._clock()
+        with self._write() as session:
+            task = self._lock_task(session, task_id)
+            shamir = session.get(ShamirTaskRow, task_id)
+            if shamir is None:  # pragma: no cover - meta says Shamir
+                raise NotFoundError(f"no Shamir task {task_id!r}")
+            if task.state != "open":
+                closed_over = json.loads(shamir.participants_json or "[]")
+                if closed_over == wanted:
+                    return
+                raise TaskStateError(
+                    f"task {task_id!r} is already closed over a different participant set "
+                    f"({len(closed_over)} clients): a server closes once, so that no second sum "
+                    "can be formed"
+                )
+            held = set(session.scalars(self._shamir_reporters(task_id)))
+            missing = [number for number in wanted if number not in held]
+            if missing:
+                shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+                raise InvalidInputError(
+                    f"{len(missing)} client(s) of the participant set have no report on this "
+                    f"server (clients {shown}): list only clients whose share every closed "
+                    "server holds"
+                )
+            started = time.perf_counter()
+            members = set(wanted)
+            rows = session.execute(
+                select(ShamirClientRow.number, ReportRow.ciphertexts)
+                .join(ShamirClientRow, ShamirClientRow.client_id == ReportRow.client_id)
+                .where(ReportRow.task_id == task_id)
+                .execution_options(yield_per=_AGGREGATE_BATCH)
+            )
+            total = meta.field.sum(
+                residues_from_blob(blob, length=meta.length, field=meta.field)
+                for number, blob in rows
+                if number in members
+            )
+            task.state = "closed"
+            task.closed_at = now
+            task.close_reason = "admin"
+            task.report_count = len(wanted)
+            shamir.participants_json = json.dumps(wanted)
+            session.add(
+                AggregateRow(
+                    task_id=task_id,
+                    ciphertexts=residues_to_blob(total),
+                    count=len(wanted),
+                    computed_at=now,
+                )
+            )
+        logger.info(
+            "closed Shamir task %s: summed %d shares x %d elements in %.3f s",
+            task_id,
+            len(wanted),
+            meta.length,
+            time.perf_counter() - started,
+        )
+
+    @staticmethod
+    def _shamir_reporters(task_id: str) -> Select[int]:
+        """The numbers of a Shamir task's clients that reported, in increasing order."""
+        return (
+            select(ShamirClientRow.number)
+            .join(ReportRow, ReportRow.client_id == ShamirClientRow.client_id)
+            .where(ReportRow.task_id == task_id)
+            .order_by(ShamirClientRow.number)
+        )
+
+    def reporters(self, task_id: str) -> ReportersOut:
+        """Return the clients whose report this server holds, in increasing order.
+
+        Client numbers for a Shamir task (the administrator intersects these lists over the
+        servers to form the participant set); client ids for a Paillier task.
+        """
+        self._ensure_deadline(task_id)
+        meta = self.meta(task_id)
+        with self._read() as session:
+            if isinstance(meta, ShamirMeta):
+                clients = list(session.scalars(self._shamir_reporters(task_id)))
+            else:
+                clients = list(
+                    session.scalars(
+                        select(ReportRow.client_id)
+                        .where(ReportRow.task_id == task_id)
+                        .order_by(ReportRow.client_id)
+                    )
+                )
+        return ReportersOut(task_id=task_id, count=len(clients), clients=clients)
+
     def close_due_tasks(self) -> int:
-        """Close every open task whose deadline has passed; return how many were closed."""
+        """Close every open task whose deadline has passed; return how many were closed.
+
+        Shamir tasks are left open (see the module docstring).
+        """
         now = self._clock()
         with self._read() as session:
             due = session.scalars(
                 select(TaskRow.id).where(
-                    TaskRow.state == "open", TaskRow.deadline.is_not(None), TaskRow.deadline <= now
+                    TaskRow.state == "open",
+                    TaskRow.deadline.is_not(None),
+                    TaskRow.deadline <= now,
+                    TaskRow.id.not_in(select(ShamirTaskRow.task_id)),
                 )
             ).all()
         closed = 0
@@ -476,8 +792,13 @@ class TaskService:
         return closed
 
     def _close_if_due(self, session: Session, task: TaskRow, now: datetime) -> bool:
-        """Inside a write transaction: close the task if it is open and past its deadline."""
-        if task.state == "open" and task.deadline is not None and task.deadline <= now:
+        """Inside a write transaction: close the task if it is open and past its deadline.
+
+        Never a Shamir task: its close needs the administrator's participant set.
+        """
+        if task.state == "open" and _past(task.deadline, now):
+            if session.get(ShamirTaskRow, task.id) is not None:
+                return False
             self._close_locked(session, task, now, "deadline")
             return True
         return False
@@ -485,7 +806,7 @@ class TaskService:
     def _ensure_deadline(self, task_id: str) -> None:
         """Lazily close a task whose deadline passed (cheap read first, write only if due)."""
         meta = self.meta(task_id)
-        if meta.deadline is None or meta.deadline > self._clock():
+        if isinstance(meta, ShamirMeta) or meta.deadline is None or meta.deadline > self._clock():
             return
         with self._read() as session:
             state = session.scalar(select(TaskRow.state).where(TaskRow.id == task_id))
@@ -498,7 +819,7 @@ class TaskService:
         self, session: Session, task: TaskRow, now: datetime, reason: Literal["admin", "deadline"]
     ) -> None:
         """Aggregate all reports and publish the aggregate; or mark the task insufficient."""
-        meta = self.meta(task.id)
+        meta = self._paillier_meta(task.id, "it closes with a participant set")
         count = session.scalar(
             select(func.count()).select_from(ReportRow).where(ReportRow.task_id == task.id)
         )
@@ -552,11 +873,29 @@ class TaskService:
     # ------------------------------------------------------------------ views
 
     def info(self, task_id: str) -> TaskInfoOut:
-        """Return what participants need: key, encoding, length, limits, state."""
+        """Return what participants need: key (or Shamir parameters), encoding, length, limits."""
         self._ensure_deadline(task_id)
         meta = self.meta(task_id)
         with self._read() as session:
             state = session.scalar(select(TaskRow.state).where(TaskRow.id == task_id))
+        if isinstance(meta, ShamirMeta):
+            return TaskInfoOut(
+                task_id=task_id,
+                name=meta.name,
+                state=state,  # type: ignore[arg-type]
+                length=meta.length,
+                encoding=meta.encoding,
+                public_key=None,
+                holders=0,
+                threshold=meta.threshold,
+                min_clients=meta.min_clients,
+                max_clients=meta.max_clients,
+                deadline=meta.deadline,
+                scheme="shamir",
+                servers=meta.servers,
+                server_index=meta.server_index,
+                field=list(meta.field.moduli),
+            )
         return TaskInfoOut(
             task_id=task_id,
             name=meta.name,
@@ -571,9 +910,16 @@ class TaskService:
             deadline=meta.deadline,
         )
 
-    def status(self, task_id: str) -> TaskStatusOut:
-        """Return the task's state and progress counters."""
+    def status(self, task_id: str, principal: Principal | None = None) -> TaskStatusOut:
+        """Return the task's state and progress counters.
+
+        Args:
+            task_id: the task.
+            principal: who asks; for a client, ``reported`` says whether its report is here.
+        """
         self._ensure_deadline(task_id)
+        meta = self.meta(task_id)
+        reported: bool | None = None
         with self._read() as session:
             task = session.get(TaskRow, task_id)
             if task is None:
@@ -587,6 +933,17 @@ class TaskService:
             partials = session.scalar(
                 select(func.count()).select_from(PartialRow).where(PartialRow.task_id == task_id)
             )
+            if principal is not None and principal.client_id is not None:
+                reported = (
+                    session.scalar(
+                        select(ReportRow.id).where(
+                            ReportRow.task_id == task_id,
+                            ReportRow.client_id == principal.client_id,
+                        )
+                    )
+                    is not None
+                )
+        shamir = meta if isinstance(meta, ShamirMeta) else None
         return TaskStatusOut(
             task_id=task_id,
             state=task.state,  # type: ignore[arg-type]
@@ -601,6 +958,10 @@ class TaskService:
             created_at=task.created_at,
             closed_at=task.closed_at,
             close_reason=task.close_reason,  # type: ignore[arg-type]
+            scheme="shamir" if shamir else "paillier",
+            servers=shamir.servers if shamir else None,
+            server_index=shamir.server_index if shamir else None,
+            reported=reported,
         )
 
     # ------------------------------------------------------------------ clients
@@ -608,13 +969,15 @@ class TaskService:
     def submit_report(
         self, task_id: str, principal: Principal, body: ReportIn
     ) -> ReportAcceptedOut:
-        """Validate a client's ciphertexts and store them durably (once per client).
+        """Validate a client's ciphertexts (or Shamir share) and store them durably, once.
 
         Raises:
             KeyMismatchError: the report names another key.
-            InvalidInputError: wrong number of ciphertexts.
+            InvalidInputError: wrong number of ciphertexts; a report of the other scheme.
             MalformedCiphertextError: a ciphertext that is not canonical base64url, or not in
                 [1, n^2), or not coprime to n (the message names the element).
+            ShareError: a Shamir share that is not canonical base64url, not of the task's
+                field or length, or holds a residue not below its prime.
             TaskStateError: the task is closed (by the admin or its deadline).
             DuplicateSubmissionError: this client already reported; the first report is kept.
         """
@@ -622,17 +985,25 @@ class TaskService:
         client_id = principal.client_id
         if client_id is None:  # pragma: no cover - guaranteed by authenticate(CLIENT)
             raise PermissionDeniedError("only clients upload reports")
-        pk = meta.public.public_key
-        if body.key_id != pk.key_id:
-            raise KeyMismatchError(
-                f"report is for key {body.key_id[:32]!r}; this task's key is {pk.key_id!r}"
-            )
-        if len(body.ciphertexts) != meta.length:
+        if isinstance(meta, ShamirMeta):
+            return self._submit_share(meta, client_id, body)
+        key_id, texts = body.key_id, body.ciphertexts
+        if key_id is None or texts is None:
             raise InvalidInputError(
-                f"report has {len(body.ciphertexts)} ciphertexts; this task takes {meta.length}"
+                f"task {task_id!r} is a Paillier task: a report carries key_id and ciphertexts, "
+                "not a share"
+            )
+        pk = meta.public.public_key
+        if key_id != pk.key_id:
+            raise KeyMismatchError(
+                f"report is for key {key_id[:32]!r}; this task's key is {pk.key_id!r}"
+            )
+        if len(texts) != meta.length:
+            raise InvalidInputError(
+                f"report has {len(texts)} ciphertexts; this task takes {meta.length}"
             )
         ciphertexts = []
-        for i, text in enumerate(body.ciphertexts):
+        for i, text in enumerate(texts):
             try:
                 value = decode_int(
                     text, "ciphertext", max_bytes=meta.width, error=MalformedCiphertextError
@@ -671,10 +1042,52 @@ class TaskService:
             raise _duplicate_report(client_id) from None
         raise error
 
+    def _submit_share(self, meta: ShamirMeta, client_id: int, body: ReportIn) -> ReportAcceptedOut:
+        """Store one client's Shamir share (see :meth:`submit_report`)."""
+        task_id = meta.task_id
+        if body.share is None:
+            raise InvalidInputError(
+                f"task {task_id!r} is a Shamir task: a report carries one share (field "
+                "'share'), not key_id and ciphertexts"
+            )
+        blob = residues_to_blob(decode_share(body.share, length=meta.length, field=meta.field))
+        with self._read() as session:
+            number = session.scalar(
+                select(ShamirClientRow.number).where(ShamirClientRow.client_id == client_id)
+            )
+        if number is None:  # pragma: no cover - every client of a Shamir task has a number
+            raise PermissionDeniedError("this client has no number in the task")
+        now = self._clock()
+        if _past(meta.deadline, now):
+            raise TaskStateError(
+                f"task {task_id!r} passed its deadline; reports are no longer accepted"
+            )
+        error: SmpcError
+        try:
+            with self._write() as session:
+                state = session.scalar(
+                    select(TaskRow.state).where(TaskRow.id == task_id).with_for_update(read=True)
+                )
+                if state != "open":
+                    error = TaskStateError(
+                        f"task {task_id!r} is {state}; reports are no longer accepted"
+                    )
+                else:
+                    session.execute(
+                        insert(ReportRow).values(
+                            task_id=task_id, client_id=client_id, ciphertexts=blob, received_at=now
+                        )
+                    )
+                    return ReportAcceptedOut(task_id=task_id, client_id=number, received_at=now)
+        except IntegrityError:
+            raise _duplicate_report(number) from None
+        raise error
+
     # ------------------------------------------------------------------ key holders
 
-    def aggregate(self, task_id: str) -> AggregateOut:
-        """Return the published aggregate ciphertexts and the count.
+    def aggregate(self, task_id: str) -> AggregateOut | ShamirAggregateOut:
+        """Return the published aggregate ciphertexts and the count (Paillier), or this
+        server's share of the sum with the participant set (Shamir).
 
         Raises:
             TaskStateError: the task is still open.
@@ -682,6 +1095,8 @@ class TaskService:
         """
         self._ensure_deadline(task_id)
         meta = self.meta(task_id)
+        if isinstance(meta, ShamirMeta):
+            return self._shamir_aggregate(meta)
         with self._read() as session:
             task = session.get(TaskRow, task_id)
             row = session.get(AggregateRow, task_id)
@@ -698,6 +1113,32 @@ class TaskService:
             key_id=meta.public.public_key.key_id,
             count=row.count,
             ciphertexts=[encode_int(c.value) for c in meta.split(row.ciphertexts)],
+        )
+
+    def _shamir_aggregate(self, meta: ShamirMeta) -> ShamirAggregateOut:
+        """This server's share of the sum over the participant set (see :meth:`aggregate`)."""
+        task_id = meta.task_id
+        with self._read() as session:
+            task = session.get(TaskRow, task_id)
+            row = session.get(AggregateRow, task_id)
+            shamir = session.get(ShamirTaskRow, task_id)
+            if task is None or shamir is None:
+                raise NotFoundError(f"no task {task_id!r}")
+            if task.state == "open" or row is None or shamir.participants_json is None:
+                raise TaskStateError(
+                    f"task {task_id!r} is still open: this server's share of the sum is "
+                    "published when the administrator closes it with the participant set"
+                )
+        share = residues_from_blob(row.ciphertexts, length=meta.length, field=meta.field)
+        return ShamirAggregateOut(
+            scheme="shamir",
+            task_id=task_id,
+            server_index=meta.server_index,
+            servers=meta.servers,
+            threshold=meta.threshold,
+            count=row.count,
+            clients=json.loads(shamir.participants_json),
+            share=encode_share(share, meta.field),
         )
 
     def submit_partials(
@@ -719,7 +1160,7 @@ class TaskService:
         holder = principal.holder_index
         if holder is None:  # pragma: no cover - guaranteed by authenticate(HOLDER)
             raise PermissionDeniedError("only key holders upload partial decryptions")
-        meta = self.meta(task_id)
+        meta = self._paillier_meta(task_id, "it has no key holders")
         with self._read() as session:
             task = session.get(TaskRow, task_id)
             if task is None:
@@ -869,9 +1310,14 @@ class TaskService:
             InsufficientReportsError: closed with too few reports (never any result).
             ThresholdNotMetError: closed, but fewer than t partial decryptions so far
                 ("k of t partial decryptions received").
+            TaskStateError: a Shamir task (no server knows its result).
         """
         self._ensure_deadline(task_id)
-        meta = self.meta(task_id)
+        meta = self._paillier_meta(
+            task_id,
+            "no server knows its result; the analyst rebuilds the sum from t servers' shares "
+            "of it (smpcloud.client.ShamirAggregation.result)",
+        )
         with self._read() as session:
             task = session.get(TaskRow, task_id)
             if task is None:
@@ -927,4 +1373,4 @@ def _insufficient(task: TaskRow) -> InsufficientReportsError:
     )
 
 
-__all__ = ["Principal", "TaskMeta", "TaskService", "hash_token"]
+__all__ = ["Principal", "ShamirMeta", "TaskMeta", "TaskService", "hash_token"]
