@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 from rich.console import Console
@@ -392,6 +392,14 @@ def certs(
     show_default=True,
     help="Computation name; every party must use the same one.",
 )
+@click.option(
+    "--triples",
+    "triple_mode",
+    type=click.Choice(["dealer", "ot"]),
+    default=None,
+    help="Beaver triples from the deployment's dealer, or dealer-free by oblivious transfer "
+    "between the parties (default: the dealer if the deployment has one, else ot).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def party(
     config_path: str,
@@ -400,13 +408,15 @@ def party(
     column: str | None,
     spec: str,
     session: str,
+    triple_mode: Literal["dealer", "ot"] | None,
     as_json: bool,
 ) -> None:
     """Run one party of a peer MPC computation and print the joint statistics.
 
-    Every party (and the dealer, `smpcloud dealer`) runs at the same time with the same
-    --config, --compute and --session. Values are Shamir-shared over mutually authenticated
-    TLS; each party learns only the requested statistics over all parties' rows.
+    Every party (and the dealer, `smpcloud dealer`, unless --triples ot) runs at the same time
+    with the same --config, --compute, --session and --triples. Values are Shamir-shared over
+    mutually authenticated TLS; each party learns only the requested statistics over all
+    parties' rows.
     """
     import asyncio
 
@@ -428,6 +438,7 @@ def party(
                     party_id,
                     lambda me: peer_stats.compute(me, values, names, frac_bits=config.frac_bits),
                     session=session,
+                    triples=triple_mode,
                 )
             )
     if as_json:

@@ -13,16 +13,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection
-from typing import Literal, TypeVar, overload
+from typing import Literal, TypeAlias, TypeVar, overload
 
 from smpcloud.crypto.field import Field
+from smpcloud.errors import InvalidInputError
 from smpcloud.mpc.dealer import run_dealer
-from smpcloud.mpc.memory import MemoryNetwork
+from smpcloud.mpc.memory import MemoryNetwork, MemoryTransport
+from smpcloud.mpc.ot_triples import OTTriples
 from smpcloud.mpc.runtime import DEFAULT_KAPPA, MPC_FIELD, Party
 from smpcloud.mpc.transport import DEFAULT_TIMEOUT
-from smpcloud.mpc.triples import DealerTriples
+from smpcloud.mpc.triples import DealerTriples, TripleSource
 
 R = TypeVar("R")
+
+#: Where the parties' Beaver triples come from: the trusted dealer, OT between the parties
+#: (:class:`~smpcloud.mpc.ot_triples.OTTriples`, no dealer), or nowhere (linear work only).
+TripleMode: TypeAlias = Literal["dealer", "ot", "none"]
 
 
 @overload
@@ -32,6 +38,7 @@ async def run_local(
     program: Callable[[Party], Awaitable[R]],
     *,
     dealer: bool = ...,
+    triples: TripleMode | None = ...,
     field: Field = ...,
     timeout: float = ...,
     session: str = ...,
@@ -48,6 +55,7 @@ async def run_local(
     program: Callable[[Party], Awaitable[R]],
     *,
     dealer: bool = ...,
+    triples: TripleMode | None = ...,
     field: Field = ...,
     timeout: float = ...,
     session: str = ...,
@@ -63,6 +71,7 @@ async def run_local(
     program: Callable[[Party], Awaitable[R]],
     *,
     dealer: bool = True,
+    triples: TripleMode | None = None,
     field: Field = MPC_FIELD,
     timeout: float = DEFAULT_TIMEOUT,
     session: str = "smpc",
@@ -70,12 +79,16 @@ async def run_local(
     silent: Collection[int] = (),
     return_exceptions: bool = False,
 ) -> list[R] | list[R | BaseException]:
-    """Run ``program(party)`` for parties 1..n on a :class:`MemoryNetwork`, with a dealer.
+    """Run ``program(party)`` for parties 1..n on a :class:`MemoryNetwork`.
 
     Args:
         n, t: parties and threshold (t of n reconstruct).
         program: the SPMD program; called once per party, concurrently.
-        dealer: run the trusted dealer (party 0) and give every party a :class:`DealerTriples`.
+        dealer: run the trusted dealer (party 0) and give every party a :class:`DealerTriples`
+            (False: no triple source); ignored when ``triples`` is given.
+        triples: ``"dealer"`` (as ``dealer=True``), ``"ot"`` (dealer-free triples by oblivious
+            transfer between the parties, :class:`~smpcloud.mpc.ot_triples.OTTriples`; no
+            dealer runs) or ``"none"`` (linear work only); None follows ``dealer``.
         field: the field of the shares.
         timeout: seconds any one round waits before naming silent parties.
         session: the computation's name.
@@ -88,22 +101,31 @@ async def run_local(
         The programs' results, party 1 first.
 
     Raises:
+        InvalidInputError: an unknown ``triples`` mode.
         The first party's exception, unless ``return_exceptions``.
     """
+    mode: TripleMode = triples if triples is not None else ("dealer" if dealer else "none")
+    if mode not in ("dealer", "ot", "none"):
+        raise InvalidInputError(f"triples must be 'dealer', 'ot' or 'none', got {mode!r}")
+    dealer = mode == "dealer"
     network = MemoryNetwork(n, dealer=dealer, timeout=timeout)
     for p in silent:
         network.silence(p)
+
+    def source(transport: MemoryTransport) -> TripleSource | None:
+        if mode == "dealer":
+            return DealerTriples(transport, field=field, session=session, timeout=timeout)
+        if mode == "ot":
+            return OTTriples(transport, n=n, t=t, field=field, session=session, timeout=timeout)
+        return None
+
     parties = [
         Party(
             transport,
             n=n,
             t=t,
             field=field,
-            triples=(
-                DealerTriples(transport, field=field, session=session, timeout=timeout)
-                if dealer
-                else None
-            ),
+            triples=source(transport),
             session=session,
             timeout=timeout,
             kappa=kappa,
@@ -139,4 +161,4 @@ async def run_local(
     return list(results)
 
 
-__all__ = ["run_local"]
+__all__ = ["TripleMode", "run_local"]

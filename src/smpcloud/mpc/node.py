@@ -2,22 +2,24 @@
 
 ``run_party(config, party_id, program)`` connects this process to every peer listed in the
 deployment file (mutual TLS, certificates from the deployment CA), builds the :class:`Party`
-with a dealer triple source when the deployment has a dealer, runs the SPMD ``program`` and shuts
-everything down cleanly. ``run_dealer_node`` does the same for the dealer (id 0).
+with a dealer triple source when the deployment has a dealer (or dealer-free triples by OT between
+the parties when it has none, or when asked), runs the SPMD ``program`` and shuts everything down
+cleanly. ``run_dealer_node`` does the same for the dealer (id 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from smpcloud.crypto.field import Field
 from smpcloud.errors import InvalidInputError
 from smpcloud.mpc.config import DeploymentConfig
 from smpcloud.mpc.dealer import DealerStats, run_dealer
+from smpcloud.mpc.ot_triples import OTTriples
 from smpcloud.mpc.runtime import MPC_FIELD, Party
 from smpcloud.mpc.tcp import TlsTransport, connect_mesh
-from smpcloud.mpc.triples import DealerTriples
+from smpcloud.mpc.triples import DealerTriples, TripleSource
 
 R = TypeVar("R")
 
@@ -51,36 +53,62 @@ async def run_party(
     session: str = "smpc",
     field: Field = MPC_FIELD,
     connect_deadline: float | None = None,
+    triples: Literal["dealer", "ot"] | None = None,
 ) -> R:
     """Run ``program`` as computing party ``party`` (1..n) of the deployment and return its result.
 
-    Every party must run the same program (SPMD) with the same ``session``.
+    Every party must run the same program (SPMD) with the same ``session`` and ``triples``.
+
+    Args:
+        config: the deployment.
+        party: this party's id (1..n).
+        program: the SPMD program.
+        session: the computation's name.
+        field: the field of the shares.
+        connect_deadline: seconds to wait for every peer (default: the deployment's).
+        triples: where Beaver triples come from: ``"dealer"`` (the deployment's dealer, id 0)
+            or ``"ot"`` (dealer-free, by oblivious transfer between the parties:
+            :class:`~smpcloud.mpc.ot_triples.OTTriples`); None picks the dealer when the
+            deployment has one and OT otherwise.
 
     Raises:
-        InvalidInputError: ``party`` is the dealer's id or not in the deployment.
+        InvalidInputError: ``party`` is the dealer's id or not in the deployment, or
+            ``triples="dealer"`` in a deployment without a dealer.
         TransportError, ProtocolError: peers unreachable or silent (named in the message).
     """
     if party == 0:
         raise InvalidInputError("id 0 is the dealer: run it with run_dealer_node")
+    mode = triples if triples is not None else ("dealer" if config.has_dealer else "ot")
+    if mode not in ("dealer", "ot"):
+        raise InvalidInputError(f"triples must be 'dealer' or 'ot', got {mode!r}")
+    if mode == "dealer" and not config.has_dealer:
+        raise InvalidInputError("this deployment has no dealer (id 0): use dealer-free triples")
     transport = await connect(config, party, connect_deadline=connect_deadline)
     try:
-        triples = (
-            DealerTriples(transport, field=field, session=session, timeout=config.timeout)
-            if config.has_dealer
-            else None
-        )
+        source: TripleSource
+        if mode == "dealer":
+            source = DealerTriples(transport, field=field, session=session, timeout=config.timeout)
+        else:
+            source = OTTriples(
+                transport,
+                n=config.parties,
+                t=config.threshold,
+                field=field,
+                session=session,
+                timeout=config.timeout,
+            )
         async with Party(
             transport,
             n=config.parties,
             t=config.threshold,
             field=field,
-            triples=triples,
+            triples=source,
             session=session,
             timeout=config.timeout,
         ) as me:
             result = await program(me)
             # A last round so that no party closes its connections while others still read.
-            await me.input_all([0])
+            await me.input_all([0], bits=2)
             return result
     finally:
         await transport.close()
