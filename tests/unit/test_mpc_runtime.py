@@ -405,6 +405,25 @@ def test_prefetched_triples_are_used_first_and_topped_up() -> None:
         assert batches == 1  # no batch for the first product, one for the top-up
 
 
+def test_partly_pooled_requests_keep_program_order_at_every_party() -> None:
+    # Two concurrent products, the first partly served by a prefetch still in flight: the
+    # source must be asked for the rest in program order at every party, whatever the
+    # pool's timing (it used to ask only after the pooled part arrived).
+    a, b = data(45, 10), data(46, 10)
+
+    async def program(party: Party) -> list[list[int]]:
+        party.prefetch(triples=5)  # not awaited
+        x = await party.input(a, owner=1)
+        y = await party.input(b, owner=2)
+        xy, yy = await asyncio.gather(party.mul(x, y), party.mul(y, y))
+        return [exact(v) for v in await party.open_many([xy, yy])]
+
+    for _ in range(5):
+        for xy, yy in run(3, 2, program):
+            assert xy == exact(a * b)
+            assert yy == exact(b * b)
+
+
 def test_prefetch_overlaps_with_the_input_round() -> None:
     a, b = data(43, 500), data(44, 500)
 

@@ -932,16 +932,21 @@ class Party:
             else:
                 pool[0] = (fut, start + take, size - take)
             need -= take
+        rest: asyncio.Future[tuple[Residues, ...]] | None = None
         if need:
             self._source()  # fail now, before anything is reserved elsewhere
+            # Ask the source now, not after the pooled part arrives: its reservation must take
+            # its place in program order at every party, whatever the pool's timing.
+            rest = asyncio.ensure_future(_as_tuple(fetch(need)))
+            rest.add_done_callback(_retrieve)
 
         async def get() -> tuple[Residues, ...]:
             parts: list[tuple[Residues, ...]] = []
             for fut, start, size in taken:
                 whole = await asyncio.shield(fut)  # shared with other reservations
                 parts.append(tuple(p[:, start : start + size] for p in whole))
-            if need:
-                parts.append(tuple(await fetch(need)))  # reserves at the task's first step
+            if rest is not None:
+                parts.append(await rest)
             if len(parts) == 1:
                 return parts[0]
             return tuple(
