@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tests.integration.test_cli import run
+from test_cli import run
 
 
 def test_example_regression_prints_coefficients_within_tolerance(tmp_path: Path) -> None:
