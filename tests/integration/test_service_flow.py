@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import random
@@ -334,3 +335,54 @@ def test_default_size_key_flow(tmp_path_factory: pytest.TempPathFactory) -> None
     finally:
         secure.stop()
     secure.check_log_has_no_secrets(big_key)
+
+
+def test_prepare_then_upload_equals_submit(
+    server: ServerProcess, key: Key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smpcloud.client import Client, PreparedReport
+    from smpcloud.crypto.paillier import PublicKey
+
+    classic_calls: list[int] = []
+    original = PublicKey.encrypt_classic
+
+    def spy(self: PublicKey, plaintext: int) -> object:
+        classic_calls.append(plaintext)
+        return original(self, plaintext)
+
+    monkeypatch.setattr(PublicKey, "encrypt_classic", spy)
+    values = [2.5, 7.25, 1.0]
+    task, creds = server.new_task(
+        key, len(values), min_clients=3, encoding=TaskEncoding.fixed(16, 0.0, 10.0)
+    )
+    pinned = copy.deepcopy(key[0])  # a key object of its own: no table built yet
+    assert pinned == key[0] and not pinned.public_key.has_table
+    # No table on the pinned object: a short report is encrypted the classic way.
+    with Client(
+        server.base_url, task.task_id, creds[0].token, public_key=pinned, allow_insecure_keys=True
+    ) as client:
+        prepared = client.prepare(values[0])
+        assert isinstance(prepared, PreparedReport) and len(prepared.ciphertexts) == 1
+        assert "ciphertexts=<1>" in repr(prepared)
+        client.upload(prepared)
+        with pytest.raises(DuplicateSubmissionError):
+            client.upload(prepared)
+    assert len(classic_calls) == 1
+    # Once the pinned object holds its table, every client that shares it takes the DJN path.
+    pinned.public_key.precompute()
+    assert pinned.public_key.has_table
+    for cred, value in zip(creds[1:], values[1:]):
+        with Client(
+            server.base_url, task.task_id, cred.token, public_key=pinned, allow_insecure_keys=True
+        ) as client:
+            client.submit(value)
+    assert len(classic_calls) == 1
+    with server.client(task.task_id, creds[0].token) as client:
+        foreign = PreparedReport("another-task", prepared.key_id, prepared.ciphertexts)
+        with pytest.raises(InvalidInputError, match="another task"):
+            client.upload(foreign)
+    with server.admin() as admin:
+        admin.close(task.task_id)
+        contribute(server, task, key, [1, 2, 3])
+        result = admin.result(task.task_id)
+    assert result.count == 3 and result.sum == [sum(values)]

@@ -491,3 +491,27 @@ def test_servers_go_down_and_come_back(tmp_path: Path) -> None:
             assert servers[0].alive()
     finally:
         stop_servers(servers)
+
+
+def test_prepare_then_upload(trio: list[ServerProcess]) -> None:
+    from smpcloud.client import ShamirPreparedReport
+
+    values = [3, 4, 5]
+    aggregation, creds = new_task(trio, len(values), min_clients=3)
+    with aggregation:
+        with ShamirClient(creds[0], timeout=30.0) as client:
+            prepared = client.prepare(values[0])
+            assert isinstance(prepared, ShamirPreparedReport) and len(prepared.shares) == N
+            assert "redacted" in repr(prepared) and prepared.shares[0] not in repr(prepared)
+            assert set(prepared.request_body(2)) == {"share"}
+            with pytest.raises(DuplicateSubmissionError):
+                client.prepare(values[0])  # a second sharing would not match the first
+            with pytest.raises(InvalidInputError, match="prepare"):
+                client.upload(ShamirPreparedReport(prepared.shares))  # not its own object
+            outcome = client.upload(prepared)
+            assert outcome.complete
+        for cred, value in zip(creds[1:], values[1:]):
+            submit(cred, value)
+        aggregation.close_all()
+        result = aggregation.result()
+    assert (result.count, result.sum) == (3, [12])

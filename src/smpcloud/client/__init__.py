@@ -41,10 +41,12 @@ from smpcloud.client.sdk import (
     Client,
     ClientCredentials,
     KeyHolder,
+    PreparedReport,
     TaskCreated,
     TaskInfo,
     TaskResult,
     TaskStatus,
+    prepare_report,
 )
 from smpcloud.client.shamir import (
     ShamirAggregation,
@@ -52,11 +54,13 @@ from smpcloud.client.shamir import (
     ShamirClosed,
     ShamirCredentials,
     ShamirEndpoint,
+    ShamirPreparedReport,
     ShamirResult,
     ShamirServer,
     ShamirSubmission,
     ShamirTask,
     ShamirTaskInfo,
+    prepare_shares,
 )
 from smpcloud.service.schemas import INTEGER_ENCODING, TaskEncoding
 
@@ -73,12 +77,14 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PreparedReport",
     "ServiceError",
     "ShamirAggregation",
     "ShamirClient",
     "ShamirClosed",
     "ShamirCredentials",
     "ShamirEndpoint",
+    "ShamirPreparedReport",
     "ShamirResult",
     "ShamirServer",
     "ShamirSubmission",
@@ -90,4 +96,6 @@ __all__ = [
     "TaskResult",
     "TaskStateError",
     "TaskStatus",
+    "prepare_report",
+    "prepare_shares",
 ]

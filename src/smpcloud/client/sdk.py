@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Final, Literal, Self
@@ -54,10 +54,11 @@ from smpcloud.service.schemas import (
     TaskStatusOut,
 )
 
-# Up to this many values, encrypt the textbook way (one r^n each, ~8 ms at 2048 bits) rather
-# than build the fast-encryption table (~85 ms, then ~0.6 ms per value; see crypto.paillier).
-# Measured break-even: about 11 values.
-_CLASSIC_ENCRYPTION_MAX: Final = 10
+#: Reports of up to this many values are encrypted the textbook way (one r^n each, ~8 ms at
+#: 2048 bits) unless the key object already holds its fast-encryption table: building the table
+#: costs ~85 ms, then ~0.6 ms per value (see :mod:`smpcloud.crypto.paillier`). Measured
+#: break-even: about 11 values.
+CLASSIC_ENCRYPTION_MAX: Final = 10
 HOLDER_TIMEOUT: Final = 600.0
 
 
@@ -164,6 +165,33 @@ class TaskResult:
     within_declared_range: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedReport:
+    """One client's encrypted report, ready to upload (see :meth:`Client.prepare`).
+
+    Holds ciphertexts only, nothing secret: anyone may carry it to the server.
+
+    Attributes:
+        task_id: the task it was prepared for.
+        key_id: ``PublicKey.key_id`` of the key it is encrypted under.
+        ciphertexts: one canonical base64url ciphertext per element, in order.
+    """
+
+    task_id: str
+    key_id: str
+    ciphertexts: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return (
+            f"PreparedReport(task_id={self.task_id!r}, key_id={self.key_id!r}, "
+            f"ciphertexts=<{len(self.ciphertexts)}>)"
+        )
+
+    def request_body(self) -> dict[str, object]:
+        """Return the JSON body of the upload, exactly as :meth:`Client.upload` sends it."""
+        return ReportIn(key_id=self.key_id, ciphertexts=list(self.ciphertexts)).model_dump()
+
+
 # ---------------------------------------------------------------------------------- helpers
 
 
@@ -213,6 +241,49 @@ def _as_values(values: object) -> list[object]:
         return list(values)
     raise InvalidInputError(
         f"expected a number or a sequence of numbers, got {type(values).__name__}"
+    )
+
+
+def prepare_report(info: TaskInfo, values: float | int | Sequence[float | int]) -> PreparedReport:
+    """Encode, range-check and encrypt one client's values for a task; no network.
+
+    This is the local half of :meth:`Client.submit` (see :meth:`Client.prepare`), for callers
+    that already hold the task's :class:`TaskInfo`.
+
+    Encryption: the fast DJN path (:meth:`~smpcloud.crypto.paillier.PublicKey.encrypt`) when
+    the key object ``info.public_key.public_key`` already holds its fast-encryption table
+    (``has_table``) or the report has more than :data:`CLASSIC_ENCRYPTION_MAX` values; the
+    classic r^n path otherwise, since one classic encryption (~8 ms at 2048 bits) costs less
+    than building the table (~85 ms). A process that prepares many reports with one key object
+    should call ``info.public_key.public_key.precompute()`` once: every report after that uses
+    the table.
+
+    Args:
+        info: the task's info (:meth:`Client.info` or :meth:`Admin.info`).
+        values: a scalar or ``info.length`` values.
+
+    Returns:
+        The report, ready for :meth:`Client.upload`.
+
+    Raises:
+        InvalidInputError: wrong number of values or a non-number.
+        OverflowDetectedError: a value outside the declared range, NaN or infinite.
+    """
+    items = _as_values(values)
+    if len(items) != info.length:
+        raise InvalidInputError(
+            f"this task takes {info.length} value(s) per client; got {len(items)}"
+        )
+    plaintexts = [info.encoding.encode(v, index=i) for i, v in enumerate(items)]
+    pk = info.public_key.public_key
+    if pk.has_table or len(plaintexts) > CLASSIC_ENCRYPTION_MAX:
+        ciphertexts = [pk.encrypt(m) for m in plaintexts]
+    else:
+        ciphertexts = [pk.encrypt_classic(m) for m in plaintexts]
+    return PreparedReport(
+        task_id=info.task_id,
+        key_id=pk.key_id,
+        ciphertexts=tuple(encode_int(c.value) for c in ciphertexts),
     )
 
 
@@ -381,11 +452,23 @@ class Client(_Participant):
     Reveals to the server: that this client reported, and when. The values stay encrypted
     under the threshold key; only their sum over all clients is ever decrypted.
 
+    :meth:`submit` does it all; :meth:`prepare` (encode, range check, encrypt: local work) and
+    :meth:`upload` (one HTTP request) are its two halves, for callers that time or schedule
+    them apart.
+
+    Encryption: a short report (up to :data:`CLASSIC_ENCRYPTION_MAX` values) is encrypted the
+    classic r^n way unless the key object already holds its fast-encryption table; a long one
+    (or any report under a key object with a table) takes the fast DJN path. A process that
+    simulates many clients should pin one key object for all of them (``public_key=pk``, the
+    same object each time) and call ``pk.public_key.precompute()`` once: the table is then
+    built once and used by every client (see :func:`prepare_report`).
+
     Args:
         base_url: the service's root URL.
         task_id: the task to report to.
         token: this client's token (from :meth:`Admin.register_clients`).
-        public_key: pin the task's key: refuse to encrypt under anything else.
+        public_key: pin the task's key: refuse to encrypt under anything else; this very object
+            (and its fast-encryption table, if built) is used to encrypt.
         allow_insecure_keys: accept keys below 2048 bits (tests only).
         timeout: seconds per HTTP request.
         transport: an ``httpx`` transport instead of the network.
@@ -419,18 +502,67 @@ class Client(_Participant):
         if self._info is None:
             out = self._conn.request("GET", _path(self.task_id), TaskInfoOut)
             info = _task_info(out, insecure=self._insecure)
-            if self._pinned is not None and info.public_key != self._pinned:
-                raise KeyMismatchError("the server serves a different key for this task")
+            if self._pinned is not None:
+                if info.public_key != self._pinned:
+                    raise KeyMismatchError("the server serves a different key for this task")
+                # Encrypt with the pinned object itself, so that its fast-encryption table
+                # (built once) serves every client that shares it.
+                info = replace(info, public_key=self._pinned)
             self._info = info
         return self._info
+
+    def prepare(self, values: float | int | Sequence[float | int]) -> PreparedReport:
+        """Encode, range-check and encrypt this client's values; send nothing.
+
+        The only network use is fetching the task's info if this object does not know it yet.
+        Which encryption is used is explained in :func:`prepare_report`: with a pinned key
+        object (``public_key=``) that holds its table, every report takes the fast path.
+
+        Raises:
+            InvalidInputError: wrong number of values or a non-number.
+            OverflowDetectedError: a value outside the declared range, NaN or infinite.
+            KeyMismatchError: the served key is not the pinned one.
+            TransportError: the task's info could not be fetched.
+        """
+        return prepare_report(self.info(), values)
+
+    def upload(self, prepared: PreparedReport) -> None:
+        """Upload a report made by :meth:`prepare` (or :func:`prepare_report`) for this task.
+
+        Retrying after a :class:`~smpcloud.errors.TransportError` is safe: if the first
+        attempt arrived, the retry raises
+        :class:`~smpcloud.client.errors.DuplicateSubmissionError`.
+
+        Raises:
+            InvalidInputError: not a PreparedReport, or prepared for another task.
+            KeyMismatchError: prepared under another key than the task's (when known here).
+            DuplicateSubmissionError: this client already reported (the first report stays).
+            TaskStateError: the task is closed.
+            TransportError: the service could not be reached.
+        """
+        if not isinstance(prepared, PreparedReport):
+            raise InvalidInputError("upload takes a PreparedReport (from Client.prepare)")
+        if prepared.task_id != self.task_id:
+            raise InvalidInputError("this report was prepared for another task")
+        info = self._info
+        if info is not None and prepared.key_id != info.public_key.public_key.key_id:
+            raise KeyMismatchError("this report is encrypted under another key than the task's")
+        self._conn.request(
+            "POST",
+            _path(self.task_id, "reports"),
+            ReportAcceptedOut,
+            json=prepared.request_body(),
+            expected=201,
+        )
 
     def submit(self, values: float | int | Sequence[float | int]) -> None:
         """Encode, encrypt and upload this client's values (a scalar or ``length`` values).
 
-        Everything is checked before anything is sent: the number of values, their types,
-        and that each lies in the task's declared range. Retrying after a
-        :class:`~smpcloud.errors.TransportError` is safe: if the first attempt arrived, the
-        retry raises :class:`~smpcloud.client.errors.DuplicateSubmissionError`.
+        Same as ``upload(prepare(values))``. Everything is checked before anything is sent:
+        the number of values, their types, and that each lies in the task's declared range.
+        Retrying after a :class:`~smpcloud.errors.TransportError` is safe: if the first
+        attempt arrived, the retry raises
+        :class:`~smpcloud.client.errors.DuplicateSubmissionError`.
 
         Raises:
             InvalidInputError: wrong number of values or a non-number.
@@ -439,26 +571,7 @@ class Client(_Participant):
             TaskStateError: the task is closed.
             TransportError: the service could not be reached.
         """
-        info = self.info()
-        items = _as_values(values)
-        if len(items) != info.length:
-            raise InvalidInputError(
-                f"this task takes {info.length} value(s) per client; got {len(items)}"
-            )
-        plaintexts = [info.encoding.encode(v, index=i) for i, v in enumerate(items)]
-        pk = info.public_key.public_key
-        if len(plaintexts) <= _CLASSIC_ENCRYPTION_MAX:
-            ciphertexts = [pk.encrypt_classic(m) for m in plaintexts]
-        else:
-            ciphertexts = [pk.encrypt(m) for m in plaintexts]
-        body = ReportIn(key_id=pk.key_id, ciphertexts=[encode_int(c.value) for c in ciphertexts])
-        self._conn.request(
-            "POST",
-            _path(self.task_id, "reports"),
-            ReportAcceptedOut,
-            json=body.model_dump(),
-            expected=201,
-        )
+        self.upload(self.prepare(values))
 
     def status(self) -> TaskStatus:
         """Return the task's state and counters."""
@@ -561,12 +674,15 @@ def _aggregate_ciphertexts(aggregate: AggregateOut, info: TaskInfo) -> list[Ciph
 
 
 __all__ = [
+    "CLASSIC_ENCRYPTION_MAX",
     "Admin",
     "Client",
     "ClientCredentials",
     "KeyHolder",
+    "PreparedReport",
     "TaskCreated",
     "TaskInfo",
     "TaskResult",
     "TaskStatus",
+    "prepare_report",
 ]

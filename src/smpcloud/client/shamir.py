@@ -221,6 +221,31 @@ class ShamirTaskInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ShamirPreparedReport:
+    """One client's Shamir shares, ready to upload: ``shares[j - 1]`` goes to server j.
+
+    Secret: any t of the shares rebuild the client's values. Keep it in memory only, send each
+    share to its own server only, and drop it once every server holds its share. Its ``repr``
+    shows no share.
+    """
+
+    shares: tuple[str, ...] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"ShamirPreparedReport(servers={len(self.shares)}, shares=<redacted>)"
+
+    def request_body(self, server: int) -> dict[str, object]:
+        """Return the JSON body of the upload to server ``server`` (j, from 1), as sent.
+
+        Raises:
+            InvalidInputError: no server j.
+        """
+        if type(server) is not int or not 1 <= server <= len(self.shares):
+            raise InvalidInputError(f"server must be an int in 1..{len(self.shares)}")
+        return ReportIn(share=self.shares[server - 1]).model_dump(exclude_none=True)
+
+
+@dataclass(frozen=True, slots=True)
 class ShamirSubmission:
     """Which servers hold this client's share.
 
@@ -362,6 +387,43 @@ def _each(
         except SmpcError as exc:
             failures[j] = _reason(exc)
     return answers, failures
+
+
+def prepare_shares(
+    info: ShamirTaskInfo, values: float | int | Sequence[float | int]
+) -> ShamirPreparedReport:
+    """Encode, range-check and Shamir-share one client's values (t-of-n); no network.
+
+    The local half of :meth:`ShamirClient.prepare`, for callers that already hold the task's
+    info. Shares come from the OS CSPRNG; fewer than t of them reveal nothing about the values.
+
+    Args:
+        info: what the servers agree on (:meth:`ShamirClient.info` or
+            :meth:`ShamirAggregation.info`): encoding, length, n and t.
+        values: a scalar or ``info.length`` values.
+
+    Returns:
+        The n shares, as the report bodies carry them.
+
+    Raises:
+        InvalidInputError: wrong number of values or a non-number.
+        OverflowDetectedError: a value outside the declared range, NaN or infinite.
+    """
+    items = _as_values(values)
+    if len(items) != info.length:
+        raise InvalidInputError(
+            f"this task takes {info.length} value(s) per client; got {len(items)}"
+        )
+    encoded = [info.encoding.encode(v, index=i) for i, v in enumerate(items)]
+    try:
+        plain = np.array(encoded, dtype=np.int64)
+    except OverflowError:  # encodings beyond 64 bits: exact Python ints
+        plain = np.array(encoded, dtype=object)
+    secret = SHAMIR_FIELD.from_ints(plain)
+    blocks = share_elements(SHAMIR_FIELD, secret, n=info.servers, t=info.threshold)
+    report = ShamirPreparedReport(tuple(encode_share(y) for y in blocks))
+    del secret, blocks
+    return report
 
 
 # ------------------------------------------------------------------------------ aggregation
@@ -775,6 +837,9 @@ class ShamirClient:
     Reveals to each server: that this client reported, when, and one share, which is uniformly
     random and independent of the values. Fewer than t servers together learn nothing.
 
+    :meth:`submit` does it all; :meth:`prepare` (check the task, share the values) and
+    :meth:`upload` (one request per server) are its two halves.
+
     Args:
         credentials: from :meth:`ShamirAggregation.register`.
         timeout: seconds per HTTP request.
@@ -807,6 +872,7 @@ class ShamirClient:
             for e in endpoints
         }
         self._pending: dict[int, str] | None = None  # share texts not yet stored (secret)
+        self._prepared: ShamirPreparedReport | None = None
         self._attempted: set[int] = set()
         self._reached: set[int] = set()
 
@@ -816,6 +882,7 @@ class ShamirClient:
     def disconnect(self) -> None:
         """Close the HTTP connections and forget unsent shares."""
         self._pending = None
+        self._prepared = None
         for conn in self._conns.values():
             conn.close()
 
@@ -851,25 +918,23 @@ class ShamirClient:
             raise ThresholdNotMetError(f"no server answered: {_describe(failures)}")
         return _agreed_info(infos, servers=len(self._endpoints), threshold=self._threshold)
 
-    def submit(self, values: float | int | Sequence[float | int]) -> ShamirSubmission:
-        """Encode and Shamir-share this client's values; upload share j to server j.
+    def prepare(self, values: float | int | Sequence[float | int]) -> ShamirPreparedReport:
+        """Check the task with the servers, then encode and Shamir-share this client's values.
 
-        Everything is checked before anything is sent: that at least t servers answer and
-        agree on the task, that none already holds a report of this client, the number of
-        values, their types and the declared range. Shares come from the OS CSPRNG. The
-        shares are kept (in memory only) until every server holds one; :meth:`retry` re-sends
-        the same ones to the servers not reached.
+        Sends no share. Checks, in order: that at least t servers answer and agree on the task,
+        that none already holds a report of this client, the number of values, their types and
+        the declared range. The shares (OS CSPRNG) are kept in this object, in memory only,
+        until every server holds its own; :meth:`upload` sends them.
 
         Returns:
-            Which servers hold the share (at least t) and why the others do not.
+            The shares (secret: see :class:`ShamirPreparedReport`).
 
         Raises:
             InvalidInputError: wrong number of values or a non-number.
             OverflowDetectedError: a value outside the declared range, NaN or infinite.
             DuplicateSubmissionError: this client already shared its values (this object: use
-                retry; or an earlier one: some server already holds a report, nothing sent).
-            ThresholdNotMetError: fewer than t servers answer, or took the share (named, with
-                why; call retry later).
+                upload or retry; or an earlier one: some server already holds a report).
+            ThresholdNotMetError: fewer than t servers answer.
             VerificationError: the servers disagree on the task.
         """
         if self._pending is not None or self._reached:
@@ -892,21 +957,52 @@ class ShamirClient:
                 f"server(s) {already} already hold a report of this client from an earlier "
                 "submission; new shares would not match it, so nothing was sent"
             )
-        items = _as_values(values)
-        if len(items) != info.length:
-            raise InvalidInputError(
-                f"this task takes {info.length} value(s) per client; got {len(items)}"
-            )
-        encoded = [info.encoding.encode(v, index=i) for i, v in enumerate(items)]
-        try:
-            plain = np.array(encoded, dtype=np.int64)
-        except OverflowError:  # encodings beyond 64 bits: exact Python ints
-            plain = np.array(encoded, dtype=object)
-        secret = SHAMIR_FIELD.from_ints(plain)
-        blocks = share_elements(SHAMIR_FIELD, secret, n=n, t=t)
-        self._pending = {j: encode_share(y) for j, y in enumerate(blocks, start=1)}
-        del secret, blocks
+        report = prepare_shares(info, values)
+        self._pending = dict(enumerate(report.shares, start=1))
+        self._prepared = report
+        return report
+
+    def upload(self, prepared: ShamirPreparedReport) -> ShamirSubmission:
+        """Upload share j of the report made by :meth:`prepare` to server j.
+
+        Only the report this object prepared is accepted: shares made elsewhere skipped the
+        check that no server already holds a report of this client. Calling it again sends
+        the same shares to the servers not reached yet (like :meth:`retry`).
+
+        Returns:
+            Which servers hold the share (at least t) and why the others do not.
+
+        Raises:
+            InvalidInputError: not the report this client prepared.
+            ThresholdNotMetError: fewer than t servers took the share (named, with why; call
+                retry later).
+        """
+        if self._prepared is None or prepared is not self._prepared:
+            raise InvalidInputError("upload takes the report this client's prepare() returned")
         return self._upload()
+
+    def submit(self, values: float | int | Sequence[float | int]) -> ShamirSubmission:
+        """Encode and Shamir-share this client's values; upload share j to server j.
+
+        Same as ``upload(prepare(values))``. Everything is checked before anything is sent:
+        that at least t servers answer and agree on the task, that none already holds a report
+        of this client, the number of values, their types and the declared range. Shares come
+        from the OS CSPRNG. The shares are kept (in memory only) until every server holds one;
+        :meth:`retry` re-sends the same ones to the servers not reached.
+
+        Returns:
+            Which servers hold the share (at least t) and why the others do not.
+
+        Raises:
+            InvalidInputError: wrong number of values or a non-number.
+            OverflowDetectedError: a value outside the declared range, NaN or infinite.
+            DuplicateSubmissionError: this client already shared its values (this object: use
+                retry; or an earlier one: some server already holds a report, nothing sent).
+            ThresholdNotMetError: fewer than t servers answer, or took the share (named, with
+                why; call retry later).
+            VerificationError: the servers disagree on the task.
+        """
+        return self.upload(self.prepare(values))
 
     def retry(self) -> ShamirSubmission:
         """Send the shares made by :meth:`submit` to the servers that do not hold theirs yet.
@@ -945,6 +1041,7 @@ class ShamirClient:
             self._attempted.add(j)
         if len(self._reached) == len(self._endpoints):
             self._pending = None  # every server holds its share: forget them
+            self._prepared = None
         outcome = ShamirSubmission(self.client_id, tuple(sorted(self._reached)), failed)
         if len(self._reached) < self._threshold:
             raise ThresholdNotMetError(
@@ -966,9 +1063,11 @@ __all__ = [
     "ShamirClosed",
     "ShamirCredentials",
     "ShamirEndpoint",
+    "ShamirPreparedReport",
     "ShamirResult",
     "ShamirServer",
     "ShamirSubmission",
     "ShamirTask",
     "ShamirTaskInfo",
+    "prepare_shares",
 ]

@@ -258,6 +258,11 @@ class PublicKey:
         """Return the bit length of n."""
         return self.n.bit_length()
 
+    @property
+    def has_table(self) -> bool:
+        """Return True once this key object holds its fast-encryption table (see precompute)."""
+        return self._table is not None
+
     # ------------------------------------------------------------------ encryption
 
     def _encode(self, plaintext: object) -> int:
