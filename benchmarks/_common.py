@@ -7,6 +7,10 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
+from smpcloud.ports import free_port_range
+
+__all__ = ["free_port_range", "median_seconds", "pin_to_one_core", "print_table"]
+
 
 def pin_to_one_core() -> str:
     """Pin this process to one CPU (where the OS allows) and say which."""
@@ -35,28 +39,3 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in cells:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-
-
-def free_port_range(count: int) -> int:
-    """Return a base port such that base .. base + count - 1 are all free on 127.0.0.1 now."""
-    import socket
-
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65000:
-            continue
-        held: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return base
-    raise RuntimeError("no free range of ports found")

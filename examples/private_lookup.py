@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import tempfile
 from pathlib import Path
 
@@ -25,26 +24,9 @@ from smpcloud.apps.private_lookup import decode_row, encode_rows, private_lookup
 from smpcloud.mpc.certs import create_deployment
 from smpcloud.mpc.config import load_deployment, render_deployment
 from smpcloud.mpc.node import connect
+from smpcloud.ports import free_port_range
 
 SERVER, CLIENT = 1, 2
-
-
-def free_base_port(count: int) -> int:
-    """Find ``count`` consecutive free ports on 127.0.0.1 (best effort)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65000:
-            continue
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise SystemExit("no free ports found")
 
 
 def catalogue(rows: int) -> list[str]:
@@ -64,7 +46,7 @@ async def main(row: int, rows: int) -> None:
         create_deployment(tmp, parties=2, dealer=False)
         config_path = Path(tmp) / "parties.toml"
         config_path.write_text(
-            render_deployment(parties=2, threshold=1, base_port=free_base_port(3), dealer=False)
+            render_deployment(parties=2, threshold=1, base_port=free_port_range(3), dealer=False)
         )
         config = load_deployment(config_path)
         server, client = await asyncio.gather(connect(config, SERVER), connect(config, CLIENT))

@@ -18,7 +18,6 @@ Run: .venv/bin/python examples/three_hospitals.py
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,30 +26,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_diabetes
 
+from smpcloud.ports import free_port_range
+
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
-
-
-def free_base_port(count: int) -> int:
-    """Find `count` consecutive free ports on 127.0.0.1 (best effort)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count > 65000:
-            continue
-        try:
-            socks = []
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range found")
 
 
 def main() -> int:
@@ -58,7 +36,7 @@ def main() -> int:
     splits = np.array_split(bmi, 3)
     with tempfile.TemporaryDirectory(prefix="smpcloud-hospitals-") as tmp:
         out = Path(tmp)
-        base = free_base_port(4)
+        base = free_port_range(4)
         subprocess.run(
             [
                 *SMPCLOUD,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,17 +22,12 @@ import httpx
 from smpcloud.client import Admin, Client, ClientCredentials, KeyHolder, TaskCreated
 from smpcloud.crypto import threshold
 from smpcloud.crypto.wire import encode_int
+from smpcloud.ports import free_port
 
 Key = tuple[threshold.ThresholdPublicKey, list[threshold.KeyShare]]
 
 MAX_BODY_BYTES = 256 * 1024
 DEADLINE_POLL_SECONDS = 0.2
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "smpcloud"
 # Rank of each layer: a module may import only from layers of lower or equal rank.
 LAYERS = {
     "errors": 0,
+    "ports": 0,
     "crypto": 1,
     "keyfiles": 2,
     "mpc": 2,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -49,6 +48,7 @@ from smpcloud.mpc.local import run_local
 from smpcloud.mpc.node import run_dealer_node, run_party
 from smpcloud.mpc.protocols.statistics import secure_sum
 from smpcloud.mpc.runtime import Party
+from smpcloud.ports import free_port_range
 
 R = TypeVar("R")
 FloatArray = npt.NDArray[np.float64]
@@ -91,29 +91,6 @@ def majority_threshold(parties: int) -> int:
 
 
 # ------------------------------------------------------------------------------ peer MPC
-
-
-def free_port_range(count: int) -> int:
-    """Return a base port such that base .. base+count-1 are free on 127.0.0.1 right now."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65000:
-            continue
-        held: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return base
-    raise TransportError(f"no {count} consecutive free ports found on 127.0.0.1")
 
 
 async def _tls_attempt(
@@ -501,7 +478,6 @@ __all__ = [
     "PeerTransport",
     "ServiceAggregator",
     "Stopwatch",
-    "free_port_range",
     "majority_threshold",
     "pack",
     "peer_secure_sum",

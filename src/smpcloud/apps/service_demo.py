@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import numpy.typing as npt
 from smpcloud.client import Admin, Client, KeyHolder, TaskEncoding
 from smpcloud.crypto import threshold
 from smpcloud.errors import InvalidInputError, TransportError
+from smpcloud.ports import free_port
 
 FRAC_BITS = 16
 BMI_RANGE = (0.0, 100.0)
@@ -87,13 +87,6 @@ def patient_bmis(count: int) -> npt.NDArray[np.float64]:
 
     bmi = load_diabetes(scaled=False).data[:, 2].astype(np.float64)
     return np.resize(bmi, count)
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -48,7 +48,6 @@ import importlib.util
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -74,9 +73,9 @@ from smpcloud.errors import (
     InvalidInputError,
     KeyMismatchError,
     MalformedCiphertextError,
-    TransportError,
     VerificationError,
 )
+from smpcloud.ports import free_port_range
 from smpcloud.service.schemas import ReportIn
 from smpcloud.service.sharing import SHAMIR_FIELD, decode_share
 
@@ -223,29 +222,6 @@ def _fmt_seconds(seconds: float | None) -> str:
 
 def _fmt_bytes(count: int | None) -> str:
     return "—" if count is None else f"{count:,} B"
-
-
-def _free_port_range(count: int) -> int:
-    """Return a base port such that base .. base + count - 1 are all free on 127.0.0.1 now."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65000:
-            continue
-        held: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return base
-    raise TransportError("no free range of ports found for MPyC")
 
 
 # ------------------------------------------------------------------------------ the 4 ways
@@ -507,7 +483,7 @@ def _mpyc_row(values: list[float]) -> Table1Row:
         env = {**os.environ, "SMPCLOUD_TABLE1_VALUES": str(data)}
         start = time.perf_counter()
         done = subprocess.run(  # noqa: S603 - our own interpreter and script
-            [sys.executable, str(script), "-M3", "-B", str(_free_port_range(3))],
+            [sys.executable, str(script), "-M3", "-B", str(free_port_range(3))],
             capture_output=True,
             text=True,
             env=env,
