@@ -619,6 +619,56 @@ def combine_vector(
     return unpack(plaintexts, packing, count)
 
 
+def combine_vector_batches(
+    public: threshold.ThresholdPublicKey,
+    ciphertexts: Sequence[Ciphertext],
+    batches: Iterable[threshold.BatchPartialDecryption],
+    packing: Packing,
+    count: int,
+    *,
+    verify: bool = True,
+    exclude_invalid: bool = False,
+) -> npt.NDArray[np.float64]:
+    """Combine batched partial decryptions of a packed aggregate and unpack it.
+
+    Each of at least t key holders sends ONE batched partial decryption of the whole
+    aggregate (:meth:`~smpcloud.crypto.threshold.KeyShare.partial_decrypt_batch`: one proof
+    per holder, not one per ciphertext); :func:`smpcloud.crypto.threshold.combine_batch`
+    checks the proofs and turns them into the packed plaintexts, which are then unpacked.
+    Reveals the per-slot sums to whoever combines. On every core:
+    :meth:`smpcloud.parallel.CryptoPool.combine_vector_batches`.
+
+    Args:
+        public: the threshold public key.
+        ciphertexts: the ``packing.ciphertexts`` aggregated ciphertexts, in order.
+        batches: t or more holders' batched partial decryptions of them.
+        packing: the layout the vectors were packed with.
+        count: how many vectors were added (1 .. max_additions).
+        verify: check every batch's proof (default).
+        exclude_invalid: drop batches whose proof fails and use the valid ones.
+
+    Returns:
+        A float64 array of ``packing.length`` element-wise sums.
+
+    Raises:
+        InvalidInputError: a key too small for the layout, a wrong number of ciphertexts, a bad
+            count, or batches that do not belong together.
+        ThresholdNotMetError: fewer than t (valid) batches.
+        VerificationError: a proof failed (InvalidPartialDecryptionError names the holders).
+        OverflowDetectedError: a decrypted slot outside its possible range.
+    """
+    packing.check_key_bits(public.public_key.bits)
+    packing.check_count(count)
+    if len(ciphertexts) != packing.ciphertexts:
+        raise InvalidInputError(
+            f"{len(ciphertexts)} ciphertexts; the packing declares {packing.ciphertexts}"
+        )
+    plaintexts = threshold.combine_batch(
+        public, ciphertexts, batches, verify=verify, exclude_invalid=exclude_invalid
+    )
+    return unpack(plaintexts, packing, count)
+
+
 __all__ = [
     "FIXED_POINT_BITS",
     "MAX_ADDITIONS",
@@ -628,6 +678,7 @@ __all__ = [
     "Packing",
     "SlotValues",
     "combine_vector",
+    "combine_vector_batches",
     "decrypt_vector",
     "encrypt_vector",
     "pack",
