@@ -88,7 +88,8 @@ def test_extended_random_ots_give_the_choice(choices: list[bool], width: int) ->
     message, mine = _receiver.extend(c, batch=batch, width=width)
     zero, one = _sender.extend(message, batch=batch, count=len(c), width=width)
     assert (mine == np.where(c[:, None].astype(bool), one, zero)).all()
-    assert not (mine == np.where(c[:, None].astype(bool), zero, one)).all(axis=1).any()
+    if width >= 8:  # the other output differs except with probability 2^-64 per OT
+        assert not (mine == np.where(c[:, None].astype(bool), zero, one)).all(axis=1).any()
 
 
 @settings(max_examples=30, deadline=None)
