@@ -814,6 +814,12 @@ def admin_token_option(func: F) -> F:
     help="Declared range MIN MAX of each client value (required with --fixed).",
 )
 @click.option(
+    "--packed",
+    is_flag=True,
+    help="Pack many values into each ciphertext (long vectors: 20x or more fewer "
+    "ciphertexts). Needs --range; the task then accepts at most --clients clients.",
+)
+@click.option(
     "--deadline",
     type=click.DateTime(),
     default=None,
@@ -836,6 +842,7 @@ def task_create(
     length: int,
     frac_bits: int | None,
     value_range: tuple[float, float] | None,
+    packed: bool,
     deadline: datetime | None,
     out_dir: Path,
 ) -> None:
@@ -846,14 +853,32 @@ def task_create(
     """
     from smpcloud.client import Admin, TaskEncoding
     from smpcloud.crypto import threshold
+    from smpcloud.crypto.packing import Packing
     from smpcloud.keyfiles import read_json, write_public_json, write_secret_json
 
     token = read_secret(admin_token_file, "SMPCLOUD_ADMIN_TOKEN", "admin token")
     if frac_bits is not None and value_range is None:
         raise click.UsageError("--fixed needs --range MIN MAX")
+    if packed and value_range is None:
+        raise click.UsageError("--packed needs --range MIN MAX")
     with friendly_errors():
         public_key = threshold.public_key_from_json(read_json(public_key_path))
-        if frac_bits is not None and value_range is not None:
+        packing: Packing | None = None
+        encoding: TaskEncoding | None
+        if packed and value_range is not None:
+            bounds: tuple[float, float] | tuple[int, int] = (
+                value_range if frac_bits else (int(value_range[0]), int(value_range[1]))
+            )
+            packing = Packing.for_key(
+                public_key.public_key,
+                length=length,
+                min_value=bounds[0],
+                max_value=bounds[1],
+                max_additions=clients,
+                frac_bits=frac_bits or 0,
+            )
+            encoding = None  # implied by the layout
+        elif frac_bits is not None and value_range is not None:
             encoding = TaskEncoding.fixed(frac_bits, *value_range)
         elif value_range is not None:
             encoding = TaskEncoding.integer(int(value_range[0]), int(value_range[1]))
@@ -867,6 +892,7 @@ def task_create(
                 encoding=encoding,
                 min_clients=min_clients,
                 deadline=deadline,
+                packing=packing,
             )
             credentials = admin.register_clients(created.task_id, clients)
         out_dir.mkdir(parents=True, exist_ok=True)

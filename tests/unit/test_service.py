@@ -139,6 +139,14 @@ def test_settings_accept_random_tokens_and_hide_them() -> None:
         Settings(admin_token=TOKEN, max_body_bytes=10)
 
 
+def test_settings_workers() -> None:
+    assert Settings(admin_token=TOKEN).workers is None  # every CPU
+    assert Settings(admin_token=TOKEN, workers=1).workers == 1
+    for bad in (0, 257, 1.5, True):
+        with pytest.raises(InvalidInputError, match="workers"):
+            Settings(admin_token=TOKEN, workers=bad)  # type: ignore[arg-type]
+
+
 def test_task_encoding() -> None:
     fixed = TaskEncoding.fixed(8, -2.0, 3.5)
     assert fixed.encode(1.5) == 384
@@ -213,7 +221,14 @@ def test_serve_refuses_to_start_without_a_good_token(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "placeholder" in result.output
     assert "changeme-please" not in result.output
     help_text = runner.invoke(serve_command, ["--help"]).output
-    for option in ("--db", "--port", "--admin-token-file", "--allow-insecure-keys", "TESTING"):
+    for option in (
+        "--db",
+        "--port",
+        "--admin-token-file",
+        "--allow-insecure-keys",
+        "TESTING",
+        "--workers",
+    ):
         assert option in help_text
 
 

@@ -13,6 +13,12 @@ connection raises :class:`~smpcloud.errors.TransportError`.
 Trust: a client encrypts under the key the server serves for the task. Pass ``public_key=`` to
 :class:`Client` to pin the key obtained from the key ceremony instead; key holders always check
 that the task's key is the one their share belongs to.
+
+Packed vector tasks (``Admin.create_task(..., packing=Packing.for_key(...))``): clients'
+vectors are packed many values to a ciphertext (:mod:`smpcloud.crypto.packing`), key holders
+send one batched partial decryption with one proof, and the result holds one sum and average
+per value; nothing else changes for the caller. Heavy local work (a client's encryption, a key
+holder's exponentiations) can use every core through a :class:`smpcloud.parallel.CryptoPool`.
 """
 
 from __future__ import annotations
@@ -22,17 +28,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Literal, Self
+from typing import Final, Literal, Self, cast
 from urllib.parse import quote
 
 import httpx
+import numpy.typing as npt
 from pydantic import ValidationError
 
 from smpcloud.client._http import DEFAULT_TIMEOUT, Connection
 from smpcloud.crypto import threshold
+from smpcloud.crypto.packing import Packing, encrypt_vector
 from smpcloud.crypto.paillier import Ciphertext, PublicKey
 from smpcloud.crypto.wire import decode_int, encode_int
 from smpcloud.errors import InvalidInputError, KeyMismatchError, MalformedCiphertextError
+from smpcloud.parallel import CryptoPool
 from smpcloud.service.schemas import (
     DEFAULT_MAX_CLIENTS,
     INTEGER_ENCODING,
@@ -41,6 +50,7 @@ from smpcloud.service.schemas import (
     ClientsIn,
     ClientsOut,
     PartialsAcceptedOut,
+    PartialsForm,
     PartialsIn,
     ReportAcceptedOut,
     ReportIn,
@@ -93,7 +103,15 @@ class ClientCredentials:
 
 @dataclass(frozen=True, slots=True)
 class TaskInfo:
-    """What a participant needs: the threshold public key, encoding, length and limits."""
+    """What a participant needs: the threshold public key, encoding, length and limits.
+
+    Attributes:
+        length: values per client.
+        encoding: how values are encoded (for a packed task, implied by its layout).
+        packing: a packed task's layout (None: one ciphertext per value).
+        partials_form: how the task's key holders upload (``"partials"`` or ``"batch"``),
+            fixed by the first accepted upload; None before it.
+    """
 
     task_id: str
     name: str
@@ -106,6 +124,13 @@ class TaskInfo:
     min_clients: int
     max_clients: int
     deadline: datetime | None
+    packing: Packing | None = None
+    partials_form: PartialsForm | None = None
+
+    @property
+    def ciphertexts(self) -> int:
+        """Ciphertexts per report and in the aggregate (``packing.ciphertexts`` or ``length``)."""
+        return self.packing.ciphertexts if self.packing is not None else self.length
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +147,9 @@ class TaskStatus:
         servers: a Shamir task's number of servers n (None for Paillier tasks).
         server_index: a Shamir task's index j of this server (None for Paillier tasks).
         reported: asked with a client's token, whether this server holds its report.
+        partials_form: how the key holders upload (``"partials"``: one partial decryption per
+            ciphertext; ``"batch"``: one batch with one proof), fixed by the first accepted
+            upload; None before it.
     """
 
     task_id: str
@@ -141,6 +169,7 @@ class TaskStatus:
     servers: int | None = None
     server_index: int | None = None
     reported: bool | None = None
+    partials_form: PartialsForm | None = None
 
     @property
     def count(self) -> int:
@@ -216,6 +245,16 @@ def _task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
             "smpcloud.client.ShamirClient / ShamirAggregation"
         )
     public = threshold.public_key_from_json(out.public_key, insecure=insecure)
+    packing: Packing | None = None
+    if out.packing is not None:
+        # A layout that does not fit the task would misplace values: refuse it.
+        packing = Packing.from_json(out.packing)
+        if packing.length != out.length:
+            raise InvalidInputError(
+                f"task {out.task_id!r}: the served packing is for {packing.length} values, "
+                f"the task has {out.length}"
+            )
+        packing.check_key_bits(public.public_key.bits)
     return TaskInfo(
         task_id=out.task_id,
         name=out.name,
@@ -228,6 +267,8 @@ def _task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
         min_clients=out.min_clients,
         max_clients=out.max_clients,
         deadline=out.deadline,
+        packing=packing,
+        partials_form=out.partials_form,
     )
 
 
@@ -244,11 +285,23 @@ def _as_values(values: object) -> list[object]:
     )
 
 
-def prepare_report(info: TaskInfo, values: float | int | Sequence[float | int]) -> PreparedReport:
+def prepare_report(
+    info: TaskInfo,
+    values: float | int | Sequence[float | int] | npt.ArrayLike,
+    *,
+    pool: CryptoPool | None = None,
+) -> PreparedReport:
     """Encode, range-check and encrypt one client's values for a task; no network.
 
     This is the local half of :meth:`Client.submit` (see :meth:`Client.prepare`), for callers
     that already hold the task's :class:`TaskInfo`.
+
+    A packed task (``info.packing``): the vector (a list or a numpy array) is range-checked as a
+    whole, packed and encrypted with the fast DJN path
+    (:func:`smpcloud.crypto.packing.encrypt_vector`), ``info.packing.ciphertexts`` ciphertexts
+    for ``info.length`` values; with ``pool`` the encryptions spread over its worker processes
+    (:meth:`smpcloud.parallel.CryptoPool.encrypt_vector`, which builds the key's table once per
+    worker).
 
     Encryption: the fast DJN path (:meth:`~smpcloud.crypto.paillier.PublicKey.encrypt`) when
     the key object ``info.public_key.public_key`` already holds its fast-encryption table
@@ -261,6 +314,7 @@ def prepare_report(info: TaskInfo, values: float | int | Sequence[float | int]) 
     Args:
         info: the task's info (:meth:`Client.info` or :meth:`Admin.info`).
         values: a scalar or ``info.length`` values.
+        pool: a worker pool for a packed task's encryptions (default: this process).
 
     Returns:
         The report, ready for :meth:`Client.upload`.
@@ -269,13 +323,25 @@ def prepare_report(info: TaskInfo, values: float | int | Sequence[float | int]) 
         InvalidInputError: wrong number of values or a non-number.
         OverflowDetectedError: a value outside the declared range, NaN or infinite.
     """
+    pk = info.public_key.public_key
+    if info.packing is not None:
+        scalar = isinstance(values, (int, float)) or getattr(values, "ndim", None) == 0
+        vector = cast("npt.ArrayLike", [values] if scalar else values)
+        if pool is not None:
+            packed = pool.encrypt_vector(pk, vector, info.packing)
+        else:
+            packed = encrypt_vector(pk, vector, info.packing)
+        return PreparedReport(
+            task_id=info.task_id,
+            key_id=pk.key_id,
+            ciphertexts=tuple(encode_int(c.value) for c in packed),
+        )
     items = _as_values(values)
     if len(items) != info.length:
         raise InvalidInputError(
             f"this task takes {info.length} value(s) per client; got {len(items)}"
         )
     plaintexts = [info.encoding.encode(v, index=i) for i, v in enumerate(items)]
-    pk = info.public_key.public_key
     if pk.has_table or len(plaintexts) > CLASSIC_ENCRYPTION_MAX:
         ciphertexts = [pk.encrypt(m) for m in plaintexts]
     else:
@@ -344,11 +410,12 @@ class Admin(_Participant):
         public_key: threshold.ThresholdPublicKey,
         *,
         name: str,
-        length: int = 1,
-        encoding: TaskEncoding = INTEGER_ENCODING,
+        length: int | None = None,
+        encoding: TaskEncoding | None = None,
         min_clients: int,
-        max_clients: int = DEFAULT_MAX_CLIENTS,
+        max_clients: int | None = None,
         deadline: datetime | None = None,
+        packing: Packing | None = None,
     ) -> TaskCreated:
         """Create a task; return its id and one secret token per key holder.
 
@@ -356,12 +423,21 @@ class Admin(_Participant):
             public_key: the threshold public key from the key ceremony (``threshold.deal``);
                 its holders and threshold t come with it.
             name: a label for people.
-            length: values per client (1 = a scalar; more = element-wise vectors).
+            length: values per client (1 = a scalar; more = element-wise vectors). Default:
+                ``packing.length`` for a packed task, else 1.
             encoding: integers or fixed-point reals, with each value's declared range.
+                Default: the one the packing implies (fixed point with its frac_bits and
+                range; integers if frac_bits is 0 and the bounds are ints), else signed 64-bit
+                integers. A packed task refuses any other.
             min_clients: fewer reports than this never release a result (at least 2).
-            max_clients: most clients the task accepts (default 10^6); the server checks that
-                max_clients · max|value| · 2^frac_bits <= n/2 so that sums cannot wrap.
+            max_clients: most clients the task accepts. Default: ``packing.max_additions``
+                for a packed task (it must not be more), else 10^6, for which the server checks
+                that max_clients · max|value| · 2^frac_bits <= n/2 so that sums cannot wrap.
             deadline: an aware datetime at which the task closes by itself.
+            packing: pack many values into each ciphertext with this layout (for example
+                ``Packing.for_key(public_key.public_key, length=..., min_value=...,
+                max_value=..., max_additions=..., frac_bits=...)``): 20x or more fewer
+                ciphertexts to encrypt, upload, aggregate and decrypt for long vectors.
 
         Raises:
             InvalidInputError: bad parameters (checked locally, then by the server).
@@ -369,21 +445,37 @@ class Admin(_Participant):
         """
         if not isinstance(public_key, threshold.ThresholdPublicKey):
             raise InvalidInputError("public_key must be a threshold.ThresholdPublicKey")
+        if packing is not None and not isinstance(packing, Packing):
+            raise InvalidInputError("packing must be a smpcloud.crypto.packing.Packing")
+        if length is None:
+            length = packing.length if packing is not None else 1
+        if max_clients is None:
+            max_clients = packing.max_additions if packing is not None else DEFAULT_MAX_CLIENTS
+        fields: dict[str, object] = {}
+        if encoding is not None:
+            fields["encoding"] = encoding
+        elif packing is None:
+            fields["encoding"] = INTEGER_ENCODING
+        if packing is not None:
+            fields["packing"] = packing.to_json()
         try:
             body = TaskIn(
                 name=name,
                 public_key=threshold.public_key_to_json(public_key),
                 length=length,
-                encoding=encoding,
                 min_clients=min_clients,
                 max_clients=max_clients,
                 deadline=deadline,
+                **fields,  # type: ignore[arg-type]
             )
         except ValidationError as exc:
             raise InvalidInputError(f"invalid task: {_summary(exc)}") from None
-        out = self._conn.request(
-            "POST", "/v1/tasks", TaskCreatedOut, json=body.model_dump(mode="json"), expected=201
-        )
+        payload = body.model_dump(mode="json")
+        if packing is None:
+            del payload["packing"]  # servers without packing refuse unknown fields
+        elif encoding is None:
+            del payload["encoding"]  # the server implies it from the layout
+        out = self._conn.request("POST", "/v1/tasks", TaskCreatedOut, json=payload, expected=201)
         return TaskCreated(task_id=out.task_id, holder_tokens=list(out.holder_tokens))
 
     def register_clients(self, task_id: str, count: int) -> list[ClientCredentials]:
@@ -511,12 +603,19 @@ class Client(_Participant):
             self._info = info
         return self._info
 
-    def prepare(self, values: float | int | Sequence[float | int]) -> PreparedReport:
+    def prepare(
+        self,
+        values: float | int | Sequence[float | int] | npt.ArrayLike,
+        *,
+        pool: CryptoPool | None = None,
+    ) -> PreparedReport:
         """Encode, range-check and encrypt this client's values; send nothing.
 
         The only network use is fetching the task's info if this object does not know it yet.
         Which encryption is used is explained in :func:`prepare_report`: with a pinned key
-        object (``public_key=``) that holds its table, every report takes the fast path.
+        object (``public_key=``) that holds its table, every report takes the fast path; a
+        packed task's vector is packed first, and ``pool`` spreads its encryptions over the
+        pool's worker processes.
 
         Raises:
             InvalidInputError: wrong number of values or a non-number.
@@ -524,7 +623,7 @@ class Client(_Participant):
             KeyMismatchError: the served key is not the pinned one.
             TransportError: the task's info could not be fetched.
         """
-        return prepare_report(self.info(), values)
+        return prepare_report(self.info(), values, pool=pool)
 
     def upload(self, prepared: PreparedReport) -> None:
         """Upload a report made by :meth:`prepare` (or :func:`prepare_report`) for this task.
@@ -555,10 +654,16 @@ class Client(_Participant):
             expected=201,
         )
 
-    def submit(self, values: float | int | Sequence[float | int]) -> None:
+    def submit(
+        self,
+        values: float | int | Sequence[float | int] | npt.ArrayLike,
+        *,
+        pool: CryptoPool | None = None,
+    ) -> None:
         """Encode, encrypt and upload this client's values (a scalar or ``length`` values).
 
-        Same as ``upload(prepare(values))``. Everything is checked before anything is sent:
+        Same as ``upload(prepare(values, pool=pool))``. A packed task takes its vector as a
+        list or a numpy array. Everything is checked before anything is sent:
         the number of values, their types, and that each lies in the task's declared range.
         Retrying after a :class:`~smpcloud.errors.TransportError` is safe: if the first
         attempt arrived, the retry raises
@@ -571,7 +676,7 @@ class Client(_Participant):
             TaskStateError: the task is closed.
             TransportError: the service could not be reached.
         """
-        self.upload(self.prepare(values))
+        self.upload(self.prepare(values, pool=pool))
 
     def status(self) -> TaskStatus:
         """Return the task's state and counters."""
@@ -588,16 +693,17 @@ class Client(_Participant):
 class KeyHolder(_Participant):
     """A key holder: partial-decrypts the task's aggregate with its key share, with proofs.
 
-    The key share never leaves this object; the server receives c^(2 Δ s_i) per element and a
-    zero-knowledge proof that it was computed with this holder's share.
+    The key share never leaves this object (and the processes of a pool it is given); the
+    server receives c^(2 Δ s_i) per aggregate ciphertext and a zero-knowledge proof that it was
+    computed with this holder's share: one proof per ciphertext, or one for the whole batch.
 
     Args:
         base_url: the service's root URL.
         task_id: the task.
         token: this holder's token (from :meth:`Admin.create_task`).
         key_share: this holder's share from the key ceremony.
-        timeout: seconds per HTTP request (default 10 minutes: the server verifies one proof
-            per element before answering, ~40 ms each at 2048 bits).
+        timeout: seconds per HTTP request (default 10 minutes: in the per-ciphertext form the
+            server verifies one proof per element before answering, ~40 ms each at 2048 bits).
         transport: an ``httpx`` transport instead of the network.
     """
 
@@ -620,32 +726,74 @@ class KeyHolder(_Participant):
     def __repr__(self) -> str:
         return f"KeyHolder(task_id={self.task_id!r}, index={self._share.index})"
 
-    def contribute(self) -> None:
-        """Fetch the aggregate, partial-decrypt every element with a proof, and upload.
+    def contribute(
+        self,
+        *,
+        batch: bool | None = None,
+        pool: CryptoPool | None = None,
+        workers: int | None = 1,
+    ) -> None:
+        """Fetch the aggregate, partial-decrypt every ciphertext, prove it, and upload.
+
+        Two forms: a batch (one partial value per ciphertext and ONE proof for all,
+        :meth:`~smpcloud.crypto.threshold.KeyShare.partial_decrypt_batch`: about a third of
+        the exponentiations, and one proof for the server to check), or one partial
+        decryption with its own proof per ciphertext. All key holders of a task use the same
+        form (the server fixes it at the first accepted upload).
+
+        Reveals to the server the partial values (what any partial decryption reveals) and
+        zero-knowledge proofs; nothing about the key share.
+
+        Args:
+            batch: True for a batch, False for one proof per ciphertext; None (default):
+                the form the task's key holders already use, else a batch for a packed task
+                and one proof per ciphertext otherwise.
+            pool: a worker pool for the exponentiations (its processes receive the key share).
+            workers: without ``pool``: 1 (default) = this process; None = every CPU; N = N
+                processes started for this call only.
 
         Raises:
+            InvalidInputError: both ``pool`` and ``workers`` other than 1, or workers out of
+                range.
             KeyMismatchError: the task's key is not the key this share belongs to.
             TaskStateError: the task is still open, or already decrypted.
             InsufficientReportsError: the task closed with too few reports.
             DuplicateSubmissionError: this holder already contributed.
+            ConflictError: the other form than the one the task's key holders use.
             MalformedCiphertextError: the server sent an invalid aggregate.
         """
+        if pool is not None and workers != 1:
+            raise InvalidInputError("give either pool or workers, not both")
         info = _task_info(
             self._conn.request("GET", _path(self.task_id), TaskInfoOut), insecure=True
         )
         if info.public_key != self._share.public:
             raise KeyMismatchError("this task's key is not the key this share belongs to")
+        if batch is None:
+            form = info.partials_form
+            batch = form == "batch" if form is not None else info.packing is not None
         aggregate = self._conn.request("GET", _path(self.task_id, "aggregate"), AggregateOut)
         ciphertexts = _aggregate_ciphertexts(aggregate, info)
-        partials = [self._share.partial_decrypt(c) for c in ciphertexts]
-        body = PartialsIn(partials=[threshold.partial_to_json(p) for p in partials])
+        if pool is not None:
+            body = self._partials(ciphertexts, batch, pool)
+        else:
+            with CryptoPool(workers) as own:
+                body = self._partials(ciphertexts, batch, own)
         self._conn.request(
             "POST",
             _path(self.task_id, "partials"),
             PartialsAcceptedOut,
-            json=body.model_dump(),
+            # Only the form used: servers that know no batches refuse unknown fields.
+            json=body.model_dump(exclude_none=True),
             expected=201,
         )
+
+    def _partials(self, ciphertexts: list[Ciphertext], batch: bool, pool: CryptoPool) -> PartialsIn:
+        """Partially decrypt with proofs on ``pool``: one batch or one object per ciphertext."""
+        if batch:
+            return PartialsIn(batch=pool.partial_decrypt_batch(self._share, ciphertexts).to_json())
+        partials = pool.partial_decrypt_many(self._share, ciphertexts)
+        return PartialsIn(partials=[threshold.partial_to_json(p) for p in partials])
 
     def status(self) -> TaskStatus:
         """Return the task's state and counters."""
@@ -660,9 +808,10 @@ def _aggregate_ciphertexts(aggregate: AggregateOut, info: TaskInfo) -> list[Ciph
     pk: PublicKey = info.public_key.public_key
     if aggregate.key_id != pk.key_id:
         raise KeyMismatchError("the aggregate is under another key")
-    if len(aggregate.ciphertexts) != info.length:
+    if len(aggregate.ciphertexts) != info.ciphertexts:
         raise MalformedCiphertextError(
-            f"the aggregate has {len(aggregate.ciphertexts)} elements; the task has {info.length}"
+            f"the aggregate has {len(aggregate.ciphertexts)} ciphertexts; the task has "
+            f"{info.ciphertexts}"
         )
     max_bytes = math.ceil(pk.n_squared.bit_length() / 8)
     return [

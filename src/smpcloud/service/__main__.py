@@ -83,7 +83,16 @@ def _read_admin_token(path: Path | None) -> str:
     "--max-vector-length",
     default=DEFAULT_MAX_VECTOR_LENGTH,
     type=click.IntRange(1, 1 << 20),
-    help="Largest number of values per client a task may declare.",
+    help="Largest number of ciphertexts per report a task may declare (its length, or for a "
+    "packed task the number of ciphertexts of its layout).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    show_default="every CPU",
+    help="Processes that aggregate reports and combine partial decryptions (1 = no extra "
+    "processes). They start on the first aggregation large enough to need them.",
 )
 @click.option(
     "--deadline-poll-seconds",
@@ -109,6 +118,7 @@ def serve_command(
     admin_token_file: Path | None,
     max_body_bytes: int,
     max_vector_length: int,
+    workers: int | None,
     deadline_poll_seconds: float,
     allow_insecure_keys: bool,
     log_level: str,
@@ -142,6 +152,7 @@ def serve_command(
             db_url=db_url,
             max_body_bytes=max_body_bytes,
             max_vector_length=max_vector_length,
+            workers=workers,
             allow_insecure_keys=allow_insecure_keys,
             deadline_poll_seconds=deadline_poll_seconds,
         )

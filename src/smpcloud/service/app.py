@@ -10,7 +10,7 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
     POST /v1/tasks/{id}/close            admin   200 TaskStatusOut       close now (idempotent)
     POST /v1/tasks/{id}/reports          client  201 ReportAcceptedOut   upload once
     GET  /v1/tasks/{id}/aggregate        holder  200 AggregateOut        (admin too)
-    POST /v1/tasks/{id}/partials         holder  201 PartialsAcceptedOut partial decryptions
+    POST /v1/tasks/{id}/partials         holder  201 PartialsAcceptedOut partials or one batch
     GET  /v1/tasks/{id}/result           any     200 ResultOut           sum, count, average
     GET  /healthz                        none    200 {"status": "ok"}
 
@@ -21,10 +21,16 @@ same routes: a report carries ``share``; ``close`` takes ``{"clients": [particip
 ``aggregate`` (admin) returns a ShamirAggregateOut, this server's share of the sum; there are no
 key holders, partials or result (the analyst rebuilds the sum from t servers' shares).
 
+Packed tasks (``"packing"`` in the task) use the same routes: a report carries the layout's
+number of ciphertexts, and the result one sum and average per value. A key holder's upload
+(``partials``) carries either one partial decryption per aggregate ciphertext or one ``batch``
+with a single proof.
+
 Route handlers are plain ``def`` functions: FastAPI runs them in its worker threads, so
 ciphertext validation, proof verification, aggregation and combining never block the event
-loop. Nothing is built at import time; the database schema is created (if missing) when the
-application starts.
+loop; aggregation and combining spread over a process pool (``Settings.workers``) that the
+lifespan creates and shuts down. Nothing is built at import time; the database schema is
+created (if missing) when the application starts.
 """
 
 import asyncio
@@ -273,8 +279,9 @@ def create_app(
         clock: the current time as an aware UTC datetime (tests may inject one).
 
     Returns:
-        The FastAPI application. Its lifespan creates missing tables, runs the deadline loop
-        and disposes of the engine at shutdown.
+        The FastAPI application. Its lifespan creates missing tables, creates the worker pool
+        (``settings.workers`` processes, started on first use), runs the deadline loop, and at
+        shutdown stops the loop and the pool and disposes of the engine.
     """
     db = engine or make_engine(
         settings.db_url, busy_timeout_seconds=settings.db_busy_timeout_seconds
@@ -284,6 +291,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(create_schema, db)
+        service.start_pool()
         loop = asyncio.create_task(_deadline_loop(service, settings.deadline_poll_seconds))
         try:
             yield
@@ -291,6 +299,8 @@ def create_app(
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+            # Waits for work running on the workers; queued work is cancelled.
+            await run_in_threadpool(service.close_pool)
             if engine is None:
                 db.dispose()
 

@@ -9,10 +9,14 @@ from typing import Final
 from smpcloud.errors import InvalidInputError
 
 DEFAULT_DB_URL: Final = "sqlite:///smpcloud.db"
+# A packed report of 10^5 values (1,177 ciphertexts at 2048 bits) is ~0.8 MB of JSON, a key
+# holder's batch about the same, its per-ciphertext partials with proofs ~1.9 MB.
 DEFAULT_MAX_BODY_BYTES: Final = 8 << 20
-# Each element costs a key holder one partial decryption with proof (~50 ms at 2048 bits) and
-# the server one proof verification (~40 ms): 1024 elements keep one upload under a minute.
-DEFAULT_MAX_VECTOR_LENGTH: Final = 1024
+# Ciphertexts per report. 2048 admits the packed reference case (10^5 values in 1,177
+# ciphertexts at 2048 bits) with room to spare. A key holder's upload costs the server one
+# batched proof check (~0.2 s for 1,177 ciphertexts) or, in the per-ciphertext form, one proof
+# check per ciphertext (~40 ms each: ~80 s for 2048, in a worker thread).
+DEFAULT_MAX_VECTOR_LENGTH: Final = 2048
 MIN_ADMIN_TOKEN_CHARS: Final = 16
 
 # Lower-cased fragments that mark a placeholder, not a secret.
@@ -86,11 +90,14 @@ class Settings:
             placeholder). Redacted in ``repr``.
         db_url: any SQLAlchemy URL; SQLite files get WAL, synchronous=FULL and a busy timeout.
         max_body_bytes: largest request body accepted (413 above it).
-        max_vector_length: largest number of values per client a task may declare.
+        max_vector_length: largest number of ciphertexts per report a task may declare (its
+            length, or for a packed task the layout's number of ciphertexts).
         allow_insecure_keys: accept threshold keys below 2048 bits (tests only).
         deadline_poll_seconds: how often the background loop closes tasks whose deadline passed
             (requests also close them lazily).
         db_busy_timeout_seconds: how long a SQLite writer waits for another process's lock.
+        workers: processes for aggregation and combining (:class:`smpcloud.parallel.CryptoPool`);
+            None = every CPU this process may use, 1 = inline in the request's thread.
 
     Raises:
         InvalidInputError: for a weak admin token or out-of-range limits.
@@ -103,6 +110,7 @@ class Settings:
     allow_insecure_keys: bool = False
     deadline_poll_seconds: float = 1.0
     db_busy_timeout_seconds: float = 30.0
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         check_admin_token(self.admin_token)
@@ -112,10 +120,23 @@ class Settings:
             raise InvalidInputError("max_body_bytes must be in [1 KiB, 1 GiB]")
         if not 1 <= self.max_vector_length <= 1 << 20:
             raise InvalidInputError("max_vector_length must be in [1, 2^20]")
+        # Imported here: smpcloud.parallel loads numpy, which `smpcloud --help` need not pay for.
+        from smpcloud.parallel import MAX_WORKERS
+
+        if self.workers is not None and (
+            type(self.workers) is not int or not 1 <= self.workers <= MAX_WORKERS
+        ):
+            raise InvalidInputError(f"workers must be None or an int in [1, {MAX_WORKERS}]")
         for name in ("deadline_poll_seconds", "db_busy_timeout_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or not 0.01 <= value <= 3600:
                 raise InvalidInputError(f"{name} must be in [0.01, 3600]")
 
 
-__all__ = ["DEFAULT_DB_URL", "DEFAULT_MAX_BODY_BYTES", "Settings", "check_admin_token"]
+__all__ = [
+    "DEFAULT_DB_URL",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_VECTOR_LENGTH",
+    "Settings",
+    "check_admin_token",
+]

@@ -23,6 +23,12 @@ residues, little-endian u32) plus two tables of their own, ``shamir_tasks`` (n, 
 server's index, the field, the participant set once closed) and ``shamir_clients`` (each
 client's number within its task). New tables only: databases made by earlier versions gain them
 on start (``create_all``), nothing needs migrating.
+
+Packed Paillier tasks (many values per ciphertext, :mod:`smpcloud.crypto.packing`) keep their
+layout in a table of their own, ``packed_tasks``, for the same reason. A key holder's upload
+(``partial_decryptions.partials_json``) is a JSON list (one partial decryption per ciphertext)
+or a JSON object (one batched partial decryption with one proof); its first character tells
+which.
 """
 
 from __future__ import annotations
@@ -147,7 +153,11 @@ class AggregateRow(Base):
 
 
 class PartialRow(Base):
-    """A key holder's verified partial decryptions (JSON list, one object per element)."""
+    """A key holder's verified partial decryptions.
+
+    ``partials_json`` is a JSON list (one ``partial_to_json`` object per aggregate ciphertext)
+    or a JSON object (one ``BatchPartialDecryption.to_json`` for all of them).
+    """
 
     __tablename__ = "partial_decryptions"
     __table_args__ = (UniqueConstraint("task_id", "holder_index"),)
@@ -169,6 +179,19 @@ class ResultRow(Base):
     count: Mapped[int] = mapped_column(Integer)
     holders_json: Mapped[str] = mapped_column(Text)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PackedTaskRow(Base):
+    """The packing layout of a packed Paillier task (``Packing.to_json``); absent otherwise.
+
+    Reports and the aggregate of a packed task hold ``Packing.ciphertexts`` ciphertexts each;
+    its result (``results.sums_json``) holds one sum per value (``tasks.length`` of them).
+    """
+
+    __tablename__ = "packed_tasks"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    packing_json: Mapped[str] = mapped_column(Text)
 
 
 class ShamirTaskRow(Base):
@@ -280,6 +303,7 @@ __all__ = [
     "Base",
     "ClientRow",
     "HolderRow",
+    "PackedTaskRow",
     "PartialRow",
     "ReportRow",
     "ResultRow",

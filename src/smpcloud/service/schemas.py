@@ -59,6 +59,9 @@ nothing (no aggregate, no result) is ever released (Paillier only: a Shamir serv
 close over fewer than min_clients participants instead). A Shamir task stays ``open`` past its
 deadline (uploads are refused then) until the administrator closes it with the participant set."""
 
+PartialsForm = Literal["partials", "batch"]
+"""How a key holder uploads partial decryptions: one proof per ciphertext, or one batch."""
+
 Scheme = Literal["paillier", "shamir"]
 """``paillier``: one server adds ciphertexts under a threshold key (the default).
 ``shamir``: n servers each add one Shamir share per client (:mod:`smpcloud.service.sharing`)."""
@@ -281,11 +284,21 @@ class TaskIn(_Schema):
     server_index: Annotated[int, Field(ge=1, le=MAX_SERVERS)] | None = Field(
         default=None, description="Shamir tasks: this server's x-coordinate j, 1..n."
     )
+    packing: dict[str, Any] | None = Field(
+        default=None,
+        description="Paillier tasks: a packing layout (smpcloud.crypto.packing.Packing.to_json) "
+        "that puts many values in each ciphertext. `length` must equal its length, max_clients "
+        "must not exceed its max_additions, and the encoding is implied by it (fixed point "
+        "with its frac_bits and range; integers when frac_bits is 0 and the bounds are "
+        "integers): an `encoding` given as well must be that one.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TaskIn:
         if self.min_clients > self.max_clients:
             raise ValueError("min_clients must not exceed max_clients")
+        if self.packing is not None and self.scheme != "paillier":
+            raise ValueError("packing: only for scheme 'paillier'")
         shamir_fields = {
             "servers": self.servers,
             "threshold": self.threshold,
@@ -315,7 +328,8 @@ class ClientsIn(_Schema):
 class ReportIn(_Schema):
     """One client's report: ciphertexts (Paillier task) or one Shamir share (Shamir task).
 
-    A Paillier report carries ``key_id`` and one ciphertext per element, in order; a Shamir
+    A Paillier report carries ``key_id`` and one ciphertext per element, in order (a packed
+    task: the ``packing.ciphertexts`` ciphertexts of its layout); a Shamir
     report carries ``share`` alone: this server's share of the client's whole vector (see
     :func:`smpcloud.service.sharing.encode_share`).
     """
@@ -360,11 +374,35 @@ class CloseIn(_Schema):
 
 
 class PartialsIn(_Schema):
-    """One key holder's partial decryptions of the aggregate, one per element, in order."""
+    """One key holder's partial decryptions of the aggregate ciphertexts: exactly one form.
 
-    partials: list[dict[str, Any]] = Field(
-        description="Objects made by smpcloud.crypto.threshold.partial_to_json."
+    ``partials``: one object per aggregate ciphertext, in order, each with its own proof.
+    ``batch``: one object for all of them with ONE proof
+    (:meth:`smpcloud.crypto.threshold.KeyShare.partial_decrypt_batch`). All key holders of a
+    task use the same form: the first accepted upload fixes it.
+    """
+
+    partials: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Objects made by smpcloud.crypto.threshold.partial_to_json, one per "
+        "aggregate ciphertext.",
     )
+    batch: dict[str, Any] | None = Field(
+        default=None,
+        description="One object made by smpcloud.crypto.threshold.BatchPartialDecryption."
+        "to_json covering every aggregate ciphertext.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> PartialsIn:
+        if (self.partials is None) == (self.batch is None):
+            raise ValueError("give exactly one of 'partials' (one per ciphertext) and 'batch'")
+        return self
+
+    @property
+    def form(self) -> PartialsForm:
+        """``"batch"`` or ``"partials"``: which of the two fields this upload uses."""
+        return "batch" if self.batch is not None else "partials"
 
 
 # ------------------------------------------------------------------------------------- output
@@ -409,6 +447,8 @@ class TaskInfoOut(_Out):
 
     Shamir tasks have no ``public_key`` and no key holders (``holders`` is 0); ``threshold`` is
     t, the number of servers' shares that rebuild the sum; ``field`` lists the field's primes.
+    A packed task has ``packing`` (its layout, :class:`smpcloud.crypto.packing.Packing` JSON):
+    a report then holds ``packing.ciphertexts`` ciphertexts for its ``length`` values.
     """
 
     task_id: str
@@ -426,6 +466,12 @@ class TaskInfoOut(_Out):
     servers: int | None = None
     server_index: int | None = None
     field: list[int] | None = None
+    packing: dict[str, Any] | None = None
+    partials_form: PartialsForm | None = Field(
+        default=None,
+        description="Paillier: the form of the key holders' uploads ('partials' or 'batch'), "
+        "fixed by the first accepted one; None before it.",
+    )
 
 
 class TaskStatusOut(_Out):
@@ -450,6 +496,11 @@ class TaskStatusOut(_Out):
     reported: bool | None = Field(
         default=None,
         description="For a client's token: whether this server holds the client's report.",
+    )
+    partials_form: PartialsForm | None = Field(
+        default=None,
+        description="Paillier: the form of the key holders' uploads ('partials' or 'batch'), "
+        "fixed by the first accepted one; None before it.",
     )
 
 
@@ -538,6 +589,7 @@ __all__ = [
     "ClientsOut",
     "CloseIn",
     "PartialsAcceptedOut",
+    "PartialsForm",
     "PartialsIn",
     "ProblemOut",
     "ReportAcceptedOut",
