@@ -800,12 +800,7 @@ class CryptoPool:
             raise InvalidInputError(
                 f"private_key must be a PrivateKey, got {type(private_key).__name__}"
             )
-        packing.check_key_bits(private_key.public_key.bits)
-        packing.check_count(count)
-        if len(ciphertexts) != packing.ciphertexts:
-            raise InvalidInputError(
-                f"{len(ciphertexts)} ciphertexts; the packing declares {packing.ciphertexts}"
-            )
+        packing.check_aggregate(private_key.public_key.bits, len(ciphertexts), count)
         return unpack(self.decrypt_many(private_key, ciphertexts), packing, count)
 
     # ------------------------------------------------------------ threshold decryption
@@ -941,13 +936,7 @@ class CryptoPool:
             VerificationError: a proof failed.
             OverflowDetectedError: a decrypted slot outside its possible range.
         """
-        packing.check_key_bits(public.public_key.bits)
-        packing.check_count(count)
-        if len(partials) != packing.ciphertexts:
-            raise InvalidInputError(
-                f"partials for {len(partials)} ciphertexts; the packing declares "
-                f"{packing.ciphertexts}"
-            )
+        packing.check_aggregate(public.public_key.bits, len(partials), count)
         return unpack(self.combine_many(public, partials, verify=verify), packing, count)
 
     # ------------------------------------------------- batched threshold decryption
@@ -1102,12 +1091,7 @@ class CryptoPool:
             VerificationError: a proof failed (InvalidPartialDecryptionError names the holders).
             OverflowDetectedError: a decrypted slot outside its possible range.
         """
-        packing.check_key_bits(public.public_key.bits)
-        packing.check_count(count)
-        if len(ciphertexts) != packing.ciphertexts:
-            raise InvalidInputError(
-                f"{len(ciphertexts)} ciphertexts; the packing declares {packing.ciphertexts}"
-            )
+        packing.check_aggregate(public.public_key.bits, len(ciphertexts), count)
         plaintexts = self.combine_batch(
             public, ciphertexts, batches, verify=verify, exclude_invalid=exclude_invalid
         )

@@ -253,6 +253,28 @@ class Packing:
             )
         return count
 
+    def check_aggregate(self, key_bits: int, ciphertexts: int, count: object) -> int:
+        """Check an aggregate before it is decrypted: key size, number of ciphertexts, count.
+
+        Args:
+            key_bits: bit length of the key's modulus n.
+            ciphertexts: how many ciphertexts (or groups of partials) the aggregate has.
+            count: how many vectors were added.
+
+        Returns:
+            count (validated).
+
+        Raises:
+            InvalidInputError: a key too small for the layout, a number of ciphertexts other
+                than :attr:`ciphertexts`, or a count outside 1 .. max_additions.
+        """
+        self.check_key_bits(key_bits)
+        if ciphertexts != self.ciphertexts:
+            raise InvalidInputError(
+                f"{ciphertexts} ciphertexts; the packing declares {self.ciphertexts}"
+            )
+        return self.check_count(count)
+
     # ------------------------------------------------------------------ JSON
 
     def to_json(self) -> dict[str, object]:
@@ -569,12 +591,7 @@ def decrypt_vector(
         raise InvalidInputError(
             f"private_key must be a PrivateKey, got {type(private_key).__name__}"
         )
-    packing.check_key_bits(private_key.public_key.bits)
-    packing.check_count(count)
-    if len(ciphertexts) != packing.ciphertexts:
-        raise InvalidInputError(
-            f"{len(ciphertexts)} ciphertexts; the packing declares {packing.ciphertexts}"
-        )
+    packing.check_aggregate(private_key.public_key.bits, len(ciphertexts), count)
     return unpack([private_key.decrypt(c) for c in ciphertexts], packing, count)
 
 
@@ -609,12 +626,7 @@ def combine_vector(
         VerificationError: a partial decryption's proof failed.
         OverflowDetectedError: a decrypted slot outside its possible range.
     """
-    packing.check_key_bits(public.public_key.bits)
-    packing.check_count(count)
-    if len(partials) != packing.ciphertexts:
-        raise InvalidInputError(
-            f"partials for {len(partials)} ciphertexts; the packing declares {packing.ciphertexts}"
-        )
+    packing.check_aggregate(public.public_key.bits, len(partials), count)
     plaintexts = [threshold.combine(public, group, verify=verify) for group in partials]
     return unpack(plaintexts, packing, count)
 
@@ -657,12 +669,7 @@ def combine_vector_batches(
         VerificationError: a proof failed (InvalidPartialDecryptionError names the holders).
         OverflowDetectedError: a decrypted slot outside its possible range.
     """
-    packing.check_key_bits(public.public_key.bits)
-    packing.check_count(count)
-    if len(ciphertexts) != packing.ciphertexts:
-        raise InvalidInputError(
-            f"{len(ciphertexts)} ciphertexts; the packing declares {packing.ciphertexts}"
-        )
+    packing.check_aggregate(public.public_key.bits, len(ciphertexts), count)
     plaintexts = threshold.combine_batch(
         public, ciphertexts, batches, verify=verify, exclude_invalid=exclude_invalid
     )
