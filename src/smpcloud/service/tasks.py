@@ -1298,6 +1298,16 @@ class TaskService:
             raise TaskStateError(
                 f"task {task_id!r} closed at its deadline; reports are no longer accepted"
             )
+        self._store_report(task_id, client_id, blob, now)
+        return ReportAcceptedOut(task_id=task_id, client_id=client_id, received_at=now)
+
+    def _store_report(self, task_id: str, client_id: int, blob: bytes, now: datetime) -> None:
+        """Store a client's report durably, once, while the task is open.
+
+        Raises:
+            TaskStateError: the task is no longer open.
+            DuplicateSubmissionError: this client already reported (the first report is kept).
+        """
         error: SmpcError
         try:
             with self._write() as session:
@@ -1317,7 +1327,7 @@ class TaskService:
                             task_id=task_id, client_id=client_id, ciphertexts=blob, received_at=now
                         )
                     )
-                    return ReportAcceptedOut(task_id=task_id, client_id=client_id, received_at=now)
+                    return
         except IntegrityError:
             raise _duplicate_report(client_id) from None
         raise error
@@ -1342,26 +1352,11 @@ class TaskService:
             raise TaskStateError(
                 f"task {task_id!r} passed its deadline; reports are no longer accepted"
             )
-        error: SmpcError
         try:
-            with self._write() as session:
-                state = session.scalar(
-                    select(TaskRow.state).where(TaskRow.id == task_id).with_for_update(read=True)
-                )
-                if state != "open":
-                    error = TaskStateError(
-                        f"task {task_id!r} is {state}; reports are no longer accepted"
-                    )
-                else:
-                    session.execute(
-                        insert(ReportRow).values(
-                            task_id=task_id, client_id=client_id, ciphertexts=blob, received_at=now
-                        )
-                    )
-                    return ReportAcceptedOut(task_id=task_id, client_id=number, received_at=now)
-        except IntegrityError:
-            raise _duplicate_report(number) from None
-        raise error
+            self._store_report(task_id, client_id, blob, now)
+        except DuplicateSubmissionError:
+            raise _duplicate_report(number) from None  # name the client by its task number
+        return ReportAcceptedOut(task_id=task_id, client_id=number, received_at=now)
 
     # ------------------------------------------------------------------ key holders
 
