@@ -58,7 +58,7 @@ from smpcloud.apps.aggregation import (
     run_parties,
 )
 from smpcloud.apps.datasets import HorizontalSplit, IntArray, breast_cancer_hospitals
-from smpcloud.apps.results import figure, output_path
+from smpcloud.apps.results import figure, footer_lines, output_path
 from smpcloud.errors import InvalidInputError
 from smpcloud.mpc.protocols.statistics import secure_sum
 from smpcloud.mpc.runtime import Party
@@ -244,12 +244,8 @@ class FederatedResult:
             f"tolerance {ACCURACY_TOLERANCE_PP:g} pp: {self.within_tolerance})",
             f"  max |secure - plaintext FedAvg| over all parameters and rounds: "
             f"{self.max_model_difference:.2e}",
-            "  revealed: " + "; ".join(self.released),
-            "  seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in self.seconds.items()),
         ]
-        if self.plot is not None:
-            lines.append(f"  plot: {self.plot}")
-        return lines
+        return lines + footer_lines(self.released, self.seconds, self.plot)
 
     def to_json(self) -> dict[str, Any]:
         """Return one JSON-ready object."""

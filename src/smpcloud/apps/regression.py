@@ -72,7 +72,14 @@ import numpy.typing as npt
 
 from smpcloud.apps.aggregation import PeerTransport, Progress, run_parties
 from smpcloud.apps.datasets import VerticalSplit, bank_insurer_customers
-from smpcloud.apps.results import Comparison, compare, comparison_lines, figure, output_path
+from smpcloud.apps.results import (
+    Comparison,
+    compare,
+    comparison_lines,
+    figure,
+    footer_lines,
+    output_path,
+)
 from smpcloud.errors import InvalidInputError
 from smpcloud.mpc.runtime import Party, SharedVector
 
@@ -536,12 +543,8 @@ class RegressionResult:
             )
         lines += [
             f"  all within the documented tolerance: {self.within_tolerance}",
-            "  revealed: " + "; ".join(self.released),
-            "  seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in self.seconds.items()),
         ]
-        if self.plot is not None:
-            lines.append(f"  plot: {self.plot}")
-        return lines
+        return lines + footer_lines(self.released, self.seconds, self.plot)
 
     def to_json(self) -> dict[str, Any]:
         """Return one JSON-ready object."""

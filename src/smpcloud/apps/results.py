@@ -102,6 +102,19 @@ def comparison_lines(comparisons: Sequence[Comparison]) -> list[str]:
     return lines
 
 
+def footer_lines(
+    released: Sequence[str], seconds: dict[str, float], plot: Path | None
+) -> list[str]:
+    """Return the closing lines every use case prints: what was revealed, timings, the plot."""
+    lines = [
+        "  revealed: " + "; ".join(released),
+        "  seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items()),
+    ]
+    if plot is not None:
+        lines.append(f"  plot: {plot}")
+    return lines
+
+
 def matrix_lines(title: str, labels: Sequence[str], matrix: FloatArray) -> list[str]:
     """Render a labelled square matrix as text lines."""
     width = max(8, *(len(label) for label in labels))

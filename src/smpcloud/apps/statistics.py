@@ -67,6 +67,7 @@ from smpcloud.apps.results import (
     compare,
     comparison_lines,
     figure,
+    footer_lines,
     matrix_lines,
     output_path,
 )
@@ -232,11 +233,7 @@ class StatsResult:
                 f"(bound {float(comp.bound.max()):.2e})"
             )
         lines.append(f"  all within the documented fixed-point bounds: {self.within_bounds}")
-        lines.append("  revealed: " + "; ".join(self.released))
-        lines.append("  seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in self.seconds.items()))
-        if self.plot is not None:
-            lines.append(f"  plot: {self.plot}")
-        return lines
+        return lines + footer_lines(self.released, self.seconds, self.plot)
 
     def to_json(self) -> dict[str, Any]:
         """Return one JSON-ready object."""
