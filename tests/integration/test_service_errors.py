@@ -434,3 +434,33 @@ def test_client_pins_the_key(server: ServerProcess, key: Key) -> None:
         pytest.raises(InvalidInputError, match="different key"),
     ):
         client.submit(1)
+
+
+def test_concurrent_uploads_with_duplicates_store_each_client_once(
+    server: ServerProcess, key: Key
+) -> None:
+    # Uploads arriving together are committed together (group commit): a duplicate or a
+    # second copy racing the first must fail alone, and every other report must be stored.
+    from concurrent.futures import ThreadPoolExecutor
+
+    created, creds = server.new_task(key, 12, min_clients=2)
+    url = f"{server.base_url}/v1/tasks/{created.task_id}/reports"
+    bodies = {c.client_id: report(key, c.client_id) for c in creds}
+    attempts = [c for c in creds for _ in range(3)]  # every client uploads three times at once
+
+    def upload(cred) -> int:
+        return httpx.post(url, headers=bearer(cred.token), json=bodies[cred.client_id]).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(upload, attempts))
+    by_client: dict[int, list[int]] = {}
+    for cred, status in zip(attempts, statuses, strict=True):
+        by_client.setdefault(cred.client_id, []).append(status)
+    assert all(sorted(s) == [201, 409, 409] for s in by_client.values()), by_client
+    stored = server.db_query(
+        "SELECT COUNT(*), COUNT(DISTINCT client_id) FROM reports WHERE task_id = ?",
+        created.task_id,
+    )
+    assert stored == [(12, 12)]
+    with server.admin() as admin:
+        assert admin.close(created.task_id).reports == 12
