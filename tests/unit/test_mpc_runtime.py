@@ -928,3 +928,34 @@ def test_a_payload_no_peer_accepts_is_an_error_not_a_silent_drop_out(
 
     with pytest.raises(TransportError, match="exceeds"):
         asyncio.run(main())
+
+
+def test_take_rearranges_elements_and_with_bound_tightens_the_public_bound() -> None:
+    a = data(47, 6)
+
+    async def program(party: Party) -> tuple[list[int], int, int]:
+        x = await party.input(a, owner=1)
+        picked = x.take([5, 0, 0, 3])
+        tighter = picked.with_bound(10**6)
+        looser = picked.with_bound(1 << 70)  # never loosens
+        return exact(await party.open(picked)), tighter.bound, looser.bound
+
+    for opened, tighter, looser in run(3, 2, program):
+        assert opened == exact(a[[5, 0, 0, 3]])
+        assert tighter == 10**6
+        assert looser == 1 << 63  # the bound of a default (64-bit) input
+
+
+def test_take_and_with_bound_reject_bad_arguments() -> None:
+    async def program(party: Party) -> list[str]:
+        x = await party.input(data(48, 3), owner=1)
+        errors = []
+        for bad in (lambda: x.take([3]), lambda: x.take([-1]), lambda: x.with_bound(0)):
+            try:
+                bad()
+            except InvalidInputError as exc:
+                errors.append(str(exc))
+        return errors
+
+    for errors in run(3, 2, program):
+        assert len(errors) == 3

@@ -59,10 +59,9 @@ ridge = 0).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias, TypeVar
@@ -174,26 +173,9 @@ def minimum_ridge(p: int, frac_bits: int) -> float:
 # ------------------------------------------------------------------ shared-vector helpers
 
 
-def _gather(x: SharedVector, indices: Sequence[int] | npt.NDArray[np.int64]) -> SharedVector:
-    """Return x[indices] (a local rearrangement of this party's shares; no communication)."""
-    idx = np.asarray(indices, dtype=np.int64)
-    return SharedVector(x.shares[:, idx], x.field, x.frac_bits, x.bound)
-
-
 def _segment_sums(x: SharedVector, size: int) -> SharedVector:
     """Sum consecutive blocks of ``size`` elements (local)."""
     return SharedVector.concat([x[i : i + size].sum() for i in range(0, x.length, size)])
-
-
-def _assume_bound(x: SharedVector, bound: int) -> SharedVector:
-    """Replace the runtime's tracked bound by a smaller one that the mathematics guarantees.
-
-    The runtime's bound grows with every product; for iterates whose size is known from the
-    algorithm (correlations are at most 1; Newton-Schulz iterates of A^-1 are at most
-    1 / lambda_min(A)), the tighter public bound keeps later products inside the field. Each
-    call site states why its bound holds (with a factor of 2 or more to spare).
-    """
-    return dataclasses.replace(x, bound=min(bound, x.bound))
 
 
 async def _matmul(
@@ -201,9 +183,9 @@ async def _matmul(
 ) -> SharedVector:
     """Return the p x p product of two shared row-major matrices (one Beaver round + truncation)."""
     i, j, k = (v.ravel() for v in np.indices((p, p, p)))
-    products = await party.mul(_gather(a, i * p + k), _gather(b, k * p + j), truncate=False)
+    products = await party.mul(a.take(i * p + k), b.take(k * p + j), truncate=False)
     summed = _segment_sums(products, p)
-    return _assume_bound(await party.truncate(summed, frac_bits), bound)
+    return (await party.truncate(summed, frac_bits)).with_bound(bound)
 
 
 # ------------------------------------------------------------------ the secure programs
@@ -286,7 +268,7 @@ def _solve_program(data: VerticalSplit, ridge: float, frac_bits: int) -> Program
         # ---- cross blocks of C and r: Beaver products of bank and insurer columns
         cross = await _cross_products(party, col_b, col_i, n, nb, ni + 1)
         cross = await party.truncate(cross, 2 * INPUT_FRAC_BITS - f)
-        pool = _assume_bound(SharedVector.concat([blk_b, blk_i, cross]), unit)
+        pool = SharedVector.concat([blk_b, blk_i, cross]).with_bound(unit)
         # pool layout: bank upper (nb(nb+1)/2), insurer upper (ni(ni+1)/2), r_I (ni),
         # cross (nb x (ni + 1), j-major; the last insurer "column" is the target)
         up_b, up_i = _upper_index(nb), _upper_index(ni)
@@ -305,8 +287,8 @@ def _solve_program(data: VerticalSplit, ridge: float, frac_bits: int) -> Program
                     index_a.append(off_x + j * (ni + 1) + k)
         index_r = [off_x + j * (ni + 1) + ni for j in range(nb)]
         index_r += [off_r + k for k in range(ni)]
-        a = _gather(pool, index_a) + ridge * eye
-        r = _gather(pool, index_r)
+        a = pool.take(index_a) + ridge * eye
+        r = pool.take(index_r)
         # ---- Newton-Schulz: X <- X (2I - A X), X0 = I / (p + ridge)
         x = party.constant(eye / (p + ridge), frac_bits=f)
         for _ in range(iterations):
@@ -314,11 +296,11 @@ def _solve_program(data: VerticalSplit, ridge: float, frac_bits: int) -> Program
             x = await _matmul(party, x, 2.0 * eye - ax, p, f, inverse)
         # ---- beta_z = X r; original units; intercept
         rows, inner = (v.ravel() for v in np.indices((p, p)))
-        products = await party.mul(_gather(x, rows * p + inner), _gather(r, inner), truncate=False)
+        products = await party.mul(x.take(rows * p + inner), r.take(inner), truncate=False)
         beta_z = await party.truncate(_segment_sums(products, p), f)
         inv_std = SharedVector.concat([sc_b[0:nb], sc_i[0:ni]])
         means = SharedVector.concat([sc_b[nb : 2 * nb], sc_i[ni : 2 * ni]])
-        shared_std_y = _gather(sc_i, [2 * ni] * p)
+        shared_std_y = sc_i.take([2 * ni] * p)
         shared_mean_y = sc_i[2 * ni + 1 : 2 * ni + 2]
         ratio = await party.mul(shared_std_y, inv_std)
         slopes = await party.mul(beta_z, ratio)

@@ -312,6 +312,32 @@ class SharedVector:
             raise TypeError("shared vectors support slices only, e.g. x[2:5]")
         return SharedVector(self.shares[:, index], self.field, self.frac_bits, self.bound)
 
+    def take(self, indices: Sequence[int] | npt.NDArray[np.integer[Any]]) -> SharedVector:
+        """Return the elements at ``indices`` (in that order, repeats allowed; local).
+
+        Raises:
+            InvalidInputError: an index outside 0 .. length - 1.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.length):
+            raise InvalidInputError(f"indices outside 0..{self.length - 1}")
+        return SharedVector(self.shares[:, idx], self.field, self.frac_bits, self.bound)
+
+    def with_bound(self, bound: int) -> SharedVector:
+        """Return the same shares with a tighter public bound that the caller can prove.
+
+        The runtime's bound only grows (every product multiplies bounds); when the mathematics
+        of an algorithm guarantees a smaller one (a correlation is at most 1, an iterate
+        converges), declaring it keeps later products inside the field. The values are not
+        checked (they are secret): a wrong bound can make a later product wrap around.
+
+        Raises:
+            InvalidInputError: a bound that is not a positive int.
+        """
+        if type(bound) is not int or bound < 1:
+            raise InvalidInputError("bound must be a positive int")
+        return SharedVector(self.shares, self.field, self.frac_bits, min(bound, self.bound))
+
     def sum(self) -> SharedVector:
         """Return a length-1 vector holding the sum of all elements (local)."""
         column = self.field.column
