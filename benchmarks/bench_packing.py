@@ -334,12 +334,14 @@ def bench_end_to_end(
             ratio >= TARGET_COMPRESSION,
             f"ciphertext count: {ratio:.1f}x fewer than values (target >= {TARGET_COMPRESSION:g}x)",
         )
+        # The target includes HTTP and is judged by bench_vector.py (everything on this
+        # machine); this crypto-only figure is judged the same way, strictly.
         verdicts.add(
-            deployed_total <= TARGET_E2E_SECONDS,
+            total <= TARGET_E2E_SECONDS,
             f"end to end, crypto only incl. threshold decryption by {THRESHOLD} of {HOLDERS} "
-            f"holders: {deployed_total:.1f} s with the holders on their own machines (slowest "
-            f"counted; all on this one machine, holders one after another: {total:.1f} s) "
-            f"(target <= {TARGET_E2E_SECONDS:g} s including HTTP, measured separately)",
+            f"holders, everything on this machine: {total:.1f} s (holders on their own "
+            f"machines, slowest counted: {deployed_total:.1f} s) (target <= "
+            f"{TARGET_E2E_SECONDS:g} s including HTTP: bench_vector.py)",
         )
     holder_times = [r[h] for r in runs for h in holder_phases]
     return aggregate, expected, batches, holder_times

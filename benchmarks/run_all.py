@@ -16,7 +16,7 @@ def main() -> int:
         if subprocess.run([sys.executable, str(script)], cwd=HERE, check=False).returncode:
             failed.append(script.name)
     if failed:
-        print(f"\nbenchmarks that failed to run: {', '.join(failed)}")
+        print(f"\nbenchmarks that missed a target or failed to run: {', '.join(failed)}")
     return 1 if failed else 0
 
 
