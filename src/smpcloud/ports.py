@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import socket
 
-from smpcloud.errors import TransportError
+from smpcloud.errors import InvalidInputError, TransportError
 
 _HIGHEST_BASE = 65000
+_MOST_PORTS = 1000
 
 
 def free_port() -> int:
@@ -24,8 +25,11 @@ def free_port_range(count: int, *, attempts: int = 100) -> int:
     """Return a base port such that base .. base + count - 1 are all free on 127.0.0.1 now.
 
     Raises:
+        InvalidInputError: count not in 1 .. 1000.
         TransportError: no such range was found in ``attempts`` tries.
     """
+    if type(count) is not int or not 1 <= count <= _MOST_PORTS:
+        raise InvalidInputError(f"count must be an int in 1..{_MOST_PORTS}")
     for _ in range(attempts):
         base = free_port()
         if base + count > _HIGHEST_BASE:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
+from smpcloud.errors import InvalidInputError
 from smpcloud.ports import free_port, free_port_range
 
 
@@ -23,3 +26,9 @@ def test_free_port_range_gives_consecutive_bindable_ports() -> None:
     finally:
         for sock in sockets:
             sock.close()
+
+
+@pytest.mark.parametrize("count", [0, -3, 1001, 2.5])
+def test_free_port_range_refuses_a_bad_count(count: object) -> None:
+    with pytest.raises(InvalidInputError, match="count"):
+        free_port_range(count)  # type: ignore[arg-type]
