@@ -6,7 +6,7 @@ import gmpy2
 import numpy as np
 import pytest
 
-from smpcloud.crypto.field import DEFAULT_FIELD, Field, random_words, uniform_below
+from smpcloud.crypto.field import DEFAULT_FIELD, Field, random_words
 from smpcloud.errors import InvalidInputError, OverflowDetectedError
 
 F = DEFAULT_FIELD
@@ -105,18 +105,3 @@ def test_random_elements_are_in_range_and_not_constant() -> None:
     x = F.random(10_000)
     F.validate(x)
     assert len(np.unique(x[0])) > 9_990
-
-
-@pytest.mark.parametrize("bound", [1, 2, 3, 7, 1000, 2**32 - 5, 2**33 + 1, 2**64])
-def test_uniform_below_stays_below(bound: int) -> None:
-    out = uniform_below(bound, 5000)
-    assert out.dtype == np.uint64 and out.shape == (5000,)
-    if bound < 2**64:
-        assert int(out.max()) < bound
-
-
-def test_uniform_below_is_unbiased_on_a_small_bound() -> None:
-    # 3 is the worst case for modular reduction of 2-bit words (would give 1/2, 1/4, 1/4).
-    counts = np.bincount(uniform_below(3, 300_000).astype(np.int64), minlength=3)
-    # Each count ~ Binomial(300000, 1/3): sd ~ 258; 6 sd bound fails with prob < 1e-8.
-    assert np.all(np.abs(counts - 100_000) < 6 * 258)

@@ -18,7 +18,7 @@ import gmpy2
 import numpy as np
 import pytest
 
-from smpcloud.crypto.field import DEFAULT_FIELD, Field
+from smpcloud.crypto.field import DEFAULT_FIELD, Field, random_bits
 from smpcloud.errors import (
     InvalidInputError,
     OverflowDetectedError,
@@ -28,12 +28,7 @@ from smpcloud.errors import (
 )
 from smpcloud.mpc import codec, memory
 from smpcloud.mpc.codec import Request, RequestOp
-from smpcloud.mpc.dealer import (
-    deal_triples,
-    deal_truncation_pairs,
-    random_bits,
-    run_dealer,
-)
+from smpcloud.mpc.dealer import deal_triples, deal_truncation_pairs, run_dealer
 from smpcloud.mpc.local import run_local
 from smpcloud.mpc.memory import MemoryNetwork
 from smpcloud.mpc.protocols import statistics as stats

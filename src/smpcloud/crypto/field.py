@@ -359,31 +359,40 @@ def random_elements(field: Field, shape: tuple[int, ...]) -> Residues:
     return words
 
 
-def uniform_below(bound: int, m: int) -> npt.NDArray[np.uint64]:
-    """Return m independent uniform integers in [0, bound) from ``os.urandom``.
+def random_bits(field: Field, count: int, bits: int, shift: int) -> tuple[Residues, Residues]:
+    """Return field elements r uniform in [0, 2^bits) and r >> shift, each (k, count).
 
-    Rejection sampling: draw words of bound.bit_length() bits, keep those below ``bound``
-    (acceptance >= 1/2), redraw the rest. Requires 1 <= bound <= 2^64.
+    r is assembled from 32-bit words of ``os.urandom`` (the top word masked), then reduced
+    modulo every prime by Horner's rule in base 2^32; r >> shift is formed on the words.
     """
-    if not 1 <= bound <= _WORD:
-        raise InvalidInputError(f"bound {bound} out of range [1, 2^64]")
-    bits = (bound - 1).bit_length()
-    mask = np.uint64((1 << bits) - 1) if bits < 64 else np.uint64(_WORD - 1)
-    draw = _random_words32 if bits <= 32 else random_words
-    out = draw(m) & mask
-    if bound == _WORD:
-        return out
-    limit = np.uint64(bound)
-    bad = np.flatnonzero(out >= limit)
-    while bad.size:
-        out[bad] = draw(bad.size) & mask
-        bad = bad[out[bad] >= limit]
-    return out
+    if not 0 <= shift < bits:
+        raise InvalidInputError(f"need 0 <= shift={shift} < bits={bits}")
+    nwords = -(-bits // 32)
+    words = (
+        np.frombuffer(os.urandom(4 * nwords * count), dtype=np.uint32)
+        .reshape(nwords, count)
+        .astype(np.uint64)
+    )
+    top = bits - 32 * (nwords - 1)
+    words[-1] &= np.uint64((1 << top) - 1)
+    whole, part = divmod(shift, 32)
+    shifted = np.zeros((nwords - whole, count), dtype=np.uint64)
+    for i in range(nwords - whole):
+        shifted[i] = words[i + whole] >> np.uint64(part)
+        if part and i + whole + 1 < nwords:
+            shifted[i] |= (words[i + whole + 1] << np.uint64(32 - part)) & np.uint64(0xFFFFFFFF)
+    return _words_to_field(field, words), _words_to_field(field, shifted)
 
 
-def _random_words32(m: int) -> npt.NDArray[np.uint64]:
-    """Return m uniform 32-bit words from ``os.urandom``, widened to uint64."""
-    return np.frombuffer(os.urandom(4 * m), dtype=np.uint32).astype(np.uint64)
+def _words_to_field(field: Field, words: npt.NDArray[np.uint64]) -> Residues:
+    column = field.column
+    pow32 = np.array([(1 << 32) % p for p in field.moduli], dtype=np.uint64).reshape(field.k, 1)
+    acc = np.zeros((field.k, words.shape[1]), dtype=np.uint64)
+    for w in words[::-1]:
+        acc *= pow32  # acc < p < 2^32 and 2^32 mod p < p: the product stays below 2^64
+        acc += w
+        acc %= column
+    return acc
 
 
 def random_words(m: int) -> npt.NDArray[np.uint64]:

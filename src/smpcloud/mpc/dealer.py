@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from smpcloud.crypto import shamir
-from smpcloud.crypto.field import Field, Residues
+from smpcloud.crypto.field import Field, Residues, random_bits
 from smpcloud.errors import InvalidInputError, ProtocolError, TransportError
 from smpcloud.mpc import codec
 from smpcloud.mpc.codec import Request, RequestOp
@@ -67,48 +65,8 @@ def deal_triples(field: Field, count: int, *, n: int, t: int) -> list[Residues]:
     secret = np.empty((3, field.k, count), dtype=np.uint64)
     secret[:2] = random_elements(field, (2, field.k, count))
     np.multiply(secret[0], secret[1], out=secret[2])
-    secret[2] %= _column(field)
+    secret[2] %= field.column
     return share_elements(field, secret, n=n, t=t)
-
-
-def random_bits(field: Field, count: int, bits: int, shift: int) -> tuple[Residues, Residues]:
-    """Return field elements r uniform in [0, 2^bits) and r >> shift, each (k, count).
-
-    r is assembled from 32-bit words of ``os.urandom`` (the top word masked), then reduced
-    modulo every prime by Horner's rule in base 2^32; r >> shift is formed on the words.
-    """
-    if not 0 <= shift < bits:
-        raise InvalidInputError(f"need 0 <= shift={shift} < bits={bits}")
-    nwords = -(-bits // 32)
-    words = (
-        np.frombuffer(os.urandom(4 * nwords * count), dtype=np.uint32)
-        .reshape(nwords, count)
-        .astype(np.uint64)
-    )
-    top = bits - 32 * (nwords - 1)
-    words[-1] &= np.uint64((1 << top) - 1)
-    whole, part = divmod(shift, 32)
-    shifted = np.zeros((nwords - whole, count), dtype=np.uint64)
-    for i in range(nwords - whole):
-        shifted[i] = words[i + whole] >> np.uint64(part)
-        if part and i + whole + 1 < nwords:
-            shifted[i] |= (words[i + whole + 1] << np.uint64(32 - part)) & np.uint64(0xFFFFFFFF)
-    return _words_to_field(field, words), _words_to_field(field, shifted)
-
-
-def _column(field: Field) -> npt.NDArray[np.uint64]:
-    return np.array(field.moduli, dtype=np.uint64).reshape(field.k, 1)
-
-
-def _words_to_field(field: Field, words: npt.NDArray[np.uint64]) -> Residues:
-    column = _column(field)
-    pow32 = np.array([(1 << 32) % p for p in field.moduli], dtype=np.uint64).reshape(field.k, 1)
-    acc = np.zeros((field.k, words.shape[1]), dtype=np.uint64)
-    for w in words[::-1]:
-        acc *= pow32  # acc < p < 2^32 and 2^32 mod p < p: the product stays below 2^64
-        acc += w
-        acc %= column
-    return acc
 
 
 def deal_truncation_pairs(
@@ -296,6 +254,5 @@ __all__ = [
     "deal",
     "deal_triples",
     "deal_truncation_pairs",
-    "random_bits",
     "run_dealer",
 ]

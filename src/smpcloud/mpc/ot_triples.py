@@ -65,7 +65,7 @@ from typing import Final, TypeVar
 
 import numpy as np
 
-from smpcloud.crypto.field import Field, Residues
+from smpcloud.crypto.field import Field, Residues, random_bits
 from smpcloud.crypto.ot_extension import (
     MAX_BATCH_ID,
     ExtensionReceiver,
@@ -78,7 +78,6 @@ from smpcloud.crypto.ot_extension import (
 from smpcloud.crypto.shamir import check_parameters, share_elements
 from smpcloud.errors import InvalidInputError, ProtocolError, ShareError
 from smpcloud.mpc import codec
-from smpcloud.mpc.dealer import random_bits
 from smpcloud.mpc.runtime import mask_bits as field_mask_bits
 from smpcloud.mpc.transport import DEFAULT_TIMEOUT, Tag, Transport
 
