@@ -1409,13 +1409,16 @@ class TaskService:
         task_ids = sorted({item.task_id for item in batch})
         # A shared lock on the task rows: uploads proceed together, close() (exclusive)
         # waits for them.
-        states = dict(conn.execute(_TASK_STATES, {"task_ids": task_ids}).tuples().all())
+        states = {
+            task_id: state for task_id, state in conn.execute(_TASK_STATES, {"task_ids": task_ids})
+        }
         client_ids = sorted({item.client_id for item in batch})
-        reported = set(
-            conn.execute(
+        reported = {
+            (task_id, client_id)
+            for task_id, client_id in conn.execute(
                 _REPORTED_CLIENTS, {"task_ids": task_ids, "client_ids": client_ids}
-            ).tuples()
-        )
+            )
+        }
         rows: list[dict[str, object]] = []
         for item in batch:
             state = states.get(item.task_id)
