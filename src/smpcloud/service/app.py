@@ -29,14 +29,18 @@ with a single proof.
 Route handlers are plain ``def`` functions: FastAPI runs them in its worker threads, so
 ciphertext validation, proof verification, aggregation and combining never block the event
 loop; aggregation and combining spread over a process pool (``Settings.workers``) that the
-lifespan creates and shuts down. Nothing is built at import time; the database schema is
+lifespan creates and shuts down. Authentication is the one exception: it runs on the event
+loop, as it is a SHA-256 and one indexed read (~0.2 ms; readers do not wait for writers, in
+SQLite's WAL mode as in PostgreSQL), and handing it to a thread of its own before the
+handler's thread cost ~15% of uploads per second (measured with 16 concurrent uploaders).
+Nothing is built at import time; the database schema is
 created (if missing) when the application starts.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Final
 
@@ -139,8 +143,9 @@ def build_router(service: TaskService) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["tasks"])
     auth_errors = (401, 403, 404, 413, 422)
 
-    def on_task(allowed: frozenset[Role], action: str) -> Callable[..., Principal]:
-        def dependency(task_id: TaskId, credentials: BearerToken) -> Principal:
+    def on_task(allowed: frozenset[Role], action: str) -> Callable[..., Awaitable[Principal]]:
+        # On the event loop, not in a thread: see the module docstring.
+        async def dependency(task_id: TaskId, credentials: BearerToken) -> Principal:
             return service.authenticate(_token(credentials), task_id, allowed, action)
 
         return dependency
