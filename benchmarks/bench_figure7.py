@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import machine_line
 from smpcloud.apps.figure7 import client_counts_up_to, run_figure7
 
 TARGET_CLIENTS = 10_000
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default: a new temporary dir")
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="smpcloud-figure7-"))
+    print(machine_line())
     started = time.perf_counter()
 
     def progress(done: int, total: int, what: str) -> None:
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             f" (setup {check.setup_seconds:.2f} s, not counted); upload {rate:,.0f} uploads/s; "
             f"average {check.secure_average:.6f} (plaintext {check.plaintext_average:.6f})"
         )
+    print(machine_line())
     if "paillier" in {c.mode for c in result.checks} and TARGET_CLIENTS in {
         c.clients for c in result.checks
     }:

@@ -26,10 +26,10 @@ additions):
     aggregate (one proof per holder), and the combiner verifies the three proofs, combines
     and unpacks; the result is checked against the exact sum. In a deployment the holders run
     on their own machines at the same time; here they run one after another on the same pool
-    and each one's time is measured. Targets: >= 20x fewer ciphertexts than values, and
-    <= 60 s for the whole run with the holders as deployed (the slowest holder counted, the
-    clients still all simulated on this machine); the all-on-one-machine total (holders one
-    after another) is printed next to it. These figures leave out HTTP; see bench_service.py.
+    and each one's time is measured. Target: >= 20x fewer ciphertexts than values. The
+    all-on-one-machine total and the total with the holders as deployed are printed for
+    information: the issue's 60 s end-to-end target includes HTTP and is judged by
+    bench_vector.py.
 (d) **threshold decryption in detail** (information, no target), on the aggregate of (c):
     one holder's batched partial decryption on the pool and its proof part, the combiner's
     verification of one batch, verification of three and combination on the pool, combination
@@ -57,7 +57,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from _common import print_table
+from _common import REFERENCE_MODMULS_PER_SECOND, machine_line, modmuls_per_second, print_table
 from smpcloud import parallel
 from smpcloud.crypto import packing, paillier, threshold
 
@@ -65,7 +65,6 @@ TARGET_BITS = 2048
 TARGET_CLIENT_RATIO = 10.0
 TARGET_ADDITIONS = 250_000
 TARGET_COMPRESSION = 20.0
-TARGET_E2E_SECONDS = 60.0
 PHE_SUM_SUBSET = 50_000
 
 
@@ -173,7 +172,7 @@ def bench_server(
     verdicts: Verdicts,
     check: bool,
 ) -> None:
-    """(b) server aggregation throughput."""
+    """(b) server aggregation throughput, and this machine's one-core floor between the runs."""
     from phe import paillier as phe_paillier
 
     n2 = pk.n_squared
@@ -192,6 +191,7 @@ def bench_server(
 
     rows = []
     rates: dict[str, float] = {}
+    floors = [modmuls_per_second()]
     for label, runner, batch in [
         ("1 core, from stored bytes", inline, blob),
         (f"{pool.workers} workers, from stored bytes", pool, blob),
@@ -201,6 +201,8 @@ def bench_server(
         seconds = _median_seconds(lambda r=runner, b=batch: r.aggregate(pk, b), repeat)
         rates[label] = (count - 1) / seconds
         rows.append([label, f"{count:,}", f"{seconds:.3f}", f"{rates[label]:,.0f}"])
+        floors.append(modmuls_per_second())
+    floor = statistics.median(floors)
 
     phe_pk = phe_paillier.PaillierPublicKey(pk.n)
     subset = min(count, PHE_SUM_SUBSET)
@@ -217,11 +219,23 @@ def bench_server(
     )
     print_table(["aggregation", "ciphertexts", "seconds", "additions/s"], rows)
     key = f"{pool.workers} workers, from stored bytes"
+    # The issue states the target next to its machine's floor (one core: ~174,000 4096-bit
+    # modular multiplications/s); the same ratio to this machine's floor, measured between
+    # the runs above, says how the figure would read there.
+    scaled = rates[key] * REFERENCE_MODMULS_PER_SECOND / floor
+    print(
+        f"one core's floor on this machine, between the runs: {floor:,.0f} modular "
+        f"multiplications/s (reference machine: {REFERENCE_MODMULS_PER_SECOND:,}/s); "
+        f"{pool.workers} workers from stored bytes = {rates[key] / floor:.2f}x this floor "
+        f"(the target is {TARGET_ADDITIONS / REFERENCE_MODMULS_PER_SECOND:.2f}x the reference "
+        f"floor), i.e. {scaled:,.0f} additions/s at the reference machine's speed"
+    )
     if check:
         verdicts.add(
             rates[key] >= TARGET_ADDITIONS,
             f"server aggregation ({key}): {rates[key]:,.0f} additions/s "
-            f"(target >= {TARGET_ADDITIONS:,}/s); from Ciphertext objects "
+            f"(target >= {TARGET_ADDITIONS:,}/s; {scaled:,.0f}/s scaled to the reference "
+            f"machine); from Ciphertext objects "
             f"{rates[f'{pool.workers} workers, from Ciphertext objects']:,.0f}/s",
         )
 
@@ -334,15 +348,14 @@ def bench_end_to_end(
             ratio >= TARGET_COMPRESSION,
             f"ciphertext count: {ratio:.1f}x fewer than values (target >= {TARGET_COMPRESSION:g}x)",
         )
-        # The issue's target includes HTTP and is judged by bench_vector.py (everything on this
-        # machine); this crypto-only figure is judged the same way, strictly.
-        verdicts.add(
-            total <= TARGET_E2E_SECONDS,
-            f"end to end, crypto only incl. threshold decryption by {THRESHOLD} of {HOLDERS} "
-            f"holders, everything on this machine: {total:.1f} s (holders on their own "
-            f"machines, slowest counted: {deployed_total:.1f} s) (target <= "
-            f"{TARGET_E2E_SECONDS:g} s including HTTP: bench_vector.py)",
-        )
+    # The issue's end-to-end target includes HTTP: bench_vector.py judges it. This
+    # crypto-only run is information (it has no one-client-alone measurement for the
+    # deployed critical path).
+    print(
+        f"end to end, crypto only, for information: {total:.1f} s everything on this machine, "
+        f"{deployed_total:.1f} s with the holders on their own machines (the 60 s target "
+        "includes HTTP and is judged by bench_vector.py)"
+    )
     holder_times = [r[h] for r in runs for h in holder_phases]
     return aggregate, expected, batches, holder_times
 
@@ -488,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         and args.ciphertexts >= 200_000
     )
     print("# Packed Paillier on every core: smpcloud.crypto.packing + smpcloud.parallel vs phe")
+    print(machine_line())
     start = time.perf_counter()
     pool = parallel.CryptoPool(args.workers, preload=[pk, tpk.public_key])
     pool.start()
