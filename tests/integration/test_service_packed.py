@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pytest
 from service_harness import Key, ServerProcess, assert_problem, start_server
 
-from smpcloud.client import ConflictError, TaskCreated, TaskEncoding
+from smpcloud.client import ConflictError, TaskCreated, TaskEncoding, TaskStateError
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing, pack
 from smpcloud.crypto.paillier import Ciphertext
@@ -299,10 +299,17 @@ def test_a_forged_report_withholds_the_result(server: ServerProcess, key: Key) -
             pytest.raises(OverflowDetectedError, match="forged report"),
         ):
             holder.contribute()
+        # The verdict is kept: the task is withheld for good, nothing is ever released.
         status = admin.status(task.task_id)
-        assert (status.state, status.partials_received) == ("closed", 2)
-        with pytest.raises(ThresholdNotMetError):
+        assert (status.state, status.partials_received) == ("withheld", 3)
+        with pytest.raises(TaskStateError, match="result withheld"):
             admin.result(task.task_id)
+        with (
+            server.holder(task, key[1][3]) as holder,
+            pytest.raises(TaskStateError, match="result withheld"),
+        ):
+            holder.contribute()
+        assert admin.status(task.task_id).partials_received == 3
     assert "does not unpack within its layout's bounds" in server.log_text()
 
 

@@ -139,7 +139,9 @@ class TaskStatus:
 
     Attributes:
         state: ``open``, ``closed`` (waiting for partial decryptions), ``decrypted`` (result
-            published) or ``insufficient`` (closed with fewer than min_clients reports).
+            published), ``insufficient`` (closed with fewer than min_clients reports) or
+            ``withheld`` (a packed task whose decrypted sums left the layout's bounds, so some
+            client forged its report: nothing is released, ever).
         reports: reports received so far.
         partials_received: key holders whose partial decryptions were accepted (k).
         threshold: partial decryptions needed (t); for a Shamir task, servers' shares needed.

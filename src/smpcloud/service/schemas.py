@@ -51,7 +51,7 @@ MAX_REGISTRATIONS_PER_REQUEST: Final = 10_000
 #: Most key holders of a task's threshold key (holders! appears in every proof exponent).
 MAX_HOLDERS: Final = 64
 
-TaskState = Literal["open", "closed", "decrypted", "insufficient"]
+TaskState = Literal["open", "closed", "decrypted", "insufficient", "withheld"]
 """``open``: accepting reports. ``closed``: aggregate published, waiting for t partial
 decryptions (Paillier), or this server's share of the sum published (Shamir). ``decrypted``:
 result published (Paillier only). ``insufficient``: closed with fewer than min_clients reports;

@@ -24,7 +24,8 @@ for the reference layout), so every per-ciphertext cost (upload, validation, agg
 partial decryption) shrinks by the packing factor. The server aggregates packed reports exactly
 like others; after combining it unpacks the sums and checks every slot against the layout's
 bounds: a slot above count · span (only possible if some client bypassed the SDK's range
-check) withholds the result (:class:`~smpcloud.errors.OverflowDetectedError`) instead of
+check) withholds the result (:class:`~smpcloud.errors.OverflowDetectedError` for the t-th key
+holder's upload, then the task's state ``withheld``, kept in the database) instead of
 publishing sums that spilled into each other. Same disclosure: the count and the per-value
 sums.
 
@@ -1575,8 +1576,9 @@ class TaskService:
                 other than the token's.
             InvalidPartialDecryptionError: a proof failed (names the holder).
             OverflowDetectedError: a packed task's combined sums leave the layout's bounds
-                (some client forged its report): nothing is released, the task stays closed
-                and this upload is not stored.
+                (some client forged its report): nothing is released, this upload is stored
+                and the task's state becomes ``withheld`` for good.
+            TaskStateError: also for a task already ``withheld``.
         """
         holder = principal.holder_index
         if holder is None:  # pragma: no cover - guaranteed by authenticate(HOLDER)
@@ -1637,6 +1639,9 @@ class TaskService:
                     self._decrypt_locked(session, task, meta, aggregate, now)
         except IntegrityError:
             raise _duplicate_partial(holder) from None
+        except OverflowDetectedError:
+            self._withhold(task_id, holder, payload, now)
+            raise
         logger.info(
             "accepted %s from key holder %d of task %s (%d of %d; verified in %.3f s)",
             "a batched partial decryption" if form == "batch" else "partial decryptions",
@@ -1761,8 +1766,36 @@ class TaskService:
             raise
         return json.dumps(batch.to_json())
 
+    def _withhold(self, task_id: str, holder: int, payload: str, now: datetime) -> None:
+        """Mark a closed packed task ``withheld`` for good, storing the t-th holder's upload.
+
+        Called after the transaction whose combination overflowed rolled back. Every later
+        request sees the state: no result is ever released, no further upload is taken.
+        Idempotent (two holders may race to be the t-th).
+        """
+        with self._write() as session:
+            task = self._lock_task(session, task_id)
+            if task.state != "closed":
+                return
+            if not session.scalar(
+                select(PartialRow.id).where(
+                    PartialRow.task_id == task_id, PartialRow.holder_index == holder
+                )
+            ):
+                session.add(
+                    PartialRow(
+                        task_id=task_id,
+                        holder_index=holder,
+                        partials_json=payload,
+                        received_at=now,
+                    )
+                )
+            task.state = "withheld"
+
     @staticmethod
     def _check_decryptable(task: TaskRow) -> None:
+        if task.state == "withheld":
+            raise _withheld(task)
         if task.state == "open":
             raise TaskStateError(
                 f"task {task.id!r} is still open: nothing to decrypt until it closes"
@@ -1845,7 +1878,7 @@ class TaskService:
                     f"task {task.id!r}: the decrypted aggregate does not unpack within the "
                     f"packing layout's bounds ({exc}). Some client must have uploaded a report "
                     "outside the declared range (a forged report, not made by the SDK). The "
-                    "result is withheld, the task stays closed, and this upload was not stored."
+                    "result is withheld for good: the task's state is now 'withheld'."
                 ) from None
         session.add(
             ResultRow(
@@ -1875,7 +1908,8 @@ class TaskService:
             InsufficientReportsError: closed with too few reports (never any result).
             ThresholdNotMetError: closed, but fewer than t partial decryptions so far
                 ("k of t partial decryptions received").
-            TaskStateError: a Shamir task (no server knows its result).
+            TaskStateError: a Shamir task (no server knows its result); or a packed task
+                whose result is withheld (its sums left the layout's bounds: a forged report).
         """
         self._ensure_deadline(task_id)
         meta = self._paillier_meta(
@@ -1890,6 +1924,8 @@ class TaskService:
             row = session.get(ResultRow, task_id)
             if task.state == "insufficient":
                 raise _insufficient(task)
+            if task.state == "withheld":
+                raise _withheld(task)
             if task.state in ("open", "closed") or row is None:
                 received = session.scalar(
                     select(func.count())
@@ -1917,6 +1953,14 @@ class TaskService:
             holders=json.loads(row.holders_json),
             within_declared_range=all(row.count * lo <= s <= row.count * hi for s in sums),
         )
+
+
+def _withheld(task: TaskRow) -> TaskStateError:
+    return TaskStateError(
+        f"task {task.id!r}: result withheld. Its decrypted aggregate did not unpack within the "
+        "packing layout's bounds, so some client uploaded a report outside the declared range "
+        "(a forged report, not made by the SDK); no sums of this task will be released."
+    )
 
 
 def _duplicate_report(client_id: int) -> DuplicateSubmissionError:
