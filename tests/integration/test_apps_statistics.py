@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smpcloud.apps.aggregation import SLOT_BITS, SLOTS, pack, slot_limit, unpack
+from smpcloud.apps.aggregation import default_bound
 from smpcloud.apps.datasets import DIABETES_COLUMNS, diabetes_hospitals
 from smpcloud.apps.statistics import (
     BMI_EDGES,
@@ -24,7 +24,7 @@ from smpcloud.apps.statistics import (
     plaintext_statistics,
     run_stats,
 )
-from smpcloud.errors import InvalidInputError, OverflowDetectedError
+from smpcloud.errors import InvalidInputError
 
 PNG = b"\x89PNG\r\n\x1a\n"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -98,8 +98,9 @@ def test_cloud_mode_small_with_a_test_key() -> None:
     check(result)
     assert result.uploads == 3
     assert any("key holders decrypt" in m for m in messages)
-    # 27 summary values in ceil(27 / SLOTS) ciphertexts per client
-    assert result.details["ciphertexts_per_client"] == -(-27 // SLOTS)
+    # 27 summary values as one packed task: 1024-bit key, slots of 64 + 2 bits for 3 clients,
+    # floor(1022 / 66) = 15 values per ciphertext, so 2 ciphertexts per client
+    assert result.details["ciphertexts_per_client"] == 2
 
 
 def test_bad_parameters_are_refused_before_anything_runs() -> None:
@@ -113,18 +114,23 @@ def test_bad_parameters_are_refused_before_anything_runs() -> None:
         run_stats(mode="carrier-pigeon", transport="memory")  # type: ignore[arg-type]
 
 
-def test_packing_round_trips_signed_sums_and_refuses_overflow() -> None:
-    clients = [[5, -7, 0, 1 << 40, -(1 << 40), 3, 2, 1, -1], [-5, 7, 9, 1, 1, -3, 0, 0, 0]]
-    packed = [pack(c) for c in clients]
-    assert len(packed[0]) == 2  # 9 values, 7 slots per integer
-    total = [a + b for a, b in zip(*packed)]
-    assert unpack(total, 9) == [a + b for a, b in zip(*clients)]
-    limit = slot_limit(2)
-    assert limit == ((1 << (SLOT_BITS - 1)) - 1) // 2
-    worst = [pack([limit] * SLOTS), pack([limit] * SLOTS)]
-    assert unpack([worst[0][0] + worst[1][0]], SLOTS) == [2 * limit] * SLOTS
-    with pytest.raises(OverflowDetectedError):
-        unpack([1 << (SLOT_BITS * SLOTS + 3)], SLOTS)
+def test_the_default_bound_is_the_widest_a_packed_task_encodes() -> None:
+    from smpcloud.crypto.packing import Packing
+
+    for frac_bits in (0, 20, 48):
+        bound = default_bound(frac_bits)
+        assert bound * 2**frac_bits == 2**62
+        layout = Packing(
+            length=1,
+            key_bits=2048,
+            min_value=-bound,
+            max_value=bound,
+            max_additions=3,
+            frac_bits=frac_bits,
+        )
+        assert layout.span == 2**63
+    with pytest.raises(InvalidInputError, match="frac_bits"):
+        default_bound(49)
 
 
 @pytest.mark.slow
@@ -166,3 +172,23 @@ def test_the_example_script_runs_both_modes(tmp_path: Path) -> None:
     assert [r["mode"] for r in reports] == ["peer", "cloud"]
     assert all(r["within_bounds"] and r["count"] == 442 for r in reports)
     assert (tmp_path / "stats_peer.png").exists() and (tmp_path / "stats_cloud.png").exists()
+
+
+def test_cloud_sums_are_exact_fixed_point_and_out_of_bound_values_are_refused() -> None:
+    from smpcloud.apps.aggregation import ServiceAggregator
+    from smpcloud.errors import OverflowDetectedError
+
+    rng = np.random.default_rng(11)
+    vectors = [rng.uniform(-1000.0, 1000.0, 40) for _ in range(3)]
+    with ServiceAggregator(key_bits=1024, insecure_keys=True, frac_bits=20) as service:
+        total = service.aggregate(vectors, name="exact")
+        encoded = sum(np.rint(v * 2**20) for v in vectors)
+        assert np.array_equal(total, encoded / 2**20)
+        # 40 values, 15 per 1024-bit plaintext: 3 ciphertexts
+        assert service.ciphertexts_decrypted == 3
+        with pytest.raises(OverflowDetectedError):
+            service.aggregate([np.array([1.0]), np.array([2.0**43])], name="too big")
+        narrow = service.aggregate(
+            [np.array([0.5, -0.25]), np.array([0.25, 0.5])], name="narrow", bound=1.0
+        )
+        assert narrow.tolist() == [0.75, 0.25]

@@ -14,13 +14,13 @@ sum is revealed:
   under a threshold Paillier key and uploads only ciphertexts; the server adds them without
   being able to read them; t of the n key holders decrypt only the aggregate.
 
-Packing (cloud mode). Threshold decryption with proofs costs about 0.1 s per ciphertext and key
-holder at 2048 bits, so values are packed: up to :data:`SLOTS` fixed-point values go into one
-plaintext, :data:`SLOT_BITS` bits each, as the balanced base-2^w number sum_i v_i 2^(w i).
-Adding packed plaintexts adds every slot at once; slots cannot carry into each other because
-each client's values are checked to satisfy K |v| < 2^(w-1) for K clients (so every slot sum
-stays in (-2^(w-1), 2^(w-1)), which the balanced digits decode exactly). The packed plaintext is
-a bijective encoding of the slot sums, so packing reveals nothing beyond the sums.
+Packing (cloud mode). Each task is a packed task of the service
+(:mod:`smpcloud.crypto.packing`): the clients' fixed-point values go many to a plaintext, the
+server checks every decrypted slot against the layout's bounds, and each key holder sends one
+batched partial decryption with one proof. The declared range of a value is public: by
+default the widest a packed task admits at the chosen precision, +-2^(62 - frac_bits)
+(:func:`default_bound`), so up to 31 values share a ciphertext under a 2048-bit key. Packing
+reveals nothing beyond the sums (the layout is a bijective encoding of the slot sums).
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ import numpy as np
 import numpy.typing as npt
 
 from smpcloud.apps.service_demo import local_server
-from smpcloud.client import Admin, Client, KeyHolder, TaskEncoding
+from smpcloud.client import Admin, Client, KeyHolder
 from smpcloud.crypto import threshold
-from smpcloud.errors import InvalidInputError, OverflowDetectedError, ProtocolError, TransportError
+from smpcloud.crypto.packing import Packing
+from smpcloud.errors import InvalidInputError, ProtocolError, TransportError
 from smpcloud.mpc.certs import create_deployment
 from smpcloud.mpc.config import load_deployment, render_deployment
 from smpcloud.mpc.local import run_local
@@ -55,10 +56,6 @@ FloatArray = npt.NDArray[np.float64]
 PeerTransport = Literal["memory", "tls"]
 Progress = Callable[[str], None]
 
-#: Bits per packed slot (w) and slots per Paillier plaintext: 7 x 72 = 504 bits, inside the
-#: service's 512-bit cap on a declared value range.
-SLOT_BITS: Final = 72
-SLOTS: Final = 7
 #: Default fixed-point precision of the use cases: resolution 2^-20 ~ 9.5e-7.
 DEFAULT_FRAC_BITS: Final = 20
 #: Seconds a TLS party waits for its peers to connect.
@@ -235,52 +232,18 @@ def peer_secure_sum(
 # ------------------------------------------------------------------------------ packing
 
 
-def slot_limit(clients: int, slot_bits: int = SLOT_BITS) -> int:
-    """Return the largest |encoded value| a client may put in a slot when ``clients`` report."""
-    if clients < 1:
-        raise InvalidInputError("clients must be positive")
-    return ((1 << (slot_bits - 1)) - 1) // clients
+def default_bound(frac_bits: int) -> float:
+    """Return the widest public bound B for values with ``frac_bits`` fractional bits.
 
-
-def pack(encoded: Sequence[int], *, slot_bits: int = SLOT_BITS, slots: int = SLOTS) -> list[int]:
-    """Pack signed integers into ceil(len / slots) integers: sum_i v_i 2^(slot_bits i).
-
-    The caller checks the per-slot bound (:func:`slot_limit`) first.
-    """
-    out = []
-    for start in range(0, len(encoded), slots):
-        total = 0
-        for i, value in enumerate(encoded[start : start + slots]):
-            total += int(value) << (slot_bits * i)
-        out.append(total)
-    return out
-
-
-def unpack(
-    packed: Sequence[int], count: int, *, slot_bits: int = SLOT_BITS, slots: int = SLOTS
-) -> list[int]:
-    """Invert :func:`pack` for sums whose every slot lies in (-2^(slot_bits-1), 2^(slot_bits-1)).
+    Values in [-B, B] with B = 2^(62 - frac_bits) encode, as fixed point, inside the signed
+    64-bit range that a packing layout (:class:`smpcloud.crypto.packing.Packing`) accepts.
 
     Raises:
-        InvalidInputError: ``packed`` holds the wrong number of integers for ``count`` values.
+        InvalidInputError: frac_bits outside 0..48.
     """
-    if len(packed) != -(-count // slots):
-        raise InvalidInputError(f"{len(packed)} packed integers cannot hold {count} values")
-    modulus = 1 << slot_bits
-    half = modulus >> 1
-    out: list[int] = []
-    for number, value in enumerate(packed):
-        rest = int(value)
-        take = min(slots, count - number * slots)
-        for _ in range(take):
-            digit = rest % modulus
-            if digit >= half:
-                digit -= modulus
-            out.append(digit)
-            rest = (rest - digit) >> slot_bits
-        if rest != 0:
-            raise OverflowDetectedError("a packed sum overflowed its slots")
-    return out
+    if type(frac_bits) is not int or not 0 <= frac_bits <= 48:
+        raise InvalidInputError("frac_bits must be in 0..48")
+    return float(1 << (62 - frac_bits))
 
 
 # ------------------------------------------------------------------------------ cloud mode
@@ -386,24 +349,29 @@ class ServiceAggregator:
         *,
         name: str = "secure sum",
         frac_bits: int | None = None,
+        bound: float | None = None,
     ) -> FloatArray:
         """Return the element-wise sum of one vector per client, computed by the service.
 
-        Each client encodes its values as fixed point, checks them against the slot bound,
-        packs them, encrypts locally and uploads; the administrator closes the task; ``t``
-        randomly chosen key holders partial-decrypt (with proofs); the sum is unpacked.
+        One packed task: each client encodes its values as fixed point (range-checked by the
+        SDK), packs and encrypts them locally and uploads; the administrator closes the task;
+        ``t`` randomly chosen key holders each send one batched partial decryption with one
+        proof; the server combines, unpacks and checks the sums.
 
         Args:
             vectors: client i's vector at index i; all of one length.
             name: the task's label.
             frac_bits: fixed-point precision of this sum (default: the aggregator's).
+            bound: the public bound B of every value, declared in the task: values in [-B, B]
+                (default: :func:`default_bound`, the widest the precision allows).
 
-        Reveals: the element-wise sum and the number of clients (see the class docstring).
+        Reveals: the element-wise sum and the number of clients (see the class docstring),
+        and the declared bound.
 
         Raises:
-            InvalidInputError: fewer than two clients, vectors of different lengths, or the
-                aggregator is not entered.
-            OverflowDetectedError: a value too large for a slot (nothing is sent then).
+            InvalidInputError: fewer than two clients, vectors of different lengths, a bound
+                the precision cannot encode, or the aggregator is not entered.
+            OverflowDetectedError: a value outside [-B, B], NaN or infinite (nothing is sent).
             ProtocolError: the service counted a different number of reports.
         """
         admin, key = self._admin, self._key
@@ -415,36 +383,21 @@ class ServiceAggregator:
         if len({v.shape for v in vecs}) != 1:
             raise InvalidInputError("every client's vector must have the same length")
         clients, length = len(vecs), int(vecs[0].shape[0])
-        limit = slot_limit(clients)
         bits = self.frac_bits if frac_bits is None else frac_bits
-        if not 0 <= bits <= 48:
-            raise InvalidInputError("frac_bits must be in 0..48")
-        scale = float(1 << bits)
-        packed_vectors = []
-        for vec in vecs:  # on each client's machine
-            if not np.isfinite(vec).all():
-                raise OverflowDetectedError("a client value is NaN or infinite")
-            encoded = np.rint(vec * scale)
-            if encoded.size and float(np.abs(encoded).max()) > limit:
-                raise OverflowDetectedError(
-                    f"a client value exceeds the packing bound {limit / scale:.3g} for "
-                    f"{clients} clients"
-                )
-            packed_vectors.append(pack([int(e) for e in encoded.tolist()]))
-        elements = len(packed_vectors[0])
-        reach = 1 << (SLOT_BITS * SLOTS)
-        task = admin.create_task(
-            key,
-            name=name,
-            length=elements,
-            encoding=TaskEncoding.integer(-reach, reach),
-            min_clients=clients,
-            max_clients=clients,
+        limit = default_bound(bits) if bound is None else bound
+        layout = Packing.for_key(
+            key.public_key,
+            length=length,
+            min_value=-limit,
+            max_value=limit,
+            max_additions=clients,
+            frac_bits=bits,
         )
+        task = admin.create_task(key, name=name, packing=layout, min_clients=clients)
         credentials = admin.register_clients(task.task_id, clients)
         _say(self.progress, f"{name}: {clients} clients encrypt and upload {length} values")
         with self.watch("encrypt_and_upload"):
-            for cred, packed in zip(credentials, packed_vectors, strict=True):
+            for cred, vec in zip(credentials, vecs, strict=True):  # on each client's machine
                 with Client(
                     self._url,
                     task.task_id,
@@ -452,7 +405,7 @@ class ServiceAggregator:
                     public_key=key,
                     allow_insecure_keys=self.insecure_keys,
                 ) as client:
-                    client.submit(packed)
+                    client.submit(vec)
         with self.watch("close_and_aggregate"):
             admin.close(task.task_id)
         _say(self.progress, f"{name}: {self.t} of {self.holders} key holders decrypt the sum")
@@ -466,22 +419,17 @@ class ServiceAggregator:
             result = admin.result(task.task_id)
         if result.count != clients:
             raise ProtocolError(f"the service counted {result.count} reports, not {clients}")
-        self.ciphertexts_decrypted += elements
-        sums = unpack([int(s) for s in result.sum], length)
-        return np.array([s / scale for s in sums], dtype=np.float64)
+        self.ciphertexts_decrypted += layout.ciphertexts
+        return np.asarray(result.sum, dtype=np.float64)
 
 
 __all__ = [
     "DEFAULT_FRAC_BITS",
-    "SLOTS",
-    "SLOT_BITS",
     "PeerTransport",
     "ServiceAggregator",
     "Stopwatch",
+    "default_bound",
     "majority_threshold",
-    "pack",
     "peer_secure_sum",
     "run_parties",
-    "slot_limit",
-    "unpack",
 ]
