@@ -1590,11 +1590,7 @@ class TaskService:
             if task is None:
                 raise NotFoundError(f"no task {task_id!r}")
             self._check_decryptable(task)
-            if session.scalar(
-                select(PartialRow.id).where(
-                    PartialRow.task_id == task_id, PartialRow.holder_index == holder
-                )
-            ):
+            if self._has_partial(session, task_id, holder):
                 raise _duplicate_partial(holder)
             self._check_form(session, task_id, form)
         task, row = self._read_aggregate(meta)
@@ -1612,21 +1608,10 @@ class TaskService:
             with self._write() as session:
                 task = self._lock_task(session, task_id)
                 self._check_decryptable(task)
-                if session.scalar(
-                    select(PartialRow.id).where(
-                        PartialRow.task_id == task_id, PartialRow.holder_index == holder
-                    )
-                ):
+                if self._has_partial(session, task_id, holder):
                     raise _duplicate_partial(holder)
                 self._check_form(session, task_id, form)
-                session.add(
-                    PartialRow(
-                        task_id=task_id,
-                        holder_index=holder,
-                        partials_json=payload,
-                        received_at=now,
-                    )
-                )
+                self._add_partial(session, task_id, holder, payload, now)
                 session.flush()
                 received = session.scalar(
                     select(func.count())
@@ -1777,20 +1762,28 @@ class TaskService:
             task = self._lock_task(session, task_id)
             if task.state != "closed":
                 return
-            if not session.scalar(
-                select(PartialRow.id).where(
-                    PartialRow.task_id == task_id, PartialRow.holder_index == holder
-                )
-            ):
-                session.add(
-                    PartialRow(
-                        task_id=task_id,
-                        holder_index=holder,
-                        partials_json=payload,
-                        received_at=now,
-                    )
-                )
+            if not self._has_partial(session, task_id, holder):
+                self._add_partial(session, task_id, holder, payload, now)
             task.state = "withheld"
+
+    @staticmethod
+    def _has_partial(session: Session, task_id: str, holder: int) -> bool:
+        """Whether key holder ``holder`` has an accepted upload for the task."""
+        found = session.scalar(
+            select(PartialRow.id).where(
+                PartialRow.task_id == task_id, PartialRow.holder_index == holder
+            )
+        )
+        return found is not None
+
+    @staticmethod
+    def _add_partial(
+        session: Session, task_id: str, holder: int, payload: str, now: datetime
+    ) -> None:
+        """Add key holder ``holder``'s verified upload (JSON) to the session."""
+        session.add(
+            PartialRow(task_id=task_id, holder_index=holder, partials_json=payload, received_at=now)
+        )
 
     @staticmethod
     def _check_decryptable(task: TaskRow) -> None:
