@@ -192,3 +192,8 @@ def test_cloud_sums_are_exact_fixed_point_and_out_of_bound_values_are_refused() 
             [np.array([0.5, -0.25]), np.array([0.25, 0.5])], name="narrow", bound=1.0
         )
         assert narrow.tolist() == [0.75, 0.25]
+        for bad in (0.0, -1.0, float("nan"), 2.0**43):
+            with pytest.raises(InvalidInputError, match="bound must be"):
+                service.aggregate([np.zeros(2), np.zeros(2)], bound=bad)
+        with pytest.raises(InvalidInputError, match="frac_bits"):
+            service.aggregate([np.zeros(2), np.zeros(2)], frac_bits=60)

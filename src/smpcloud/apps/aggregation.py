@@ -384,7 +384,13 @@ class ServiceAggregator:
             raise InvalidInputError("every client's vector must have the same length")
         clients, length = len(vecs), int(vecs[0].shape[0])
         bits = self.frac_bits if frac_bits is None else frac_bits
-        limit = default_bound(bits) if bound is None else bound
+        widest = default_bound(bits)  # also checks frac_bits
+        limit = widest if bound is None else bound
+        if not isinstance(limit, (int, float)) or not 0 < limit <= widest:
+            raise InvalidInputError(
+                f"bound must be a positive number of at most 2^{62 - bits} for {bits} "
+                "fractional bits"
+            )
         layout = Packing.for_key(
             key.public_key,
             length=length,

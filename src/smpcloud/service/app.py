@@ -31,10 +31,10 @@ ciphertext validation, proof verification, aggregation and combining never block
 loop; aggregation and combining spread over a process pool (``Settings.workers``) that the
 lifespan creates and shuts down. Authentication is the one exception: it runs on the event
 loop, as it is a SHA-256 and one indexed read (~0.2 ms; readers do not wait for writers, in
-SQLite's WAL mode as in PostgreSQL), and handing it to a thread of its own before the
-handler's thread cost ~15% of uploads per second (measured with 16 concurrent uploaders).
-Nothing is built at import time; the database schema is
-created (if missing) when the application starts.
+SQLite's WAL mode as in PostgreSQL; once per task and process it also reads and caches the
+task's metadata), and handing it to a thread of its own before the handler's thread cost ~15%
+of uploads per second (measured with 16 concurrent uploaders). Nothing is built at import
+time; the database schema is created (if missing) when the application starts.
 """
 
 import asyncio
