@@ -33,7 +33,7 @@ from smpcloud.crypto.field import DEFAULT_FIELD, Field
 from smpcloud.crypto.shamir import share_elements
 from smpcloud.errors import InvalidInputError, ThresholdNotMetError
 from smpcloud.mpc.codec import encode_vectors
-from smpcloud.service.sharing import encode_share
+from smpcloud.protocol.sharing import encode_share
 
 N, T = 3, 2
 

@@ -20,7 +20,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from smpcloud.client import KeyHolder, TaskEncoding
-from smpcloud.client.errors import PROBLEM_TYPES, exception_from_problem
 from smpcloud.crypto import threshold
 from smpcloud.crypto.wire import encode_int
 from smpcloud.errors import (
@@ -29,6 +28,7 @@ from smpcloud.errors import (
     OverflowDetectedError,
     SmpcError,
 )
+from smpcloud.protocol.problems import PROBLEM_TYPES, exception_from_problem
 from smpcloud.service.__main__ import serve_command
 from smpcloud.service.app import create_app
 from smpcloud.service.config import Settings

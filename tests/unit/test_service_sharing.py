@@ -1,7 +1,7 @@
 """Shamir mode of the service: share encoding, parameter checks, schemas, in-process rules.
 
 Real server processes run in tests/integration/test_service_shamir.py; here the pure helpers of
-smpcloud.service.sharing and, through FastAPI's TestClient, what needs an injected clock.
+smpcloud.protocol.sharing and, through FastAPI's TestClient, what needs an injected clock.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ from smpcloud.crypto.field import DEFAULT_FIELD, Field
 from smpcloud.crypto.shamir import Share, reconstruct_elements, share_elements
 from smpcloud.errors import InvalidInputError, ShareError
 from smpcloud.mpc.codec import encode_vectors
-from smpcloud.service.app import create_app
-from smpcloud.service.config import Settings
-from smpcloud.service.schemas import CloseIn, ReportIn, TaskEncoding, TaskIn
-from smpcloud.service.sharing import (
+from smpcloud.protocol.schemas import CloseIn, ReportIn, TaskEncoding, TaskIn
+from smpcloud.protocol.sharing import (
     MAX_SERVERS,
     check_shamir_parameters,
     check_sum_range,
@@ -45,6 +43,8 @@ from smpcloud.service.sharing import (
     share_bytes,
     share_text_chars,
 )
+from smpcloud.service.app import create_app
+from smpcloud.service.config import Settings
 
 FIELD = DEFAULT_FIELD
 TOKEN = secrets.token_urlsafe(32)
@@ -182,7 +182,9 @@ def test_refused_parameters(n: int, t: int, j: int | None, message: str) -> None
 
 def test_sum_range_is_checked_against_the_field() -> None:
     int64 = TaskEncoding.integer()
-    check_sum_range(int64.max_abs_encoded(), 1_000_000)  # DESIGN.md: 10^6 parties, 64 bits
+    check_sum_range(
+        int64.max_abs_encoded(), 1_000_000
+    )  # docs/architecture.md: 10^6 parties, 64 bits
     check_sum_range(int64.max_abs_encoded(), 2**31)
     with pytest.raises(InvalidInputError, match="beyond M/2"):
         check_sum_range(TaskEncoding.integer(0, 2**90).max_abs_encoded(), 1_000_000)

@@ -73,12 +73,12 @@ from smpcloud.client import (
     prepare_report,
     prepare_shares,
 )
-from smpcloud.client.errors import exception_from_problem
 from smpcloud.client.sdk import CLASSIC_ENCRYPTION_MAX
 from smpcloud.client.shamir import ShamirTaskInfo
 from smpcloud.crypto import threshold
 from smpcloud.errors import InvalidInputError, KeyMismatchError, VerificationError
 from smpcloud.parallel import default_workers
+from smpcloud.protocol.problems import exception_from_problem
 
 InfoT = TypeVar("InfoT")
 ReportT = TypeVar("ReportT")

@@ -76,8 +76,8 @@ from smpcloud.errors import (
     VerificationError,
 )
 from smpcloud.ports import free_port_range
-from smpcloud.service.schemas import ReportIn
-from smpcloud.service.sharing import SHAMIR_FIELD, decode_share
+from smpcloud.protocol.schemas import ReportIn
+from smpcloud.protocol.sharing import SHAMIR_FIELD, decode_share
 
 T = TypeVar("T")
 U = TypeVar("U")

@@ -21,21 +21,10 @@ Shamir mode (n aggregation servers, one Shamir share of each client each; any t 
 sum): :class:`ShamirAggregation` (administrator and analyst) and :class:`ShamirClient`, see
 :mod:`smpcloud.client.shamir`.
 
-Server errors come back as exceptions (:mod:`smpcloud.client.errors`), connection problems as
+Server errors come back as exceptions (:mod:`smpcloud.protocol.problems`), connection problems as
 :class:`~smpcloud.errors.TransportError`.
 """
 
-from smpcloud.client.errors import (
-    AuthenticationError,
-    ConflictError,
-    DuplicateSubmissionError,
-    InsufficientReportsError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PermissionDeniedError,
-    ServiceError,
-    TaskStateError,
-)
 from smpcloud.client.sdk import (
     Admin,
     Client,
@@ -62,7 +51,18 @@ from smpcloud.client.shamir import (
     ShamirTaskInfo,
     prepare_shares,
 )
-from smpcloud.service.schemas import INTEGER_ENCODING, TaskEncoding
+from smpcloud.protocol.problems import (
+    AuthenticationError,
+    ConflictError,
+    DuplicateSubmissionError,
+    InsufficientReportsError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ServiceError,
+    TaskStateError,
+)
+from smpcloud.protocol.schemas import INTEGER_ENCODING, TaskEncoding
 
 __all__ = [
     "INTEGER_ENCODING",

@@ -6,13 +6,14 @@ import functools
 import ssl
 from types import TracebackType
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from smpcloud import __version__
-from smpcloud.client.errors import ServiceError, exception_from_problem
 from smpcloud.errors import InvalidInputError, TransportError
+from smpcloud.protocol.problems import ServiceError, exception_from_problem
 
 DEFAULT_TIMEOUT: Final = 60.0
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -88,7 +89,7 @@ class Connection:
 
         Raises:
             TransportError: the service could not be reached, or the connection broke.
-            SmpcError: the class the server reported (see :mod:`smpcloud.client.errors`),
+            SmpcError: the class the server reported (see :mod:`smpcloud.protocol.problems`),
                 with the server's detail as its message.
             ServiceError: a response that is not what the API promises.
         """
@@ -114,4 +115,20 @@ class Connection:
             ) from None
 
 
-__all__ = ["DEFAULT_TIMEOUT", "Connection"]
+def task_path(task_id: str, *rest: str) -> str:
+    """The API path of a task (``/v1/tasks/<id>/<rest...>``), the id percent-encoded."""
+    if not isinstance(task_id, str) or not task_id:
+        raise InvalidInputError("task_id must be a non-empty string")
+    return "/".join(("/v1/tasks", quote(task_id, safe=""), *rest))
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """Describe up to five schema errors by location and message, never by input value."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
+    return "; ".join(parts)
+
+
+__all__ = ["DEFAULT_TIMEOUT", "Connection", "task_path", "validation_summary"]

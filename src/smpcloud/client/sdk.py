@@ -7,7 +7,7 @@ ciphertexts, partial decryptions and proofs go over the wire. Tokens are never p
 or ``repr``.
 
 Errors: the server's problem documents come back as the matching exception class (see
-:mod:`smpcloud.client.errors`), carrying the server's message; an unreachable server or a broken
+:mod:`smpcloud.protocol.problems`), carrying the server's message; an unreachable server or a broken
 connection raises :class:`~smpcloud.errors.TransportError`.
 
 Trust: a client encrypts under the key the server serves for the task. Pass ``public_key=`` to
@@ -24,25 +24,25 @@ holder's exponentiations) can use every core through a :class:`smpcloud.parallel
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Final, Literal, Self, cast
-from urllib.parse import quote
 
 import httpx
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from smpcloud.client._http import DEFAULT_TIMEOUT, Connection
+from smpcloud.client._http import DEFAULT_TIMEOUT, Connection, task_path, validation_summary
+from smpcloud.client._values import as_values
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing, encrypt_vector
 from smpcloud.crypto.paillier import Ciphertext, PublicKey
 from smpcloud.crypto.wire import decode_int, encode_int
 from smpcloud.errors import InvalidInputError, KeyMismatchError, MalformedCiphertextError
 from smpcloud.parallel import CryptoPool
-from smpcloud.service.schemas import (
+from smpcloud.protocol.schemas import (
     DEFAULT_MAX_CLIENTS,
     INTEGER_ENCODING,
     MAX_REGISTRATIONS_PER_REQUEST,
@@ -226,12 +226,6 @@ class PreparedReport:
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _path(task_id: str, *rest: str) -> str:
-    if not isinstance(task_id, str) or not task_id:
-        raise InvalidInputError("task_id must be a non-empty string")
-    return "/".join(("/v1/tasks", quote(task_id, safe=""), *rest))
-
-
 def _status(out: TaskStatusOut) -> TaskStatus:
     return TaskStatus(**out.model_dump())
 
@@ -271,19 +265,6 @@ def _task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
         deadline=out.deadline,
         packing=packing,
         partials_form=out.partials_form,
-    )
-
-
-def _as_values(values: object) -> list[object]:
-    """A scalar becomes [scalar]; a sequence or 1-D array becomes a list of its elements."""
-    if isinstance(values, (str, bytes, bytearray)):
-        raise InvalidInputError(f"expected numbers, got {type(values).__name__}")
-    if isinstance(values, (int, float)) or getattr(values, "ndim", None) == 0:
-        return [values]
-    if isinstance(values, Iterable):
-        return list(values)
-    raise InvalidInputError(
-        f"expected a number or a sequence of numbers, got {type(values).__name__}"
     )
 
 
@@ -338,7 +319,7 @@ def prepare_report(
             key_id=pk.key_id,
             ciphertexts=tuple(encode_int(c.value) for c in packed),
         )
-    items = _as_values(values)
+    items = as_values(values)
     if len(items) != info.length:
         raise InvalidInputError(
             f"this task takes {info.length} value(s) per client; got {len(items)}"
@@ -471,7 +452,7 @@ class Admin(_Participant):
                 **fields,  # type: ignore[arg-type]
             )
         except ValidationError as exc:
-            raise InvalidInputError(f"invalid task: {_summary(exc)}") from None
+            raise InvalidInputError(f"invalid task: {validation_summary(exc)}") from None
         payload = body.model_dump(mode="json")
         if packing is None:
             del payload["packing"]  # servers without packing refuse unknown fields
@@ -496,7 +477,7 @@ class Admin(_Participant):
             batch = min(remaining, MAX_REGISTRATIONS_PER_REQUEST)
             out = self._conn.request(
                 "POST",
-                _path(task_id, "clients"),
+                task_path(task_id, "clients"),
                 ClientsOut,
                 json=ClientsIn(count=batch).model_dump(),
                 expected=201,
@@ -507,15 +488,15 @@ class Admin(_Participant):
 
     def close(self, task_id: str) -> TaskStatus:
         """Close the task now (idempotent): publish the aggregate, or mark it insufficient."""
-        return _status(self._conn.request("POST", _path(task_id, "close"), TaskStatusOut))
+        return _status(self._conn.request("POST", task_path(task_id, "close"), TaskStatusOut))
 
     def status(self, task_id: str) -> TaskStatus:
         """Return the task's state and counters."""
-        return _status(self._conn.request("GET", _path(task_id, "status"), TaskStatusOut))
+        return _status(self._conn.request("GET", task_path(task_id, "status"), TaskStatusOut))
 
     def info(self, task_id: str, *, allow_insecure_keys: bool = False) -> TaskInfo:
         """Return the task's key, encoding and limits."""
-        out = self._conn.request("GET", _path(task_id), TaskInfoOut)
+        out = self._conn.request("GET", task_path(task_id), TaskInfoOut)
         return _task_info(out, insecure=allow_insecure_keys)
 
     def result(self, task_id: str) -> TaskResult:
@@ -526,15 +507,7 @@ class Admin(_Participant):
             InsufficientReportsError: it closed with fewer than min_clients reports.
             ThresholdNotMetError: fewer than t partial decryptions so far.
         """
-        return _result(self._conn.request("GET", _path(task_id, "result"), ResultOut))
-
-
-def _summary(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False)[:5]:
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
-    return "; ".join(parts)
+        return _result(self._conn.request("GET", task_path(task_id, "result"), ResultOut))
 
 
 # ----------------------------------------------------------------------------------- client
@@ -594,7 +567,7 @@ class Client(_Participant):
                 ``allow_insecure_keys``) below 2048 bits.
         """
         if self._info is None:
-            out = self._conn.request("GET", _path(self.task_id), TaskInfoOut)
+            out = self._conn.request("GET", task_path(self.task_id), TaskInfoOut)
             info = _task_info(out, insecure=self._insecure)
             if self._pinned is not None:
                 if info.public_key != self._pinned:
@@ -632,7 +605,7 @@ class Client(_Participant):
 
         Retrying after a :class:`~smpcloud.errors.TransportError` is safe: if the first
         attempt arrived, the retry raises
-        :class:`~smpcloud.client.errors.DuplicateSubmissionError`.
+        :class:`~smpcloud.protocol.problems.DuplicateSubmissionError`.
 
         Raises:
             InvalidInputError: not a PreparedReport, or prepared for another task.
@@ -650,7 +623,7 @@ class Client(_Participant):
             raise KeyMismatchError("this report is encrypted under another key than the task's")
         self._conn.request(
             "POST",
-            _path(self.task_id, "reports"),
+            task_path(self.task_id, "reports"),
             ReportAcceptedOut,
             json=prepared.request_body(),
             expected=201,
@@ -669,7 +642,7 @@ class Client(_Participant):
         the number of values, their types, and that each lies in the task's declared range.
         Retrying after a :class:`~smpcloud.errors.TransportError` is safe: if the first
         attempt arrived, the retry raises
-        :class:`~smpcloud.client.errors.DuplicateSubmissionError`.
+        :class:`~smpcloud.protocol.problems.DuplicateSubmissionError`.
 
         Raises:
             InvalidInputError: wrong number of values or a non-number.
@@ -682,11 +655,11 @@ class Client(_Participant):
 
     def status(self) -> TaskStatus:
         """Return the task's state and counters."""
-        return _status(self._conn.request("GET", _path(self.task_id, "status"), TaskStatusOut))
+        return _status(self._conn.request("GET", task_path(self.task_id, "status"), TaskStatusOut))
 
     def result(self) -> TaskResult:
         """Return the released result (see :meth:`Admin.result`)."""
-        return _result(self._conn.request("GET", _path(self.task_id, "result"), ResultOut))
+        return _result(self._conn.request("GET", task_path(self.task_id, "result"), ResultOut))
 
 
 # -------------------------------------------------------------------------------- key holder
@@ -767,14 +740,14 @@ class KeyHolder(_Participant):
         if pool is not None and workers != 1:
             raise InvalidInputError("give either pool or workers, not both")
         info = _task_info(
-            self._conn.request("GET", _path(self.task_id), TaskInfoOut), insecure=True
+            self._conn.request("GET", task_path(self.task_id), TaskInfoOut), insecure=True
         )
         if info.public_key != self._share.public:
             raise KeyMismatchError("this task's key is not the key this share belongs to")
         if batch is None:
             form = info.partials_form
             batch = form == "batch" if form is not None else info.packing is not None
-        aggregate = self._conn.request("GET", _path(self.task_id, "aggregate"), AggregateOut)
+        aggregate = self._conn.request("GET", task_path(self.task_id, "aggregate"), AggregateOut)
         ciphertexts = _aggregate_ciphertexts(aggregate, info)
         if pool is not None:
             body = self._partials(ciphertexts, batch, pool)
@@ -783,7 +756,7 @@ class KeyHolder(_Participant):
                 body = self._partials(ciphertexts, batch, own)
         self._conn.request(
             "POST",
-            _path(self.task_id, "partials"),
+            task_path(self.task_id, "partials"),
             PartialsAcceptedOut,
             # Only the form used: servers that know no batches refuse unknown fields.
             json=body.model_dump(exclude_none=True),
@@ -799,11 +772,11 @@ class KeyHolder(_Participant):
 
     def status(self) -> TaskStatus:
         """Return the task's state and counters."""
-        return _status(self._conn.request("GET", _path(self.task_id, "status"), TaskStatusOut))
+        return _status(self._conn.request("GET", task_path(self.task_id, "status"), TaskStatusOut))
 
     def result(self) -> TaskResult:
         """Return the released result (see :meth:`Admin.result`)."""
-        return _result(self._conn.request("GET", _path(self.task_id, "result"), ResultOut))
+        return _result(self._conn.request("GET", task_path(self.task_id, "result"), ResultOut))
 
 
 def _aggregate_ciphertexts(aggregate: AggregateOut, info: TaskInfo) -> list[Ciphertext]:

@@ -1,6 +1,6 @@
 """SDK of the service's Shamir mode: n aggregation servers, one Shamir share of each client each.
 
-The paper's secure sum in the cloud (protocol in :mod:`smpcloud.service.sharing`)::
+The paper's secure sum in the cloud (protocol in :mod:`smpcloud.protocol.sharing`)::
 
     from smpcloud.client import ShamirAggregation, ShamirClient, ShamirServer, TaskEncoding
 
@@ -45,9 +45,8 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from smpcloud.client._http import DEFAULT_TIMEOUT, Connection
-from smpcloud.client.errors import DuplicateSubmissionError
-from smpcloud.client.sdk import _as_values, _path, _summary
+from smpcloud.client._http import DEFAULT_TIMEOUT, Connection, task_path, validation_summary
+from smpcloud.client._values import as_values
 from smpcloud.crypto.shamir import Share, reconstruct_elements, share_elements
 from smpcloud.crypto.wire import JSON_VERSION, check_json_object
 from smpcloud.errors import (
@@ -57,7 +56,8 @@ from smpcloud.errors import (
     TransportError,
     VerificationError,
 )
-from smpcloud.service.schemas import (
+from smpcloud.protocol.problems import DuplicateSubmissionError
+from smpcloud.protocol.schemas import (
     DEFAULT_MAX_CLIENTS,
     INTEGER_ENCODING,
     MAX_REGISTRATIONS_PER_REQUEST,
@@ -74,7 +74,7 @@ from smpcloud.service.schemas import (
     TaskInfoOut,
     TaskStatusOut,
 )
-from smpcloud.service.sharing import (
+from smpcloud.protocol.sharing import (
     SHAMIR_FIELD,
     check_shamir_parameters,
     check_sum_range,
@@ -297,7 +297,7 @@ class ShamirResult:
         servers: the servers whose shares of the sum were combined (or cross-checked).
         unavailable: servers that did not give a usable share, with the reason.
         within_declared_range: False proves some client sent a value outside the declared
-            range (see :class:`~smpcloud.service.schemas.TaskEncoding`).
+            range (see :class:`~smpcloud.protocol.schemas.TaskEncoding`).
     """
 
     count: int
@@ -409,7 +409,7 @@ def prepare_shares(
         InvalidInputError: wrong number of values or a non-number.
         OverflowDetectedError: a value outside the declared range, NaN or infinite.
     """
-    items = _as_values(values)
+    items = as_values(values)
     if len(items) != info.length:
         raise InvalidInputError(
             f"this task takes {info.length} value(s) per client; got {len(items)}"
@@ -513,7 +513,7 @@ class ShamirAggregation:
                         deadline=deadline,
                     )
                 except ValidationError as exc:
-                    raise InvalidInputError(f"invalid task: {_summary(exc)}") from None
+                    raise InvalidInputError(f"invalid task: {validation_summary(exc)}") from None
                 try:
                     out = conn.request(
                         "POST",
@@ -561,7 +561,7 @@ class ShamirAggregation:
     ) -> tuple[dict[int, ModelT], dict[int, str]]:
         def call(_j: int, target: tuple[Connection, str]) -> ModelT:
             conn, task_id = target
-            return conn.request("GET", _path(task_id, *suffix), model)
+            return conn.request("GET", task_path(task_id, *suffix), model)
 
         targets = [t for t in self._targets() if only is None or t[0] in only]
         return _each(targets, call)
@@ -628,7 +628,7 @@ class ShamirAggregation:
                 try:
                     out = conn.request(
                         "POST",
-                        _path(task_id, "clients"),
+                        task_path(task_id, "clients"),
                         ClientsOut,
                         json=ClientsIn(count=batch).model_dump(),
                         expected=201,
@@ -717,7 +717,7 @@ class ShamirAggregation:
             if j in done or j in unavailable or j not in held:
                 continue
             try:
-                conn.request("POST", _path(task_id, "close"), TaskStatusOut, json=body)
+                conn.request("POST", task_path(task_id, "close"), TaskStatusOut, json=body)
                 done.add(j)
             except SmpcError as exc:
                 unavailable[j] = _reason(exc)
@@ -902,7 +902,7 @@ class ShamirClient:
     ) -> tuple[dict[int, ModelT], dict[int, str]]:
         def call(_j: int, endpoint: ShamirEndpoint) -> ModelT:
             conn = self._conns[endpoint.server]
-            return conn.request("GET", _path(endpoint.task_id, *suffix), model)
+            return conn.request("GET", task_path(endpoint.task_id, *suffix), model)
 
         return _each([(e.server, e) for e in self._endpoints], call)
 
@@ -1025,7 +1025,7 @@ class ShamirClient:
             try:
                 self._conns[j].request(
                     "POST",
-                    _path(endpoint.task_id, "reports"),
+                    task_path(endpoint.task_id, "reports"),
                     ReportAcceptedOut,
                     json=ReportIn(share=text).model_dump(exclude_none=True),
                     expected=201,

@@ -5,7 +5,7 @@ f(i) for i = 1..n. Any t shares determine f and so s = f(0) by Lagrange interpol
 shares are uniformly distributed and independent of s. Vectors share element-wise with
 independent polynomials, so one ``Share`` object carries one party's share of a whole vector.
 
-Conventions (DESIGN.md): **t shares reconstruct** (degree t - 1); x-coordinates are 1..n.
+Conventions (docs/architecture.md): **t shares reconstruct** (degree t - 1); x-coordinates are 1..n.
 Values are signed integers (use :mod:`smpcloud.crypto.encoding` for floats); they are mapped
 into the field as v mod M and come back signed.
 """

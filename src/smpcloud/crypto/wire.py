@@ -1,4 +1,4 @@
-"""Wire format for big integers and JSON envelopes (DESIGN.md: conventions for numbers).
+"""Wire format for big integers and JSON envelopes (docs/architecture.md: numbers).
 
 Integers travel as their minimal unsigned big-endian bytes in base64url **without padding**;
 every other spelling (padding, ``+``/``/``, whitespace, spare bits, leading zero bytes) is

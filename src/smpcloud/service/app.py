@@ -16,7 +16,7 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
 
 "any" means the administrator or a client or key holder of that task.
 
-Shamir tasks (``"scheme": "shamir"``, one of n servers; :mod:`smpcloud.service.sharing`) use the
+Shamir tasks (``"scheme": "shamir"``, one of n servers; :mod:`smpcloud.protocol.sharing`) use the
 same routes: a report carries ``share``; ``close`` takes ``{"clients": [participant set]}``;
 ``aggregate`` (admin) returns a ShamirAggregateOut, this server's share of the sum; there are no
 key holders, partials or result (the analyst rebuilds the sum from t servers' shares).
@@ -50,11 +50,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from smpcloud import __version__
-from smpcloud.service.config import Settings
-from smpcloud.service.db import create_schema, make_engine, utcnow
-from smpcloud.service.middleware import BodySizeLimitMiddleware
-from smpcloud.service.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from smpcloud.service.schemas import (
+from smpcloud.protocol.schemas import (
     AggregateOut,
     ClientsIn,
     ClientsOut,
@@ -72,6 +68,10 @@ from smpcloud.service.schemas import (
     TaskInfoOut,
     TaskStatusOut,
 )
+from smpcloud.service.config import Settings
+from smpcloud.service.db import create_schema, make_engine, utcnow
+from smpcloud.service.middleware import BodySizeLimitMiddleware
+from smpcloud.service.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from smpcloud.service.tasks import (
     ADMIN,
     ADMIN_OR_HOLDER,

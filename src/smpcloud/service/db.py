@@ -17,7 +17,7 @@ Tokens are stored only as SHA-256 digests (they are 256-bit random values, so a 
 enough); ciphertexts as fixed-width big-endian bytes (``Ciphertext.to_bytes``), concatenated
 element after element.
 
-Shamir tasks (:mod:`smpcloud.service.sharing`) use the same ``tasks``, ``clients``, ``reports``
+Shamir tasks (:mod:`smpcloud.protocol.sharing`) use the same ``tasks``, ``clients``, ``reports``
 and ``aggregates`` tables (a report's or aggregate's ``ciphertexts`` column then holds share
 residues, little-endian u32) plus two tables of their own, ``shamir_tasks`` (n, t, this
 server's index, the field, the participant set once closed) and ``shamir_clients`` (each

@@ -5,8 +5,8 @@ Every error response of the service is an RFC 9457 problem document::
     {"type": "urn:smpcloud:problem:duplicate-submission", "title": "Duplicate submission",
      "status": 409, "detail": "client 7 has already submitted its report; ..."}
 
-``type``, ``status`` and ``title`` come from :data:`smpcloud.client.errors.PROBLEM_TYPES` (shared
-with the SDK, which raises the same exception class again); ``detail`` is the exception's
+``type``, ``status`` and ``title`` come from :data:`smpcloud.protocol.problems.PROBLEM_TYPES`
+(shared with the SDK, which raises the same exception class again); ``detail`` is the exception's
 message, which by the package's conventions never contains secrets. Invalid partial
 decryptions add a ``holders`` member (the 1-based indices of the key holders at fault).
 Unexpected exceptions give a 500 whose detail says nothing about the cause (it is logged).
@@ -23,13 +23,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smpcloud.client.errors import (
+from smpcloud.crypto.threshold import InvalidPartialDecryptionError
+from smpcloud.errors import SmpcError
+from smpcloud.protocol.problems import (
     PROBLEM_URN_PREFIX,
     AuthenticationError,
     problem_type_for,
 )
-from smpcloud.crypto.threshold import InvalidPartialDecryptionError
-from smpcloud.errors import SmpcError
 
 logger = logging.getLogger("smpcloud.service")
 

@@ -2,7 +2,7 @@
 
 Routes in :mod:`smpcloud.service.app` parse and authenticate, then call :class:`TaskService`,
 whose methods are synchronous (they run in FastAPI's worker threads) and raise exceptions from
-:mod:`smpcloud.errors` and :mod:`smpcloud.client.errors` that the app maps to problem documents.
+:mod:`smpcloud.errors` and :mod:`smpcloud.protocol.problems` that the app maps to problem documents.
 All arithmetic on ciphertexts goes through :mod:`smpcloud.crypto`.
 
 Protocol (the paper's Figures 1 and 2)::
@@ -42,7 +42,7 @@ gain from processes runs inline). All of it runs in worker threads, never on the
 Limits of this protection (what it does *not* give):
 
 * No range proofs: a client that bypasses the SDK can encrypt any plaintext mod n and bias the
-  sum arbitrarily (see :class:`~smpcloud.service.schemas.TaskEncoding`).
+  sum arbitrarily (see :class:`~smpcloud.protocol.schemas.TaskEncoding`).
 * Key holders decrypt what the server calls the aggregate; they cannot check it is the product
   of all reports. A malicious server could pass one client's ciphertext off as the aggregate,
   and the administrator (who registers clients) could register sybil clients with known values
@@ -72,7 +72,7 @@ Durability: every write transaction commits (with ``synchronous=FULL`` on SQLite
 method returns, so a 201 means the upload survives a crash of the server process.
 
 **Shamir tasks** (scheme ``shamir``; protocol, what is revealed and the wire form of shares in
-:mod:`smpcloud.service.sharing`): this server is one of n; it stores each client's share (no
+:mod:`smpcloud.protocol.sharing`): this server is one of n; it stores each client's share (no
 key, no key holders), lists who reported to the administrator, and on close sums exactly the
 shares of the participant set the administrator names (once: a second close with another set
 is refused), then publishes its share of the sum to the administrator. It never learns the sum
@@ -103,15 +103,6 @@ from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, sele
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smpcloud.client.errors import (
-    AuthenticationError,
-    ConflictError,
-    DuplicateSubmissionError,
-    InsufficientReportsError,
-    NotFoundError,
-    PermissionDeniedError,
-    TaskStateError,
-)
 from smpcloud.crypto import threshold
 from smpcloud.crypto.field import Field
 from smpcloud.crypto.packing import Packing, unpack_sums
@@ -126,23 +117,16 @@ from smpcloud.errors import (
     ThresholdNotMetError,
 )
 from smpcloud.parallel import CryptoPool
-from smpcloud.service.config import Settings
-from smpcloud.service.db import (
-    AggregateRow,
-    ClientRow,
-    HolderRow,
-    PackedTaskRow,
-    PartialRow,
-    ReportRow,
-    ResultRow,
-    ShamirClientRow,
-    ShamirTaskRow,
-    TaskRow,
-    is_sqlite,
-    utcnow,
-    write_engine,
+from smpcloud.protocol.problems import (
+    AuthenticationError,
+    ConflictError,
+    DuplicateSubmissionError,
+    InsufficientReportsError,
+    NotFoundError,
+    PermissionDeniedError,
+    TaskStateError,
 )
-from smpcloud.service.schemas import (
+from smpcloud.protocol.schemas import (
     MAX_HOLDERS,
     AggregateOut,
     ClientCredentialsOut,
@@ -162,7 +146,7 @@ from smpcloud.service.schemas import (
     TaskInfoOut,
     TaskStatusOut,
 )
-from smpcloud.service.sharing import (
+from smpcloud.protocol.sharing import (
     SHAMIR_FIELD,
     check_shamir_parameters,
     check_sum_range,
@@ -171,6 +155,22 @@ from smpcloud.service.sharing import (
     residues_from_blob,
     residues_to_blob,
     share_text_chars,
+)
+from smpcloud.service.config import Settings
+from smpcloud.service.db import (
+    AggregateRow,
+    ClientRow,
+    HolderRow,
+    PackedTaskRow,
+    PartialRow,
+    ReportRow,
+    ResultRow,
+    ShamirClientRow,
+    ShamirTaskRow,
+    TaskRow,
+    is_sqlite,
+    utcnow,
+    write_engine,
 )
 
 logger = logging.getLogger("smpcloud.service")
@@ -1558,7 +1558,7 @@ class TaskService:
     ) -> PartialsAcceptedOut:
         """Verify a key holder's partial decryptions; with t valid ones, decrypt the result.
 
-        Two forms (see :class:`~smpcloud.service.schemas.PartialsIn`): one partial decryption
+        Two forms (see :class:`~smpcloud.protocol.schemas.PartialsIn`): one partial decryption
         with its own proof per aggregate ciphertext, or one batch with ONE proof for all of
         them. The first accepted upload of a task fixes the form for its other key holders.
         Proofs are verified before the write transaction (they are the expensive part), so a

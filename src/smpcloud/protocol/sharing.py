@@ -1,4 +1,4 @@
-"""Shamir mode of the aggregation service: parameters, the wire form of shares, their storage.
+"""Shamir mode's wire contract: task parameters, the wire form of shares, their storage form.
 
 The paper's secure sum in the cloud. A Shamir task lives on n independent, non-colluding
 aggregation servers (separate processes and databases, possibly different operators); server j

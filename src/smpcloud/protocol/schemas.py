@@ -1,13 +1,14 @@
 """Wire schemas of the aggregation service: what goes over HTTP, separate from table rows.
 
-This module is the data half of the contract between ``smpcloud.service`` (which validates
-requests with it) and ``smpcloud.client`` (which builds requests and reads responses with it).
+This module is the data half of the wire contract (:mod:`smpcloud.protocol`) between
+``smpcloud.service`` (which validates requests with it) and ``smpcloud.client`` (which builds
+requests and reads responses with it).
 It depends on pydantic, ``smpcloud.crypto.encoding`` and the pure helpers of
-:mod:`smpcloud.service.sharing` only: no FastAPI, no SQLAlchemy.
+:mod:`smpcloud.protocol.sharing` only: no FastAPI, no SQLAlchemy.
 
 Two schemes share these schemas: ``paillier`` (one server, clients encrypt under a threshold
 key) and ``shamir`` (n servers, each client uploads one Shamir share to each; see
-:mod:`smpcloud.service.sharing`).
+:mod:`smpcloud.protocol.sharing`).
 
 Conventions: input schemas end in ``In``, public (response) schemas in ``Out``; unknown fields
 are refused; big integers (ciphertexts) travel as canonical base64url strings (minimal unsigned
@@ -35,14 +36,14 @@ from pydantic import (
 
 from smpcloud.crypto.encoding import FixedPoint
 from smpcloud.errors import InvalidInputError, OverflowDetectedError
-from smpcloud.service.sharing import MAX_SERVERS
+from smpcloud.protocol.sharing import MAX_SERVERS
 
 #: Largest number of fractional bits of a fixed-point task (resolution 2^-64).
 MAX_FRAC_BITS: Final = 64
 #: Largest |bound| · 2^frac_bits of a declared range, in bits (a sanity cap; the real limit is
 #: the n/2 check at task creation).
 MAX_ENCODED_BITS: Final = 512
-#: Default bound on the number of clients a task accepts (DESIGN.md: sums over 10^6 parties).
+#: Default bound on the number of clients a task accepts (docs/architecture.md: 10^6 parties).
 DEFAULT_MAX_CLIENTS: Final = 1_000_000
 #: Hard cap on max_clients.
 MAX_CLIENTS_LIMIT: Final = 1 << 31
@@ -64,7 +65,7 @@ PartialsForm = Literal["partials", "batch"]
 
 Scheme = Literal["paillier", "shamir"]
 """``paillier``: one server adds ciphertexts under a threshold key (the default).
-``shamir``: n servers each add one Shamir share per client (:mod:`smpcloud.service.sharing`)."""
+``shamir``: n servers each add one Shamir share per client (:mod:`smpcloud.protocol.sharing`)."""
 
 _FIXED_POINT_WIDTH: Final = 1024  # FixedPoint's own range check is moot: see TaskEncoding.encode
 
@@ -331,7 +332,7 @@ class ReportIn(_Schema):
     A Paillier report carries ``key_id`` and one ciphertext per element, in order (a packed
     task: the ``packing.ciphertexts`` ciphertexts of its layout); a Shamir
     report carries ``share`` alone: this server's share of the client's whole vector (see
-    :func:`smpcloud.service.sharing.encode_share`).
+    :func:`smpcloud.protocol.sharing.encode_share`).
     """
 
     key_id: Annotated[str, Field(max_length=64)] | None = Field(
@@ -526,7 +527,7 @@ class ShamirAggregateOut(_Out):
     """A Shamir server's share of the sum over the participant set (administrator only).
 
     ``share`` is this server's point (x = ``server_index``) of the sum's polynomial, in the
-    form of :func:`smpcloud.service.sharing.encode_share`; t servers' shares rebuild the sum.
+    form of :func:`smpcloud.protocol.sharing.encode_share`; t servers' shares rebuild the sum.
     Alone it reveals nothing about the sum or any input.
     """
 
