@@ -12,9 +12,36 @@ import time
 from pathlib import Path
 
 import httpx
-from service_harness import free_port
+
+from smpcloud.ports import free_port
 
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
+
+
+def serve(db: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start `smpcloud serve` on a free port; retry on another if the port was taken meanwhile.
+
+    Sets env["SMPCLOUD_SERVER"] to the server's URL once it answers /healthz.
+    """
+    for _attempt in range(3):
+        port = free_port()
+        server = subprocess.Popen(
+            [*SMPCLOUD, "serve", "--db", f"sqlite:///{db}", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    env["SMPCLOUD_SERVER"] = f"http://127.0.0.1:{port}"
+                    return server
+            except httpx.TransportError:
+                time.sleep(0.05)
+        server.kill()
+        server.wait()
+    raise RuntimeError("smpcloud serve did not start on any of 3 free ports")
 
 
 def test_keygen_serve_task_submit_close_decrypt_result(tmp_path: Path) -> None:
@@ -30,21 +57,8 @@ def test_keygen_serve_task_submit_close_decrypt_result(tmp_path: Path) -> None:
 
     keys, task_dir = tmp_path / "keys", tmp_path / "task"
     smp("keygen", "--holders", "5", "--threshold", "3", "--bits", "2048", "--out", str(keys))
-    port = free_port()
-    env["SMPCLOUD_SERVER"] = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [*SMPCLOUD, "serve", "--db", f"sqlite:///{tmp_path / 'agg.db'}", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = serve(tmp_path / "agg.db", env)
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
         smp(
             "task",
             "create",

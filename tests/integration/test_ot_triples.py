@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from service_harness import free_port
 
 from smpcloud.apps import peer_stats
 from smpcloud.crypto.field import DEFAULT_FIELD, Field
@@ -32,6 +31,7 @@ from smpcloud.mpc.ot_triples import OTTriples, ot_session, truncation_error_boun
 from smpcloud.mpc.protocols import statistics as stats
 from smpcloud.mpc.runtime import MPC_FIELD, Party
 from smpcloud.mpc.triples import TripleSource
+from smpcloud.ports import free_port_range
 
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
 FIELD64 = Field((4294967291, 4294967279))
@@ -287,9 +287,7 @@ def test_dealer_free_parties_over_real_tls_sockets(tmp_path: Path) -> None:
     # A deployment without a dealer: run_party picks OT triples by itself.
     create_deployment(tmp_path, parties=3, dealer=False)
     config_path = tmp_path / "parties.toml"
-    base = free_port()
-    while base > 60000:
-        base = free_port()
+    base = free_port_range(4)
     config_path.write_text(render_deployment(parties=3, threshold=2, base_port=base, dealer=False))
     config = load_deployment(config_path)
     data = rows(9, 3)
@@ -313,9 +311,7 @@ def test_dealer_free_parties_over_real_tls_sockets(tmp_path: Path) -> None:
 
 
 def deployment(tmp_path: Path, *extra: str) -> Path:
-    base = free_port()
-    while base > 60000:
-        base = free_port()
+    base = free_port_range(4)
     done = subprocess.run(
         [
             *SMPCLOUD,

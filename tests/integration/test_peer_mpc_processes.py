@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from service_harness import free_port
+
+from smpcloud.ports import free_port_range
 
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "three_hospitals.py"
@@ -32,9 +33,7 @@ def test_the_three_hospitals_example_matches_the_plaintext() -> None:
 
 
 def deployment(tmp_path: Path, parties: int = 3) -> Path:
-    base = free_port()
-    while base > 60000:
-        base = free_port()
+    base = free_port_range(4)
     done = subprocess.run(
         [
             *SMPCLOUD,

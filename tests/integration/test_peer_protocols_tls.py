@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from service_harness import free_port
 
 from smpcloud.mpc.certs import create_deployment
 from smpcloud.mpc.config import load_deployment, render_deployment
 from smpcloud.mpc.node import run_dealer_node, run_party
 from smpcloud.mpc.protocols import statistics
 from smpcloud.mpc.runtime import Party
+from smpcloud.ports import free_port_range
 
 DATA = {
     1: ([1.5, -2.25, 10.0, 3.0], [1.0, 2.0, 0.5, 1.0]),
@@ -51,9 +51,7 @@ def run_one(config: str, pid: int, queue: Any) -> None:
 
 def test_all_protocols_over_tls_in_separate_processes(tmp_path: Path) -> None:
     create_deployment(tmp_path, parties=3, dealer=True)
-    base = free_port()
-    while base > 60000:
-        base = free_port()
+    base = free_port_range(4)
     config = tmp_path / "parties.toml"
     config.write_text(render_deployment(parties=3, threshold=2, base_port=base))
     ctx = multiprocessing.get_context("spawn")

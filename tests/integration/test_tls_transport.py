@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import logging
 import multiprocessing
-import socket
 import ssl
 import struct
 import time
@@ -33,6 +32,7 @@ from smpcloud.mpc.tcp import (
     encode_frame_header,
 )
 from smpcloud.mpc.transport import Transport
+from smpcloud.ports import free_port_range
 
 LOGGER = "smpcloud.mpc.tcp"
 T = TypeVar("T")
@@ -43,15 +43,9 @@ Addresses = dict[int, tuple[str, int]]
 
 
 def free_ports(count: int) -> list[int]:
-    """Ports that were free a moment ago (all held at once, so they are distinct)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Distinct ports that were free a moment ago, outside the ephemeral range (smpcloud.ports)."""
+    base = free_port_range(count)
+    return list(range(base, base + count))
 
 
 def addresses_for(ids: Sequence[int]) -> Addresses:
