@@ -29,7 +29,8 @@ that ``from smpcloud.client.sdk import Admin`` keeps working.
 
 from smpcloud.client.admin import Admin
 from smpcloud.client.data_owner import CLASSIC_ENCRYPTION_MAX, Client, prepare_report
-from smpcloud.client.keyholder import HOLDER_TIMEOUT, KeyHolder
+from smpcloud.client.keyholder import HOLDER_TIMEOUT as HOLDER_TIMEOUT
+from smpcloud.client.keyholder import KeyHolder
 from smpcloud.client.models import (
     ClientCredentials,
     PreparedReport,
@@ -41,7 +42,6 @@ from smpcloud.client.models import (
 
 __all__ = [
     "CLASSIC_ENCRYPTION_MAX",
-    "HOLDER_TIMEOUT",
     "Admin",
     "Client",
     "ClientCredentials",

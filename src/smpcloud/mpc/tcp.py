@@ -48,7 +48,10 @@ from smpcloud.mpc.frames import (
     decode_frame_header,
     encode_frame_header,
 )
+from smpcloud.mpc.frames import KIND_READY as KIND_READY
+from smpcloud.mpc.frames import MAX_STEP as MAX_STEP
 from smpcloud.mpc.mailbox import Mailbox
+from smpcloud.mpc.mesh_setup import HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT
 from smpcloud.mpc.mesh_setup import READ_LIMIT, MeshSetup, check_addresses, tls_contexts
 from smpcloud.mpc.transport import DEFAULT_TIMEOUT, Tag
 

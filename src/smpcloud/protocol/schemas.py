@@ -28,6 +28,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 from smpcloud.protocol._bases import Out, Schema
 from smpcloud.protocol.sharing import MAX_SERVERS
 from smpcloud.protocol.task_encoding import INTEGER_ENCODING, MAX_FRAC_BITS, TaskEncoding
+from smpcloud.protocol.task_encoding import MAX_ENCODED_BITS as MAX_ENCODED_BITS
 
 #: Default bound on the number of clients a task accepts (docs/architecture.md: 10^6 parties).
 DEFAULT_MAX_CLIENTS: Final = 1_000_000
