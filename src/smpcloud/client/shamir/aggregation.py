@@ -66,7 +66,8 @@ class ShamirAggregation:
     Creates the task on every server, registers clients, closes every reachable server over
     one participant set and rebuilds the sum from any t servers' shares of it. Learns the sum
     and the count over the participant set, and who reported to which server; never a
-    client's value (unless the administrator cheats with sybil clients, see the module doc).
+    client's value (unless the administrator cheats with sybil clients, see
+    :mod:`smpcloud.client.shamir`).
 
     Args:
         servers: the n servers, in order: server j is ``servers[j - 1]``.
