@@ -26,6 +26,7 @@ Server errors come back as exceptions (:mod:`smpcloud.protocol.problems`), conne
 """
 
 from smpcloud.client.sdk import (
+    CLASSIC_ENCRYPTION_MAX,
     Admin,
     Client,
     ClientCredentials,
@@ -65,6 +66,7 @@ from smpcloud.protocol.problems import (
 from smpcloud.protocol.schemas import INTEGER_ENCODING, TaskEncoding
 
 __all__ = [
+    "CLASSIC_ENCRYPTION_MAX",
     "INTEGER_ENCODING",
     "Admin",
     "AuthenticationError",

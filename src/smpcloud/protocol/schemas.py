@@ -3,7 +3,8 @@
 This module is the data half of the wire contract (:mod:`smpcloud.protocol`) between
 ``smpcloud.service`` (which validates requests with it) and ``smpcloud.client`` (which builds
 requests and reads responses with it).
-It depends on pydantic, ``smpcloud.crypto.encoding`` and the pure helpers of
+It depends on pydantic, the task encodings of :mod:`smpcloud.protocol.task_encoding`
+(:class:`TaskEncoding` and its limits, re-exported here) and the pure helpers of
 :mod:`smpcloud.protocol.sharing` only: no FastAPI, no SQLAlchemy.
 
 Two schemes share these schemas: ``paillier`` (one server, clients encrypt under a threshold
@@ -19,30 +20,16 @@ RFC 3339 with a UTC offset.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictFloat,
-    StrictInt,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 
-from smpcloud.crypto.encoding import FixedPoint
-from smpcloud.errors import InvalidInputError, OverflowDetectedError
+from smpcloud.protocol._bases import Out, Schema
 from smpcloud.protocol.sharing import MAX_SERVERS
+from smpcloud.protocol.task_encoding import INTEGER_ENCODING, MAX_FRAC_BITS, TaskEncoding
+from smpcloud.protocol.task_encoding import MAX_ENCODED_BITS as MAX_ENCODED_BITS
 
-#: Largest number of fractional bits of a fixed-point task (resolution 2^-64).
-MAX_FRAC_BITS: Final = 64
-#: Largest |bound| · 2^frac_bits of a declared range, in bits (a sanity cap; the real limit is
-#: the n/2 check at task creation).
-MAX_ENCODED_BITS: Final = 512
 #: Default bound on the number of clients a task accepts (docs/architecture.md: 10^6 parties).
 DEFAULT_MAX_CLIENTS: Final = 1_000_000
 #: Hard cap on max_clients.
@@ -67,183 +54,11 @@ Scheme = Literal["paillier", "shamir"]
 """``paillier``: one server adds ciphertexts under a threshold key (the default).
 ``shamir``: n servers each add one Shamir share per client (:mod:`smpcloud.protocol.sharing`)."""
 
-_FIXED_POINT_WIDTH: Final = 1024  # FixedPoint's own range check is moot: see TaskEncoding.encode
-
-
-class _Schema(BaseModel):
-    """Input schemas (and TaskEncoding): unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Out(BaseModel):
-    """Response schemas: unknown fields are ignored, so older clients read newer servers."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-# ----------------------------------------------------------------------------------- encoding
-
-
-class TaskEncoding(_Schema):
-    """How a client's numbers become plaintexts (Paillier) or field elements (Shamir), and range.
-
-    ``integer``: values are integers, encoded as themselves. ``fixed_point``: values are reals,
-    encoded as round(x · 2^frac_bits); each value's encoding error is at most 2^-(frac_bits+1),
-    so a sum over k clients is off by at most k · 2^-(frac_bits+1) and the average by at most
-    2^-(frac_bits+1) (plus float rounding of the final division).
-
-    ``[min_value, max_value]`` is the declared range of *each client's value* (each element of
-    a vector). The SDK refuses to encode values outside it
-    (:class:`~smpcloud.errors.OverflowDetectedError`, before anything is sent), and the server
-    refuses to create a task unless max_clients · max(|min|, |max|) · 2^frac_bits <= n/2 (the
-    Shamir field's (M-1)/2 for Shamir tasks), so a sum of honest reports can never wrap around.
-
-    What this does **not** give: the server cannot see inside ciphertexts and there are no range
-    proofs, so a malicious client (one that does not use the SDK) can encrypt any plaintext mod
-    n and bias the sum arbitrarily, even wrap it. The published result flags a decrypted sum that
-    lies outside [count · min, count · max] (``within_declared_range``), which proves some client
-    cheated; a sum inside that interval proves nothing.
-
-    Build with :meth:`integer` or :meth:`fixed`; direct construction raises pydantic's
-    ``ValidationError`` on bad fields.
-    """
-
-    kind: Literal["integer", "fixed_point"] = "integer"
-    frac_bits: Annotated[int, Field(ge=0, le=MAX_FRAC_BITS)] = 0
-    min_value: StrictInt | StrictFloat = -(1 << 63)
-    max_value: StrictInt | StrictFloat = (1 << 63) - 1
-
-    @model_validator(mode="after")
-    def _check(self) -> TaskEncoding:
-        lo, hi = self.min_value, self.max_value
-        if self.kind == "integer":
-            if self.frac_bits != 0:
-                raise ValueError("integer encoding takes frac_bits = 0")
-            if not isinstance(lo, int) or not isinstance(hi, int):
-                raise ValueError("integer encoding takes integer bounds")
-        for bound in (lo, hi):
-            if isinstance(bound, float) and not math.isfinite(bound):
-                raise ValueError("range bounds must be finite")
-            if abs(bound) * (1 << self.frac_bits) >= 1 << MAX_ENCODED_BITS:
-                raise ValueError(f"|bound| · 2^frac_bits must be below 2^{MAX_ENCODED_BITS}")
-        if lo > hi:
-            raise ValueError("min_value must not exceed max_value")
-        return self
-
-    @classmethod
-    def integer(cls, min_value: int = -(1 << 63), max_value: int = (1 << 63) - 1) -> TaskEncoding:
-        """Integers in [min_value, max_value] (default: signed 64-bit).
-
-        Raises:
-            InvalidInputError: bounds that are not integers or not ordered.
-        """
-        return cls._build(kind="integer", frac_bits=0, min_value=min_value, max_value=max_value)
-
-    @classmethod
-    def fixed(cls, frac_bits: int, min_value: float, max_value: float) -> TaskEncoding:
-        """Reals in [min_value, max_value] with ``frac_bits`` fractional bits (0..64).
-
-        Raises:
-            InvalidInputError: frac_bits out of range, or bounds not finite or not ordered.
-        """
-        return cls._build(
-            kind="fixed_point", frac_bits=frac_bits, min_value=min_value, max_value=max_value
-        )
-
-    @classmethod
-    def _build(cls, **fields: Any) -> TaskEncoding:
-        try:
-            return cls(**fields)
-        except ValidationError as exc:
-            raise InvalidInputError(f"invalid task encoding: {_summary(exc)}") from None
-
-    @property
-    def scale(self) -> int:
-        """2^frac_bits."""
-        return 1 << self.frac_bits
-
-    def _fixed_point(self) -> FixedPoint:
-        return FixedPoint(frac_bits=self.frac_bits, bits=_FIXED_POINT_WIDTH)
-
-    def encoded_bounds(self) -> tuple[int, int]:
-        """Return the encodings of min_value and max_value (every valid value lies between)."""
-        codec = self._fixed_point()
-        return codec.encode(self.min_value), codec.encode(self.max_value)
-
-    def max_abs_encoded(self) -> int:
-        """Return the largest |encoding| of a value in the declared range."""
-        lo, hi = self.encoded_bounds()
-        return max(abs(lo), abs(hi))
-
-    def encode(self, value: object, *, index: int = 0) -> int:
-        """Encode one client value after checking its type and the declared range.
-
-        Args:
-            value: an int (either kind) or a float (fixed_point only); numpy scalars accepted.
-            index: the element's position, used in error messages (never the value itself).
-
-        Returns:
-            The plaintext integer.
-
-        Raises:
-            InvalidInputError: a bool, a non-number, or a float for an integer task.
-            OverflowDetectedError: NaN, infinity, or outside [min_value, max_value].
-        """
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            value = _numpy_scalar(value, index)
-        if self.kind == "integer" and not isinstance(value, int):
-            raise InvalidInputError(f"element {index}: this task takes integers, got a float")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise OverflowDetectedError(f"element {index}: not a finite number")
-        if not self.min_value <= value <= self.max_value:
-            raise OverflowDetectedError(
-                f"element {index}: outside the declared range "
-                f"[{self.min_value}, {self.max_value}] of this task"
-            )
-        return self._fixed_point().encode(value)
-
-    def decode_sum(self, encoded: int) -> int | float:
-        """Decode a plaintext sum: an int for integer tasks, a float for fixed-point ones."""
-        if self.kind == "integer":
-            return int(encoded)
-        return self._fixed_point().decode(encoded)
-
-    def average(self, encoded_sum: int, count: int) -> float:
-        """Return the average sum / count / 2^frac_bits, correctly rounded to a float."""
-        if count < 1:
-            raise InvalidInputError("average over zero reports")
-        return int(encoded_sum) / (count << self.frac_bits)
-
-
-def _numpy_scalar(value: object, index: int) -> int | float:
-    """Accept numpy integer and floating scalars (as Python numbers); refuse everything else."""
-    kind = getattr(getattr(value, "dtype", None), "kind", None)
-    item = getattr(value, "item", None)
-    if kind in ("i", "u") and callable(item) and getattr(value, "ndim", 1) == 0:
-        return int(item())
-    if kind == "f" and callable(item) and getattr(value, "ndim", 1) == 0:
-        return float(item())
-    raise InvalidInputError(f"element {index}: expected a number, got {type(value).__name__}")
-
-
-def _summary(exc: ValidationError) -> str:
-    """Summarise a pydantic error by location and message, never by input value."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
-    return "; ".join(parts[:5])
-
-
-INTEGER_ENCODING: Final = TaskEncoding()
-"""Signed 64-bit integers: the default encoding of a task."""
-
 
 # -------------------------------------------------------------------------------------- input
 
 
-class TaskIn(_Schema):
+class TaskIn(Schema):
     """Create a task (administrator).
 
     A ``paillier`` task (the default) takes ``public_key``. A ``shamir`` task takes ``servers``
@@ -320,13 +135,13 @@ class TaskIn(_Schema):
         return self
 
 
-class ClientsIn(_Schema):
+class ClientsIn(Schema):
     """Register clients (administrator): one secret token each, returned once."""
 
     count: Annotated[int, Field(ge=1, le=MAX_REGISTRATIONS_PER_REQUEST)]
 
 
-class ReportIn(_Schema):
+class ReportIn(Schema):
     """One client's report: ciphertexts (Paillier task) or one Shamir share (Shamir task).
 
     A Paillier report carries ``key_id`` and one ciphertext per element, in order (a packed
@@ -359,7 +174,7 @@ class ReportIn(_Schema):
         return self
 
 
-class CloseIn(_Schema):
+class CloseIn(Schema):
     """Close a task (administrator). Optional for Paillier tasks; required for Shamir tasks.
 
     ``clients`` is a Shamir task's participant set: the client numbers whose share every
@@ -374,7 +189,7 @@ class CloseIn(_Schema):
     )
 
 
-class PartialsIn(_Schema):
+class PartialsIn(Schema):
     """One key holder's partial decryptions of the aggregate ciphertexts: exactly one form.
 
     ``partials``: one object per aggregate ciphertext, in order, each with its own proof.
@@ -419,14 +234,14 @@ class ProblemOut(BaseModel):
     holders: list[int] | None = None
 
 
-class TaskCreatedOut(_Out):
+class TaskCreatedOut(Out):
     """The new task's id and one secret token per key holder (position i = holder i + 1)."""
 
     task_id: str
     holder_tokens: list[str]
 
 
-class ClientCredentialsOut(_Out):
+class ClientCredentialsOut(Out):
     """A client's id and secret token (shown once; the server keeps only its SHA-256).
 
     For a Shamir task the id is the client's number within the task (1, 2, ... in order of
@@ -437,13 +252,13 @@ class ClientCredentialsOut(_Out):
     token: str
 
 
-class ClientsOut(_Out):
+class ClientsOut(Out):
     """Credentials of newly registered clients."""
 
     clients: list[ClientCredentialsOut]
 
 
-class TaskInfoOut(_Out):
+class TaskInfoOut(Out):
     """What a participant needs to take part: the key, the encoding, the vector length.
 
     Shamir tasks have no ``public_key`` and no key holders (``holders`` is 0); ``threshold`` is
@@ -475,7 +290,7 @@ class TaskInfoOut(_Out):
     )
 
 
-class TaskStatusOut(_Out):
+class TaskStatusOut(Out):
     """Progress of a task."""
 
     task_id: str
@@ -505,7 +320,7 @@ class TaskStatusOut(_Out):
     )
 
 
-class ReportAcceptedOut(_Out):
+class ReportAcceptedOut(Out):
     """Acknowledgement of a durable upload (committed before this response was sent)."""
 
     task_id: str
@@ -513,7 +328,7 @@ class ReportAcceptedOut(_Out):
     received_at: datetime
 
 
-class AggregateOut(_Out):
+class AggregateOut(Out):
     """The published aggregate: the product of all reports' ciphertexts, element-wise."""
 
     task_id: str
@@ -523,7 +338,7 @@ class AggregateOut(_Out):
     scheme: Literal["paillier"] = "paillier"
 
 
-class ShamirAggregateOut(_Out):
+class ShamirAggregateOut(Out):
     """A Shamir server's share of the sum over the participant set (administrator only).
 
     ``share`` is this server's point (x = ``server_index``) of the sum's polynomial, in the
@@ -541,7 +356,7 @@ class ShamirAggregateOut(_Out):
     share: str
 
 
-class ReportersOut(_Out):
+class ReportersOut(Out):
     """The clients whose report this server holds (administrator only), in increasing order.
 
     Client numbers for Shamir tasks (1..N, the same on every server), client ids otherwise.
@@ -552,7 +367,7 @@ class ReportersOut(_Out):
     clients: list[int]
 
 
-class PartialsAcceptedOut(_Out):
+class PartialsAcceptedOut(Out):
     """Acknowledgement of a key holder's verified partial decryptions."""
 
     task_id: str
@@ -562,7 +377,7 @@ class PartialsAcceptedOut(_Out):
     decrypted: bool
 
 
-class ResultOut(_Out):
+class ResultOut(Out):
     """The released result: sum, count and average per element.
 
     ``within_declared_range`` is False if some sum lies outside [count · min, count · max]: proof

@@ -1,0 +1,152 @@
+"""A key holder of the Paillier service: partial-decrypts a task's aggregate, with proofs.
+
+The key share never leaves :class:`KeyHolder` (and the processes of a pool it is given); the
+server receives partial decryptions and zero-knowledge proofs that they were computed with
+this holder's share, nothing about the share itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import httpx
+
+from smpcloud.client._http import task_path
+from smpcloud.client._participant import TaskParticipant
+from smpcloud.client.models import TaskInfo, read_task_info
+from smpcloud.crypto import threshold
+from smpcloud.crypto.paillier import Ciphertext, PublicKey
+from smpcloud.crypto.wire import decode_int
+from smpcloud.errors import InvalidInputError, KeyMismatchError, MalformedCiphertextError
+from smpcloud.parallel import CryptoPool
+from smpcloud.protocol.schemas import AggregateOut, PartialsAcceptedOut, PartialsIn, TaskInfoOut
+
+#: Default seconds per HTTP request of a key holder (see :class:`KeyHolder`).
+HOLDER_TIMEOUT: Final = 600.0
+
+
+class KeyHolder(TaskParticipant):
+    """A key holder: partial-decrypts the task's aggregate with its key share, with proofs.
+
+    The key share never leaves this object (and the processes of a pool it is given); the
+    server receives c^(2 Δ s_i) per aggregate ciphertext and a zero-knowledge proof that it was
+    computed with this holder's share: one proof per ciphertext, or one for the whole batch.
+
+    Args:
+        base_url: the service's root URL.
+        task_id: the task.
+        token: this holder's token (from :meth:`Admin.create_task`).
+        key_share: this holder's share from the key ceremony.
+        timeout: seconds per HTTP request (default 10 minutes: in the per-ciphertext form the
+            server verifies one proof per element before answering, ~40 ms each at 2048 bits).
+        transport: an ``httpx`` transport instead of the network.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        task_id: str,
+        token: str,
+        key_share: threshold.KeyShare,
+        *,
+        timeout: float = HOLDER_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not isinstance(key_share, threshold.KeyShare):
+            raise InvalidInputError("key_share must be a threshold.KeyShare")
+        super().__init__(base_url, task_id, token, timeout=timeout, transport=transport)
+        self._share = key_share
+
+    def __repr__(self) -> str:
+        return f"KeyHolder(task_id={self.task_id!r}, index={self._share.index})"
+
+    def contribute(
+        self,
+        *,
+        batch: bool | None = None,
+        pool: CryptoPool | None = None,
+        workers: int | None = 1,
+    ) -> None:
+        """Fetch the aggregate, partial-decrypt every ciphertext, prove it, and upload.
+
+        Two forms: a batch (one partial value per ciphertext and ONE proof for all,
+        :meth:`~smpcloud.crypto.threshold.KeyShare.partial_decrypt_batch`: about a third of
+        the exponentiations, and one proof for the server to check), or one partial
+        decryption with its own proof per ciphertext. All key holders of a task use the same
+        form (the server fixes it at the first accepted upload).
+
+        Reveals to the server the partial values (what any partial decryption reveals) and
+        zero-knowledge proofs; nothing about the key share.
+
+        Args:
+            batch: True for a batch, False for one proof per ciphertext; None (default):
+                the form the task's key holders already use, else a batch for a packed task
+                and one proof per ciphertext otherwise.
+            pool: a worker pool for the exponentiations (its processes receive the key share).
+            workers: without ``pool``: 1 (default) = this process; None = every CPU; N = N
+                processes started for this call only.
+
+        Raises:
+            InvalidInputError: both ``pool`` and ``workers`` other than 1, or workers out of
+                range.
+            KeyMismatchError: the task's key is not the key this share belongs to.
+            TaskStateError: the task is still open, or already decrypted.
+            InsufficientReportsError: the task closed with too few reports.
+            DuplicateSubmissionError: this holder already contributed.
+            ConflictError: the other form than the one the task's key holders use.
+            MalformedCiphertextError: the server sent an invalid aggregate.
+        """
+        if pool is not None and workers != 1:
+            raise InvalidInputError("give either pool or workers, not both")
+        info = read_task_info(
+            self._conn.request("GET", task_path(self.task_id), TaskInfoOut), insecure=True
+        )
+        if info.public_key != self._share.public:
+            raise KeyMismatchError("this task's key is not the key this share belongs to")
+        if batch is None:
+            form = info.partials_form
+            batch = form == "batch" if form is not None else info.packing is not None
+        aggregate = self._conn.request("GET", task_path(self.task_id, "aggregate"), AggregateOut)
+        ciphertexts = _aggregate_ciphertexts(aggregate, info)
+        if pool is not None:
+            body = self._partials(ciphertexts, batch, pool)
+        else:
+            with CryptoPool(workers) as own:
+                body = self._partials(ciphertexts, batch, own)
+        self._conn.request(
+            "POST",
+            task_path(self.task_id, "partials"),
+            PartialsAcceptedOut,
+            # Only the form used: servers that know no batches refuse unknown fields.
+            json=body.model_dump(exclude_none=True),
+            expected=201,
+        )
+
+    def _partials(self, ciphertexts: list[Ciphertext], batch: bool, pool: CryptoPool) -> PartialsIn:
+        """Partially decrypt with proofs on ``pool``: one batch or one object per ciphertext."""
+        if batch:
+            return PartialsIn(batch=pool.partial_decrypt_batch(self._share, ciphertexts).to_json())
+        partials = pool.partial_decrypt_many(self._share, ciphertexts)
+        return PartialsIn(partials=[threshold.partial_to_json(p) for p in partials])
+
+
+def _aggregate_ciphertexts(aggregate: AggregateOut, info: TaskInfo) -> list[Ciphertext]:
+    pk: PublicKey = info.public_key.public_key
+    if aggregate.key_id != pk.key_id:
+        raise KeyMismatchError("the aggregate is under another key")
+    if len(aggregate.ciphertexts) != info.ciphertexts:
+        raise MalformedCiphertextError(
+            f"the aggregate has {len(aggregate.ciphertexts)} ciphertexts; the task has "
+            f"{info.ciphertexts}"
+        )
+    max_bytes = math.ceil(pk.n_squared.bit_length() / 8)
+    return [
+        Ciphertext(
+            pk, decode_int(text, "aggregate", max_bytes=max_bytes, error=MalformedCiphertextError)
+        )
+        for text in aggregate.ciphertexts
+    ]
+
+
+__all__ = ["HOLDER_TIMEOUT", "KeyHolder"]

@@ -1,0 +1,261 @@
+"""What the Paillier SDK returns, and how it is read from the service's response bodies.
+
+:class:`TaskCreated`, :class:`ClientCredentials`, :class:`TaskInfo`, :class:`TaskStatus`,
+:class:`TaskResult` and :class:`PreparedReport` are the value types of
+:class:`~smpcloud.client.Admin`, :class:`~smpcloud.client.Client` and
+:class:`~smpcloud.client.KeyHolder`; :func:`read_task_info`, :func:`read_status` and
+:func:`read_result` turn the wire bodies (:mod:`smpcloud.protocol.schemas`) into them. Secrets
+(tokens) are never shown in ``repr``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from smpcloud.crypto import threshold
+from smpcloud.crypto.packing import Packing
+from smpcloud.errors import InvalidInputError
+from smpcloud.protocol.schemas import (
+    PartialsForm,
+    ReportIn,
+    ResultOut,
+    Scheme,
+    TaskEncoding,
+    TaskInfoOut,
+    TaskState,
+    TaskStatusOut,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCreated:
+    """A new task's id and its key holders' secret tokens (``holder_tokens[i]`` is holder i+1).
+
+    Hand each token to its key holder over a private channel; they are not shown again.
+    """
+
+    task_id: str
+    holder_tokens: list[str] = field(repr=False)
+
+    def __repr__(self) -> str:
+        redacted = f"<{len(self.holder_tokens)} redacted>"
+        return f"TaskCreated(task_id={self.task_id!r}, holder_tokens={redacted})"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """A client's id and secret token (shown once; the server keeps only its hash)."""
+
+    client_id: int
+    token: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"ClientCredentials(client_id={self.client_id}, token=<redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """What a participant needs: the threshold public key, encoding, length and limits.
+
+    Attributes:
+        length: values per client.
+        encoding: how values are encoded (for a packed task, implied by its layout).
+        packing: a packed task's layout (None: one ciphertext per value).
+        partials_form: how the task's key holders upload (``"partials"`` or ``"batch"``),
+            fixed by the first accepted upload; None before it.
+    """
+
+    task_id: str
+    name: str
+    state: TaskState
+    length: int
+    encoding: TaskEncoding
+    public_key: threshold.ThresholdPublicKey
+    holders: int
+    threshold: int
+    min_clients: int
+    max_clients: int
+    deadline: datetime | None
+    packing: Packing | None = None
+    partials_form: PartialsForm | None = None
+
+    @property
+    def ciphertexts(self) -> int:
+        """Ciphertexts per report and in the aggregate (``packing.ciphertexts`` or ``length``)."""
+        return self.packing.ciphertexts if self.packing is not None else self.length
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    """State and counters of a task.
+
+    Attributes:
+        state: ``open``, ``closed`` (waiting for partial decryptions), ``decrypted`` (result
+            published), ``insufficient`` (closed with fewer than min_clients reports) or
+            ``withheld`` (a packed task whose decrypted sums left the layout's bounds, so some
+            client forged its report: nothing is released, ever).
+        reports: reports received so far.
+        partials_received: key holders whose partial decryptions were accepted (k).
+        threshold: partial decryptions needed (t); for a Shamir task, servers' shares needed.
+        scheme: ``paillier`` or ``shamir``.
+        servers: a Shamir task's number of servers n (None for Paillier tasks).
+        server_index: a Shamir task's index j of this server (None for Paillier tasks).
+        reported: asked with a client's token, whether this server holds its report.
+        partials_form: how the key holders upload (``"partials"``: one partial decryption per
+            ciphertext; ``"batch"``: one batch with one proof), fixed by the first accepted
+            upload; None before it.
+    """
+
+    task_id: str
+    state: TaskState
+    reports: int
+    registered_clients: int
+    min_clients: int
+    max_clients: int
+    partials_received: int
+    threshold: int
+    holders: int
+    deadline: datetime | None
+    created_at: datetime
+    closed_at: datetime | None
+    close_reason: Literal["admin", "deadline"] | None
+    scheme: Scheme = "paillier"
+    servers: int | None = None
+    server_index: int | None = None
+    reported: bool | None = None
+    partials_form: PartialsForm | None = None
+
+    @property
+    def count(self) -> int:
+        """The number of reports (same as ``reports``; named like ``TaskResult.count``)."""
+        return self.reports
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """The released result: per element, the sum and the average over ``count`` reports.
+
+    ``sum`` holds ints for integer tasks and floats for fixed-point ones. ``holders`` are the
+    key holders whose partial decryptions were combined. ``within_declared_range`` False proves
+    that some client submitted a value outside the declared range (see TaskEncoding).
+    """
+
+    task_id: str
+    count: int
+    sum: list[int | float]
+    average: list[float]
+    holders: list[int]
+    within_declared_range: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedReport:
+    """One client's encrypted report, ready to upload (see :meth:`Client.prepare`).
+
+    Holds ciphertexts only, nothing secret: anyone may carry it to the server.
+
+    Attributes:
+        task_id: the task it was prepared for.
+        key_id: ``PublicKey.key_id`` of the key it is encrypted under.
+        ciphertexts: one canonical base64url ciphertext per element, in order.
+    """
+
+    task_id: str
+    key_id: str
+    ciphertexts: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return (
+            f"PreparedReport(task_id={self.task_id!r}, key_id={self.key_id!r}, "
+            f"ciphertexts=<{len(self.ciphertexts)}>)"
+        )
+
+    def request_body(self) -> dict[str, object]:
+        """Return the JSON body of the upload, exactly as :meth:`Client.upload` sends it."""
+        return ReportIn(key_id=self.key_id, ciphertexts=list(self.ciphertexts)).model_dump()
+
+
+def read_status(out: TaskStatusOut) -> TaskStatus:
+    """Return a task's status as the SDK shows it.
+
+    Args:
+        out: the service's status response.
+
+    Returns:
+        The same fields as a :class:`TaskStatus`.
+    """
+    return TaskStatus(**out.model_dump())
+
+
+def read_result(out: ResultOut) -> TaskResult:
+    """Return a released result as the SDK shows it.
+
+    Args:
+        out: the service's result response.
+
+    Returns:
+        The same fields as a :class:`TaskResult`.
+    """
+    return TaskResult(**out.model_dump())
+
+
+def read_task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
+    """Return a Paillier task's info, its key and packing parsed and checked.
+
+    Args:
+        out: the service's task info response.
+        insecure: accept keys below 2048 bits (tests only).
+
+    Returns:
+        The task's :class:`TaskInfo`.
+
+    Raises:
+        InvalidInputError: not a Paillier task, a malformed or (without ``insecure``) short
+            key, or a packing that does not fit the task.
+    """
+    if out.scheme != "paillier" or out.public_key is None:
+        raise InvalidInputError(
+            f"task {out.task_id!r} uses the {out.scheme} scheme, not Paillier: use "
+            "smpcloud.client.ShamirClient / ShamirAggregation"
+        )
+    public = threshold.public_key_from_json(out.public_key, insecure=insecure)
+    packing: Packing | None = None
+    if out.packing is not None:
+        # A layout that does not fit the task would misplace values: refuse it.
+        packing = Packing.from_json(out.packing)
+        if packing.length != out.length:
+            raise InvalidInputError(
+                f"task {out.task_id!r}: the served packing is for {packing.length} values, "
+                f"the task has {out.length}"
+            )
+        packing.check_key_bits(public.public_key.bits)
+    return TaskInfo(
+        task_id=out.task_id,
+        name=out.name,
+        state=out.state,
+        length=out.length,
+        encoding=out.encoding,
+        public_key=public,
+        holders=out.holders,
+        threshold=out.threshold,
+        min_clients=out.min_clients,
+        max_clients=out.max_clients,
+        deadline=out.deadline,
+        packing=packing,
+        partials_form=out.partials_form,
+    )
+
+
+__all__ = [
+    "ClientCredentials",
+    "PreparedReport",
+    "TaskCreated",
+    "TaskInfo",
+    "TaskResult",
+    "TaskStatus",
+    "read_result",
+    "read_status",
+    "read_task_info",
+]

@@ -1,0 +1,70 @@
+"""SDK of the service's Shamir mode: n aggregation servers, one Shamir share of each client each.
+
+The paper's secure sum in the cloud (protocol in :mod:`smpcloud.protocol.sharing`)::
+
+    from smpcloud.client import ShamirAggregation, ShamirClient, ShamirServer, TaskEncoding
+
+    servers = [ShamirServer(url, admin_token) for url, admin_token in deployment]   # n = 3
+    with ShamirAggregation.create_on_servers(
+        servers, name="average BMI", threshold=2, min_clients=10,
+        encoding=TaskEncoding.fixed(16, 0.0, 100.0),
+    ) as aggregation:
+        credentials = aggregation.register(100)      # hand credentials[i] to client i privately
+        ...                                          # on each client's machine:
+        with ShamirClient(credentials[0]) as client:
+            client.submit(23.4)                      # share j goes to server j
+        aggregation.close_all()                      # one participant set on every server
+        result = aggregation.result()                # sum, count, average from any t servers
+
+What is revealed: each server sees uniformly random shares, who reported to it and the
+participant set; the analyst (the holder of the servers' admin tokens) learns the sum and the
+count over the participant set; fewer than t colluding servers learn nothing about any input.
+Every server closes once, over one participant set, and t > n/2 is required, so no second sum
+over a set that differs by one client (which would reveal that client's value) can be
+reconstructed. Not protected against: malicious clients (no range proofs), an administrator
+who registers sybil clients with known values, t or more colluding servers.
+
+Drop-outs: a client counts if its shares reach at least t servers *and* every server the
+administrator reaches at close holds its share (the participant set is the intersection); up to
+n - t servers may be offline at any step. A client keeps its shares in memory until all n
+servers have them: :meth:`ShamirClient.retry` re-sends the *same* shares to the servers it
+missed. Sharing again from a fresh object after a partial upload would mix two sharings, so
+:meth:`ShamirClient.submit` first asks every reachable server whether it already holds this
+client's report and sends nothing if one does.
+
+Where the parts live: the value types in :mod:`smpcloud.client.shamir.models`, the
+administrator and analyst in :mod:`smpcloud.client.shamir.aggregation`, the data owner (and
+:func:`prepare_shares`) in :mod:`smpcloud.client.shamir.data_owner`, the calls to every server
+in ``smpcloud.client.shamir._servers``.
+"""
+
+from smpcloud.client.shamir.aggregation import ShamirAggregation
+from smpcloud.client.shamir.data_owner import ShamirClient, prepare_shares
+from smpcloud.client.shamir.models import (
+    CREDENTIALS_KIND,
+    ShamirClosed,
+    ShamirCredentials,
+    ShamirEndpoint,
+    ShamirPreparedReport,
+    ShamirResult,
+    ShamirServer,
+    ShamirSubmission,
+    ShamirTask,
+    ShamirTaskInfo,
+)
+
+__all__ = [
+    "CREDENTIALS_KIND",
+    "ShamirAggregation",
+    "ShamirClient",
+    "ShamirClosed",
+    "ShamirCredentials",
+    "ShamirEndpoint",
+    "ShamirPreparedReport",
+    "ShamirResult",
+    "ShamirServer",
+    "ShamirSubmission",
+    "ShamirTask",
+    "ShamirTaskInfo",
+    "prepare_shares",
+]

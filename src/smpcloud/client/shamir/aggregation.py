@@ -1,0 +1,442 @@
+"""The administrator and analyst of a Shamir task: create on n servers, register, close, rebuild.
+
+:class:`ShamirAggregation` learns the sum and the count over the participant set, and who
+reported to which server; never a client's value (unless the administrator cheats with sybil
+clients, see :mod:`smpcloud.client.shamir`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+import httpx
+import numpy as np
+from pydantic import ValidationError
+
+from smpcloud.client._http import DEFAULT_TIMEOUT, Connection, task_path, validation_summary
+from smpcloud.client.shamir._servers import (
+    ModelT,
+    admin_connections,
+    agreed_info,
+    call_each,
+    describe_failures,
+    failure_reason,
+    name_server,
+)
+from smpcloud.client.shamir.models import (
+    ShamirClosed,
+    ShamirCredentials,
+    ShamirEndpoint,
+    ShamirResult,
+    ShamirServer,
+    ShamirTask,
+    ShamirTaskInfo,
+)
+from smpcloud.crypto.shamir import Share, reconstruct_elements
+from smpcloud.errors import InvalidInputError, SmpcError, ThresholdNotMetError, VerificationError
+from smpcloud.protocol.schemas import (
+    DEFAULT_MAX_CLIENTS,
+    INTEGER_ENCODING,
+    MAX_REGISTRATIONS_PER_REQUEST,
+    ClientsIn,
+    ClientsOut,
+    CloseIn,
+    ReportersOut,
+    ShamirAggregateOut,
+    TaskCreatedOut,
+    TaskEncoding,
+    TaskIn,
+    TaskInfoOut,
+    TaskStatusOut,
+)
+from smpcloud.protocol.sharing import (
+    SHAMIR_FIELD,
+    check_shamir_parameters,
+    check_sum_range,
+    decode_share,
+)
+
+
+class ShamirAggregation:
+    """The administrator and analyst of a Shamir task on n servers.
+
+    Creates the task on every server, registers clients, closes every reachable server over
+    one participant set and rebuilds the sum from any t servers' shares of it. Learns the sum
+    and the count over the participant set, and who reported to which server; never a
+    client's value (unless the administrator cheats with sybil clients, see
+    :mod:`smpcloud.client.shamir`).
+
+    Args:
+        servers: the n servers, in order: server j is ``servers[j - 1]``.
+        task_ids: the task's id on each server, in the same order.
+        threshold: t, the number of servers' shares that rebuild the sum (t > n/2).
+        timeout: seconds per HTTP request.
+        transports: ``httpx`` transports instead of the network, one per server (tests).
+
+    Raises:
+        InvalidInputError: mismatched lengths or (n, t) outside 2 <= t <= n, t > n/2.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[ShamirServer],
+        task_ids: Sequence[str],
+        *,
+        threshold: int,
+        timeout: float = DEFAULT_TIMEOUT,
+        transports: Sequence[httpx.BaseTransport | None] | None = None,
+    ) -> None:
+        if len(task_ids) != len(servers):
+            raise InvalidInputError(f"{len(servers)} servers but {len(task_ids)} task ids")
+        check_shamir_parameters(len(servers), threshold)
+        self.task = ShamirTask(
+            tuple(s.base_url for s in servers), tuple(task_ids), threshold=threshold
+        )
+        self._conns = admin_connections(servers, timeout, transports)
+        self._info: ShamirTaskInfo | None = None
+
+    @classmethod
+    def create_on_servers(
+        cls,
+        servers: Sequence[ShamirServer],
+        *,
+        name: str,
+        threshold: int,
+        length: int = 1,
+        encoding: TaskEncoding = INTEGER_ENCODING,
+        min_clients: int,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        deadline: datetime | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transports: Sequence[httpx.BaseTransport | None] | None = None,
+    ) -> ShamirAggregation:
+        """Create the task on every server (server j gets index j) and return its handle.
+
+        Every server must be reachable. The parameters are those of
+        :meth:`smpcloud.client.Admin.create_task`, with ``threshold`` t instead of a key.
+
+        Raises:
+            InvalidInputError: bad parameters (checked locally first, then by each server):
+                t outside 2..n or t <= n/2, sums that could wrap modulo the field's modulus.
+            SmpcError: a server refused or could not be reached (the note names it; the task
+                may already exist on the servers before it, unused).
+        """
+        n = len(servers)
+        check_shamir_parameters(n, threshold)
+        check_sum_range(encoding.max_abs_encoded(), max_clients)
+        conns = admin_connections(servers, timeout, transports)
+        task_ids: list[str] = []
+        try:
+            for j, conn in enumerate(conns, start=1):
+                try:
+                    body = TaskIn(
+                        name=name,
+                        scheme="shamir",
+                        servers=n,
+                        threshold=threshold,
+                        server_index=j,
+                        length=length,
+                        encoding=encoding,
+                        min_clients=min_clients,
+                        max_clients=max_clients,
+                        deadline=deadline,
+                    )
+                except ValidationError as exc:
+                    raise InvalidInputError(f"invalid task: {validation_summary(exc)}") from None
+                try:
+                    out = conn.request(
+                        "POST",
+                        "/v1/tasks",
+                        TaskCreatedOut,
+                        json=body.model_dump(mode="json"),
+                        expected=201,
+                    )
+                except SmpcError as exc:
+                    raise name_server(exc, j, conn.base_url) from None
+                task_ids.append(out.task_id)
+        finally:
+            for conn in conns:
+                conn.close()
+        return cls(servers, task_ids, threshold=threshold, timeout=timeout, transports=transports)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def disconnect(self) -> None:
+        """Close the HTTP connections (the object is unusable afterwards)."""
+        for conn in self._conns:
+            conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.disconnect()
+
+    def _targets(self) -> list[tuple[int, tuple[Connection, str]]]:
+        return [
+            (j, (conn, task_id))
+            for j, (conn, task_id) in enumerate(
+                zip(self._conns, self.task.task_ids, strict=True), start=1
+            )
+        ]
+
+    def _get_all(
+        self, suffix: tuple[str, ...], model: type[ModelT], *, only: set[int] | None = None
+    ) -> tuple[dict[int, ModelT], dict[int, str]]:
+        def call(_j: int, target: tuple[Connection, str]) -> ModelT:
+            conn, task_id = target
+            return conn.request("GET", task_path(task_id, *suffix), model)
+
+        targets = [t for t in self._targets() if only is None or t[0] in only]
+        return call_each(targets, call)
+
+    # ------------------------------------------------------------------ views
+
+    def info(self) -> ShamirTaskInfo:
+        """Return what the reachable servers agree on (fetched once, then cached).
+
+        Raises:
+            VerificationError: servers disagree on the task.
+            ThresholdNotMetError: no server answered (the message names why).
+        """
+        if self._info is None:
+            infos, failures = self._get_all((), TaskInfoOut)
+            if not infos:
+                raise ThresholdNotMetError(f"no server answered: {describe_failures(failures)}")
+            self._info = agreed_info(
+                infos, servers=self.task.servers, threshold=self.task.threshold
+            )
+        return self._info
+
+    def statuses(self) -> tuple[dict[int, TaskStatusOut], dict[int, str]]:
+        """Return each reachable server's status, and why the others did not answer."""
+        return self._get_all(("status",), TaskStatusOut)
+
+    def reporters(self) -> tuple[dict[int, list[int]], dict[int, str]]:
+        """Return, per reachable server, the client numbers whose share it holds."""
+        answers, failures = self._get_all(("reporters",), ReportersOut)
+        return {j: list(out.clients) for j, out in answers.items()}, failures
+
+    # ------------------------------------------------------------------ admin
+
+    def register(self, count: int) -> list[ShamirCredentials]:
+        """Register ``count`` clients on every server; return each client's credentials.
+
+        Every server must be reachable, open and have as many clients as the others, so that
+        client numbers line up. Tokens are shown only now.
+
+        Raises:
+            TransportError, SmpcError: a server could not be reached or refused (named in a
+                note); VerificationError: servers with different client counts or numbering.
+        """
+        if type(count) is not int or count < 1:
+            raise InvalidInputError("count must be a positive integer")
+        statuses, failures = self.statuses()
+        if failures:
+            raise ThresholdNotMetError(
+                f"registration needs every server, to keep client numbers aligned: "
+                f"{describe_failures(failures)}"
+            )
+        registered = {j: status.registered_clients for j, status in statuses.items()}
+        if len(set(registered.values())) != 1:
+            raise VerificationError(
+                f"servers have different numbers of registered clients {registered}: client "
+                "numbers no longer line up"
+            )
+        per_server: list[list[tuple[int, str]]] = []
+        for j, (conn, task_id) in self._targets():
+            issued: list[tuple[int, str]] = []
+            remaining = count
+            while remaining:
+                batch = min(remaining, MAX_REGISTRATIONS_PER_REQUEST)
+                try:
+                    out = conn.request(
+                        "POST",
+                        task_path(task_id, "clients"),
+                        ClientsOut,
+                        json=ClientsIn(count=batch).model_dump(),
+                        expected=201,
+                    )
+                except SmpcError as exc:
+                    raise name_server(exc, j, conn.base_url) from None
+                issued.extend((c.client_id, c.token) for c in out.clients)
+                remaining -= batch
+            per_server.append(issued)
+        numbers = [number for number, _ in per_server[0]]
+        for j, issued in enumerate(per_server, start=1):
+            if [number for number, _ in issued] != numbers:
+                raise VerificationError(f"server {j} numbered the new clients differently")
+        return [
+            ShamirCredentials(
+                client_id=number,
+                threshold=self.task.threshold,
+                endpoints=tuple(
+                    ShamirEndpoint(j, base_url, task_id, per_server[j - 1][i][1])
+                    for j, (base_url, task_id) in enumerate(
+                        zip(self.task.base_urls, self.task.task_ids, strict=True), start=1
+                    )
+                ),
+            )
+            for i, number in enumerate(numbers)
+        ]
+
+    def close_all(self) -> ShamirClosed:
+        """Close every reachable server over one participant set; return the set and servers.
+
+        The set is the clients whose share every reachable server holds (or, when some
+        servers are already closed, the set they were closed over: running close_all again
+        after a partial failure finishes the job). Servers that cannot be reached are skipped
+        and named. Nothing is closed unless at least t servers can be and the set has at
+        least min_clients clients.
+
+        Reveals to each server the participant set.
+
+        Raises:
+            ThresholdNotMetError: fewer than t servers reachable or closed (named, with why).
+            InvalidInputError: the participant set is smaller than min_clients (nothing closed).
+            VerificationError: servers already closed over different sets.
+        """
+        t = self.task.threshold
+        statuses, unavailable = self.statuses()
+        if len(statuses) < t:
+            raise ThresholdNotMetError(
+                f"only {len(statuses)} of {self.task.servers} servers answer; closing needs at "
+                f"least t={t}: {describe_failures(unavailable)}"
+            )
+        closed = {j for j, status in statuses.items() if status.state != "open"}
+        held, failed = self.reporters()
+        unavailable.update(failed)
+        participants: list[int]
+        if closed:
+            aggregates, failed = self._get_all(("aggregate",), ShamirAggregateOut, only=closed)
+            unavailable.update(failed)
+            sets = {tuple(out.clients) for out in aggregates.values()}
+            if not sets:
+                raise ThresholdNotMetError(
+                    f"servers {sorted(closed)} are closed but none tells its participant set: "
+                    f"{describe_failures(unavailable)}"
+                )
+            if len(sets) > 1:
+                raise VerificationError(
+                    f"servers {sorted(aggregates)} were closed over different participant sets"
+                )
+            participants = list(sets.pop())
+        else:
+            if len(held) < t:
+                raise ThresholdNotMetError(
+                    f"only {len(held)} server(s) list their reports, fewer than t={t}: "
+                    f"{describe_failures(unavailable)}"
+                )
+            common = set.intersection(*(set(clients) for clients in held.values()))
+            participants = sorted(common)
+        min_clients = min(status.min_clients for status in statuses.values())
+        if len(participants) < min_clients:
+            raise InvalidInputError(
+                f"only {len(participants)} client(s) have a share on every reachable server, "
+                f"fewer than min_clients={min_clients}: nothing was closed"
+            )
+        done = {j for j in closed if j not in unavailable}
+        body = CloseIn(clients=participants).model_dump()
+        for j, (conn, task_id) in self._targets():
+            if j in done or j in unavailable or j not in held:
+                continue
+            try:
+                conn.request("POST", task_path(task_id, "close"), TaskStatusOut, json=body)
+                done.add(j)
+            except SmpcError as exc:
+                unavailable[j] = failure_reason(exc)
+        for j in done:
+            unavailable.pop(j, None)
+        if len(done) < t:
+            raise ThresholdNotMetError(
+                f"only {len(done)} server(s) closed over the participant set, fewer than t={t}: "
+                f"{describe_failures(unavailable)}"
+            )
+        return ShamirClosed(tuple(participants), tuple(sorted(done)), dict(unavailable))
+
+    # ------------------------------------------------------------------ analyst
+
+    def result(self) -> ShamirResult:
+        """Rebuild the sum from any t servers' shares of it; return sum, count and average.
+
+        Servers that are offline, still open or give an unusable answer are skipped and named.
+        With more than t usable shares the sum is rebuilt from two different groups of t and
+        both must agree, which detects a server that returns a wrong share.
+
+        Reveals to the caller the sum and the count over the participant set.
+
+        Raises:
+            ThresholdNotMetError: fewer than t servers gave a share of the same sum (the
+                message names the others and why).
+            VerificationError: servers disagree on the task, or their shares are inconsistent.
+        """
+        t = self.task.threshold
+        info = self.info()
+        aggregates, unavailable = self._get_all(("aggregate",), ShamirAggregateOut)
+        shares: dict[int, Share] = {}
+        for j, out in sorted(aggregates.items()):
+            try:
+                shares[j] = self._share_of(j, out, info)
+            except SmpcError as exc:
+                unavailable[j] = failure_reason(exc)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for j in shares:
+            groups.setdefault(tuple(aggregates[j].clients), []).append(j)
+        chosen = next((g for g in groups.items() if len(g[1]) >= t), None)
+        if chosen is None:
+            for servers in groups.values():
+                for j in servers:
+                    unavailable[j] = "closed over a participant set fewer than t servers share"
+            raise ThresholdNotMetError(
+                f"{len(shares)} server(s) gave a share of the sum, fewer than t={t} of the same "
+                f"sum: {describe_failures(unavailable)}"
+            )
+        participants, servers = chosen
+        for others in groups.values():
+            for j in others:
+                if j not in servers:
+                    unavailable[j] = "closed over another participant set"
+        used = [shares[j] for j in servers]
+        total = reconstruct_elements(used[:t], field=SHAMIR_FIELD)
+        if len(used) > t and not np.array_equal(
+            total, reconstruct_elements(used[-t:], field=SHAMIR_FIELD)
+        ):
+            raise VerificationError(
+                f"the shares of servers {servers} do not lie on one polynomial of degree "
+                f"{t - 1}: some server returned a wrong share of the sum"
+            )
+        count = len(participants)
+        sums = [int(v) for v in SHAMIR_FIELD.to_ints(total)]
+        encoding = info.encoding
+        lo, hi = encoding.encoded_bounds()
+        return ShamirResult(
+            count=count,
+            sum=[encoding.decode_sum(s) for s in sums],
+            average=[encoding.average(s, count) for s in sums],
+            participants=list(participants),
+            servers=list(servers),
+            unavailable=dict(sorted(unavailable.items())),
+            within_declared_range=all(count * lo <= s <= count * hi for s in sums),
+        )
+
+    def _share_of(self, j: int, out: ShamirAggregateOut, info: ShamirTaskInfo) -> Share:
+        """Validate server j's answer and return its share of the sum."""
+        if out.server_index != j or out.servers != self.task.servers:
+            raise VerificationError(f"answered as server {out.server_index} of {out.servers}")
+        if out.threshold != self.task.threshold:
+            raise VerificationError(f"answered with threshold {out.threshold}")
+        if out.count != len(out.clients) or len(set(out.clients)) != len(out.clients):
+            raise VerificationError("its count does not match its participant set")
+        y = decode_share(out.share, length=info.length, field=SHAMIR_FIELD, what="share of the sum")
+        return Share(j, y, SHAMIR_FIELD, self.task.threshold)
+
+
+__all__ = ["ShamirAggregation"]

@@ -1,0 +1,177 @@
+"""One party's rounds of messages: send to its peers, gather their answers in time, open shares.
+
+The communication half of :class:`~smpcloud.mpc.runtime.Party`, on top of a
+:class:`~smpcloud.mpc.transport.Transport`: a send to several peers that tolerates a
+dropped-out minority, a receive that waits for the first ``need`` well-formed messages within
+the timeout (and names the silent or disconnected parties otherwise), and the opening of a
+block of shares by interpolation from the first t. Receives not consumed finish in the
+background; :meth:`Rounds.close` cancels them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
+
+from smpcloud.crypto.field import Field, Residues
+from smpcloud.crypto.shamir import interpolate
+from smpcloud.errors import ProtocolError, ShareError, TransportError
+from smpcloud.mpc import codec
+from smpcloud.mpc.transport import Tag, Transport
+
+#: Turns one received payload into residues (raises ShareError or ProtocolError if malformed).
+Decoder: TypeAlias = Callable[[bytes], Residues]
+
+
+class Rounds:
+    """The message rounds of one party (its id is ``transport.party``).
+
+    Args:
+        transport: this party's connection.
+        peers: the other computing parties' ids.
+        t: threshold: t shares reconstruct (an opening waits for t - 1 peers).
+        field: the field of the shares.
+        timeout: seconds to wait for any one round before naming the silent parties.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        peers: tuple[int, ...],
+        t: int,
+        field: Field,
+        timeout: float,
+    ) -> None:
+        self.transport = transport
+        self.id = transport.party
+        self.peers = peers
+        self.t = t
+        self.field = field
+        self.timeout = timeout
+        self._background: set[asyncio.Future[bytes]] = set()
+
+    def keep(self, task: asyncio.Future[bytes]) -> None:
+        """Track a receive until it finishes; :meth:`close` cancels what is left."""
+        self._background.add(task)
+        task.add_done_callback(_forget(self._background))
+
+    async def send_all(self, tag: Tag, payloads: dict[int, memoryview]) -> None:
+        """Send to several peers concurrently; a peer whose connection is gone is skipped.
+
+        Raises:
+            TransportError: no send succeeded (every peer is gone, or the payload is larger
+                than the transport accepts); a dropped-out minority is tolerated silently.
+        """
+        results = await asyncio.gather(
+            # Read-only views of fresh buffers (codec.encode_vectors_view): transports treat
+            # them as bytes (TlsTransport sends them without a copy, others copy them).
+            *(self.transport.send(to, tag, p) for to, p in payloads.items()),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for error in errors:
+            if not isinstance(error, TransportError):
+                raise error
+        if errors and len(errors) == len(results):
+            raise errors[0]
+
+    async def gather(
+        self,
+        tag: Tag,
+        senders: Sequence[int],
+        need: int,
+        decode: Decoder,
+        what: str,
+    ) -> dict[int, Residues]:
+        """Receive from ``senders`` until ``need`` decoded messages arrived, within the timeout.
+
+        Returns the messages in arrival order. Receives still running are left to finish in
+        the background.
+
+        Raises:
+            ProtocolError: fewer than ``need`` arrive in time (names the missing parties).
+            ShareError: a sender's message is malformed (names the sender).
+        """
+        got: dict[int, Residues] = {}
+        tasks = {
+            asyncio.ensure_future(self.transport.recv(j, tag, timeout=self.timeout)): j
+            for j in senders
+        }
+        for task in tasks:
+            # Receives not consumed below finish in the background (draining the mailbox);
+            # their results and errors are then dropped.
+            self.keep(task)
+        failed: dict[int, str] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        pending = set(tasks)
+        while len(got) < need and len(got) + len(pending) >= need:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            done, pending = await asyncio.wait(
+                pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                break
+            for task in done:
+                sender = tasks[task]
+                exc = task.exception()
+                if exc is None:
+                    try:
+                        got[sender] = decode(task.result())
+                    except (ShareError, ProtocolError) as bad:
+                        raise ShareError(
+                            f"party {sender} sent a malformed message for {what} (tag {tag}): {bad}"
+                        ) from None
+                elif isinstance(exc, TransportError):
+                    failed[sender] = "connection lost"
+                elif isinstance(exc, ProtocolError):
+                    failed[sender] = "silent"
+                else:
+                    raise exc
+        if len(got) < need:
+            missing = sorted(set(senders) - set(got))
+            lost = [p for p in missing if failed.get(p) == "connection lost"]
+            detail = f" (connection lost: {lost})" if lost else ""
+            raise ProtocolError(
+                f"{what}: only {len(got)} of the {need} peer messages needed arrived within "
+                f"{self.timeout:g} s; missing parties {missing}{detail}"
+            )
+        return got
+
+    async def open_block(self, block: Residues, tag: Tag, what: str) -> Residues:
+        """Open a (v, k, m) block of shares: send it to every peer, rebuild from the first t."""
+        payload = codec.encode_vectors_view(self.field, block)
+        v, _, m = block.shape
+
+        def decode(data: bytes) -> Residues:
+            return codec.decode_vectors(data, self.field, count=v, length=m)
+
+        sending = asyncio.ensure_future(self.send_all(tag, dict.fromkeys(self.peers, payload)))
+        try:
+            got = await self.gather(tag, self.peers, self.t - 1, decode, what)
+        finally:
+            await sending
+        xs = [self.id, *list(got)[: self.t - 1]]
+        return interpolate(self.field, xs, [block, *(got[x] for x in xs[1:])])
+
+    def close(self) -> None:
+        """Cancel the receives still running in the background."""
+        for task in list(self._background):
+            task.cancel()
+        self._background.clear()
+
+
+def _forget(tasks: set[asyncio.Future[bytes]]) -> Callable[[asyncio.Future[bytes]], None]:
+    def done(task: asyncio.Future[bytes]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieve it: a late or failed receive is not an error here
+
+    return done
+
+
+__all__ = ["Decoder", "Rounds"]
