@@ -34,7 +34,8 @@ loop, as it is a SHA-256 and one indexed read (~0.2 ms; readers do not wait for 
 SQLite's WAL mode as in PostgreSQL; once per task and process it also reads and caches the
 task's metadata), and handing it to a thread of its own before the handler's thread cost ~15%
 of uploads per second (measured with 16 concurrent uploaders). Nothing is built at import
-time; the database schema is created (if missing) when the application starts.
+time; the database schema is created (if missing) when the application starts, after
+upgrading a database of the previous layout in place (:mod:`smpcloud.service.schema`).
 """
 
 import asyncio
@@ -68,11 +69,7 @@ from smpcloud.protocol.schemas import (
     TaskInfoOut,
     TaskStatusOut,
 )
-from smpcloud.service.config import Settings
-from smpcloud.service.db import create_schema, make_engine, utcnow
-from smpcloud.service.middleware import BodySizeLimitMiddleware
-from smpcloud.service.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from smpcloud.service.tasks import (
+from smpcloud.service.auth import (
     ADMIN,
     ADMIN_OR_HOLDER,
     ANY_ROLE,
@@ -80,8 +77,13 @@ from smpcloud.service.tasks import (
     HOLDER,
     Principal,
     Role,
-    TaskService,
 )
+from smpcloud.service.config import Settings
+from smpcloud.service.db import make_engine, utcnow
+from smpcloud.service.middleware import BodySizeLimitMiddleware
+from smpcloud.service.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from smpcloud.service.schema import create_schema
+from smpcloud.service.tasks import TaskService
 
 logger = logging.getLogger("smpcloud.service")
 

@@ -17,18 +17,30 @@ Tokens are stored only as SHA-256 digests (they are 256-bit random values, so a 
 enough); ciphertexts as fixed-width big-endian bytes (``Ciphertext.to_bytes``), concatenated
 element after element.
 
-Shamir tasks (:mod:`smpcloud.protocol.sharing`) use the same ``tasks``, ``clients``, ``reports``
-and ``aggregates`` tables (a report's or aggregate's ``ciphertexts`` column then holds share
-residues, little-endian u32) plus two tables of their own, ``shamir_tasks`` (n, t, this
-server's index, the field, the participant set once closed) and ``shamir_clients`` (each
-client's number within its task). New tables only: databases made by earlier versions gain them
-on start (``create_all``), nothing needs migrating.
+**One table per scheme.** ``tasks`` holds what every task has, whatever its scheme (its
+``scheme`` names it: "paillier" or "shamir"); every scheme keeps its own parameters in tables
+of its own, so that no column holds a placeholder or a value whose meaning depends on the
+scheme:
 
-Packed Paillier tasks (many values per ciphertext, :mod:`smpcloud.crypto.packing`) keep their
-layout in a table of their own, ``packed_tasks``, for the same reason. A key holder's upload
-(``partial_decryptions.partials_json``) is a JSON list (one partial decryption per ciphertext)
-or a JSON object (one batched partial decryption with one proof); its first character tells
-which.
+* Paillier tasks: ``paillier_tasks`` (the threshold public key, its fingerprint, the number of
+  key holders and the threshold t), ``key_holders``, ``aggregates`` (the element-wise product
+  of the reports' ciphertexts), ``partial_decryptions`` and ``results``. Packed Paillier tasks
+  (many values per ciphertext, :mod:`smpcloud.crypto.packing`) add their layout in
+  ``packed_tasks``. A key holder's upload (``partial_decryptions.partials_json``) is a JSON list
+  (one partial decryption per ciphertext) or a JSON object (one batched partial decryption with
+  one proof); its first character tells which.
+* Shamir tasks (:mod:`smpcloud.protocol.sharing`): ``shamir_tasks`` (n, t, this server's
+  index, the field, the participant set once closed), ``shamir_clients`` (each client's number
+  within its task) and ``shamir_aggregates`` (this server's share of the sum: share residues,
+  little-endian u32).
+
+``clients`` and ``reports`` are common: a report is one client's upload as its task's scheme
+stores it (``ciphertexts``: fixed-width Paillier ciphertexts, or a Shamir share's residues,
+little-endian u32), written by the scheme-blind group commit of uploads
+(:mod:`smpcloud.service.storage`) and read back only by the task's own scheme.
+
+Databases made by the previous version (Paillier columns in ``tasks``, Shamir aggregates in
+``aggregates``) are upgraded in place on start by :mod:`smpcloud.service.schema`.
 """
 
 from __future__ import annotations
@@ -83,16 +95,13 @@ class Base(DeclarativeBase):
 
 
 class TaskRow(Base):
-    """An aggregation task: its key, encoding, limits and state."""
+    """An aggregation task, whatever its scheme: its encoding, limits and state."""
 
     __tablename__ = "tasks"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    public_key_json: Mapped[str] = mapped_column(Text)
-    key_fingerprint: Mapped[str] = mapped_column(String(64))
-    holders: Mapped[int] = mapped_column(Integer)
-    threshold: Mapped[int] = mapped_column(Integer)
+    scheme: Mapped[str] = mapped_column(String(16))
     length: Mapped[int] = mapped_column(Integer)
     encoding_json: Mapped[str] = mapped_column(Text)
     min_clients: Mapped[int] = mapped_column(Integer)
@@ -103,6 +112,18 @@ class TaskRow(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     close_reason: Mapped[str | None] = mapped_column(String(16))
     report_count: Mapped[int | None] = mapped_column(Integer)
+
+
+class PaillierTaskRow(Base):
+    """The threshold public key of a Paillier task (packed or not); absent for other schemes."""
+
+    __tablename__ = "paillier_tasks"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    public_key_json: Mapped[str] = mapped_column(Text)
+    key_fingerprint: Mapped[str] = mapped_column(String(64))
+    holders: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[int] = mapped_column(Integer)
 
 
 class ClientRow(Base):
@@ -129,7 +150,11 @@ class HolderRow(Base):
 
 
 class ReportRow(Base):
-    """One client's encrypted report: ``length`` fixed-width ciphertexts, concatenated."""
+    """One client's report as its task's scheme stores it (see the module docstring).
+
+    Paillier: ``length`` (packed: the layout's number of) fixed-width ciphertexts, concatenated;
+    Shamir: the share's residues (``smpcloud.protocol.sharing.residues_to_blob``).
+    """
 
     __tablename__ = "reports"
     __table_args__ = (UniqueConstraint("task_id", "client_id"),)
@@ -142,7 +167,7 @@ class ReportRow(Base):
 
 
 class AggregateRow(Base):
-    """The published aggregate of a closed task: element-wise product of all reports."""
+    """The published aggregate of a closed Paillier task: element-wise product of all reports."""
 
     __tablename__ = "aggregates"
 
@@ -195,11 +220,7 @@ class PackedTaskRow(Base):
 
 
 class ShamirTaskRow(Base):
-    """The Shamir parameters of a task on this server; absent for Paillier tasks.
-
-    The task row of a Shamir task has ``public_key_json`` "null", no key fingerprint, 0 key
-    holders and ``threshold`` t.
-    """
+    """The Shamir parameters of a task on this server; absent for other schemes."""
 
     __tablename__ = "shamir_tasks"
 
@@ -220,6 +241,21 @@ class ShamirClientRow(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), primary_key=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
+
+
+class ShamirAggregateRow(Base):
+    """This server's share of the sum of a closed Shamir task (over its participant set).
+
+    ``share`` holds the residues (``smpcloud.protocol.sharing.residues_to_blob``); ``count`` is
+    the size of the participant set (``shamir_tasks.participants_json``).
+    """
+
+    __tablename__ = "shamir_aggregates"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    share: Mapped[bytes] = mapped_column(LargeBinary)
+    count: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -288,11 +324,6 @@ def write_engine(engine: Engine) -> Engine:
     return engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent). There are no migrations yet: schema version 1."""
-    Base.metadata.create_all(engine)
-
-
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (the default clock of the service)."""
     return datetime.now(UTC)
@@ -304,14 +335,15 @@ __all__ = [
     "ClientRow",
     "HolderRow",
     "PackedTaskRow",
+    "PaillierTaskRow",
     "PartialRow",
     "ReportRow",
     "ResultRow",
+    "ShamirAggregateRow",
     "ShamirClientRow",
     "ShamirTaskRow",
     "TaskRow",
     "UTCDateTime",
-    "create_schema",
     "is_sqlite",
     "make_engine",
     "utcnow",

@@ -1,0 +1,157 @@
+"""The database schema on start: upgrade a database of the previous layout, create what is missing.
+
+:func:`create_schema` runs when the application starts (and may run again: it is idempotent).
+
+**The only pre-Alembic migration.** Until schema migrations get a tool of their own (Alembic,
+a later issue), :func:`upgrade_previous_layout` is the one migration the service knows. The
+previous layout kept a Paillier task's key columns (``public_key_json``, ``key_fingerprint``,
+``holders``, ``threshold``) in the common ``tasks`` table, with placeholders for Shamir tasks
+(``"null"``, ``""``, 0, t), told the schemes apart by the presence of a ``shamir_tasks`` row,
+and kept a Shamir server's share of the sum in ``aggregates``. The upgrade, in one transaction:
+
+1. creates the missing tables (``paillier_tasks``, ``shamir_aggregates``, ...);
+2. copies every Paillier task's key columns into ``paillier_tasks``;
+3. moves Shamir tasks' rows from ``aggregates`` to ``shamir_aggregates``;
+4. rebuilds ``tasks`` without the Paillier columns and with ``scheme``. SQLite cannot drop
+   columns portably before 3.35, so it follows SQLite's recipe: with foreign keys off, create
+   ``tasks_new``, copy, drop ``tasks``, rename ``tasks_new`` to ``tasks``, recreate its
+   indexes, check the foreign keys, commit. Other backends drop the columns in place.
+
+A database already in the current layout is left alone, so running it twice does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from sqlalchemy import Connection, Engine, MetaData, inspect, text
+from sqlalchemy.schema import CreateTable
+
+from smpcloud.errors import VerificationError
+from smpcloud.service.db import Base, TaskRow, is_sqlite, write_engine
+
+logger = logging.getLogger("smpcloud.service")
+
+# The columns of the previous layout's ``tasks`` that belong to Paillier tasks only.
+_PAILLIER_COLUMNS: Final = ("public_key_json", "key_fingerprint", "holders", "threshold")
+_SCHEME_OF_TASK: Final = (
+    "CASE WHEN id IN (SELECT task_id FROM shamir_tasks) THEN 'shamir' ELSE 'paillier' END"
+)
+_COPY_PAILLIER: Final = (
+    "INSERT INTO paillier_tasks (task_id, public_key_json, key_fingerprint, holders, threshold) "
+    "SELECT id, public_key_json, key_fingerprint, holders, threshold FROM tasks "
+    "WHERE id NOT IN (SELECT task_id FROM shamir_tasks)"
+)
+_MOVE_SHAMIR_AGGREGATES: Final = (
+    "INSERT INTO shamir_aggregates (task_id, share, count, computed_at) "
+    "SELECT task_id, ciphertexts, count, computed_at FROM aggregates "
+    "WHERE task_id IN (SELECT task_id FROM shamir_tasks)",
+    "DELETE FROM aggregates WHERE task_id IN (SELECT task_id FROM shamir_tasks)",
+)
+
+
+def create_schema(engine: Engine) -> None:
+    """Upgrade a database of the previous layout, then create missing tables (idempotent).
+
+    Args:
+        engine: the service's engine.
+
+    Raises:
+        VerificationError: the upgrade would leave dangling foreign keys (nothing changed).
+    """
+    upgrade_previous_layout(engine)
+    Base.metadata.create_all(engine)
+
+
+def is_previous_layout(conn: Connection) -> bool:
+    """Whether the database has the previous layout (Paillier columns in ``tasks``)."""
+    inspector = inspect(conn)
+    if not inspector.has_table("tasks"):
+        return False
+    return "public_key_json" in {column["name"] for column in inspector.get_columns("tasks")}
+
+
+def upgrade_previous_layout(engine: Engine) -> bool:
+    """Upgrade a database of the previous layout in place, in one transaction (module doc).
+
+    Args:
+        engine: the service's engine.
+
+    Returns:
+        Whether it upgraded anything (False for a new or already upgraded database).
+
+    Raises:
+        VerificationError: the upgrade would leave dangling foreign keys (rolled back).
+    """
+    with engine.connect() as probe:
+        if not is_previous_layout(probe):
+            return False
+    upgrade = _upgrade_sqlite if is_sqlite(engine.url) else _upgrade_in_place
+    done = upgrade(write_engine(engine))
+    if done:
+        logger.info("upgraded the database from the previous layout (one table per scheme)")
+    return done
+
+
+def _move_scheme_rows(conn: Connection) -> None:
+    """Steps 1 to 3 of the module docstring, on ``conn`` inside the upgrade's transaction."""
+    Base.metadata.create_all(conn)  # ``tasks`` exists: only the other missing tables
+    conn.execute(text(_COPY_PAILLIER))
+    for statement in _MOVE_SHAMIR_AGGREGATES:
+        conn.execute(text(statement))
+
+
+def _upgrade_sqlite(writer: Engine) -> bool:
+    tasks = Base.metadata.tables[TaskRow.__tablename__]
+    columns = ", ".join(column.name for column in tasks.columns)
+    sources = ", ".join(
+        _SCHEME_OF_TASK if column.name == "scheme" else column.name for column in tasks.columns
+    )
+    with writer.connect() as conn:
+        # Outside any transaction (SQLite ignores the pragma inside one): the rebuild drops
+        # ``tasks`` while other tables refer to it.
+        conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            with conn.begin():
+                if not is_previous_layout(conn):  # another process was first
+                    return False
+                _move_scheme_rows(conn)
+                conn.execute(CreateTable(tasks.to_metadata(MetaData(), name="tasks_new")))
+                conn.execute(
+                    text(f"INSERT INTO tasks_new ({columns}) SELECT {sources} FROM tasks")  # noqa: S608
+                )
+                conn.execute(text("DROP TABLE tasks"))
+                conn.execute(text("ALTER TABLE tasks_new RENAME TO tasks"))
+                for index in tasks.indexes:
+                    index.create(conn)
+                dangling = conn.execute(text("PRAGMA foreign_key_check")).fetchall()
+                if dangling:
+                    raise VerificationError(
+                        f"the upgrade to one table per scheme would leave {len(dangling)} "
+                        "dangling foreign key(s); the database was left as it was"
+                    )
+        finally:
+            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+    return True
+
+
+def _upgrade_in_place(writer: Engine) -> bool:
+    """Other backends (transactional DDL, DROP COLUMN): add ``scheme``, drop the rest."""
+    with writer.begin() as conn:
+        if not is_previous_layout(conn):
+            return False
+        conn.execute(text("ALTER TABLE tasks ADD COLUMN scheme VARCHAR(16)"))
+        conn.execute(text(f"UPDATE tasks SET scheme = {_SCHEME_OF_TASK}"))  # noqa: S608
+        conn.execute(text("ALTER TABLE tasks ALTER COLUMN scheme SET NOT NULL"))
+        _move_scheme_rows(conn)
+        for column in _PAILLIER_COLUMNS:
+            conn.execute(text(f"ALTER TABLE tasks DROP COLUMN {column}"))
+    return True
+
+
+__all__ = [
+    "create_schema",
+    "is_previous_layout",
+    "upgrade_previous_layout",
+]

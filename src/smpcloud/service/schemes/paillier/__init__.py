@@ -1,0 +1,43 @@
+"""The Paillier scheme of the aggregation service (the paper's Figures 1 and 2).
+
+Protocol::
+
+    admin     POST task (threshold public key, encoding, length, min_clients, deadline)
+              -> task id, one token per key holder;  POST clients -> one token per client
+    client    GET task (key, encoding) -> encrypt locally -> POST report (once)
+    server    on close (admin request or deadline): aggregate = element-wise product of
+              all reports' ciphertexts = E(sum of the values); publish it with the count
+    holder i  GET aggregate -> POST c_i = partial decryption + proof, per element
+    server    verify each proof; with t valid partials: combine -> sum, count, average
+
+What the server learns: the count of reports and, once t key holders cooperate, the sums (so the
+averages). It stores ciphertexts it cannot decrypt.
+
+**Packed tasks** (``packing``): many values per ciphertext; same disclosure, the count and the
+per-value sums (:mod:`~smpcloud.service.schemes.paillier.packed`). **Batched partial
+decryptions**: one proof per key holder for all ciphertexts
+(:mod:`~smpcloud.service.schemes.paillier.decryption`). **Aggregation at close**, on every core,
+outside the write lock (:mod:`~smpcloud.service.schemes.paillier.aggregation`, with the measured
+figures).
+
+Limits of this protection (what it does *not* give):
+
+* No range proofs: a client that bypasses the SDK can encrypt any plaintext mod n and bias the
+  sum arbitrarily (see :class:`~smpcloud.protocol.schemas.TaskEncoding`).
+* Key holders decrypt what the server calls the aggregate; they cannot check it is the product
+  of all reports. A malicious server could pass one client's ciphertext off as the aggregate,
+  and the administrator (who registers clients) could register sybil clients with known values
+  to isolate one real client's value. min_clients protects against accidents and honest-but-
+  curious result readers, not against a malicious server or administrator.
+* Bearer tokens travel in headers: deploy behind TLS.
+
+Modules, one per phase: ``meta`` (the cached key and layout), ``scheme`` (creation, reports,
+views), ``aggregation`` (closing and the aggregate), ``decryption`` (partial decryptions and
+the result), ``packed`` (what differs for a packed task).
+"""
+
+from smpcloud.service.schemes.paillier.meta import PaillierMeta
+from smpcloud.service.schemes.paillier.packed import MAX_PACKED_VALUES
+from smpcloud.service.schemes.paillier.scheme import PaillierScheme
+
+__all__ = ["MAX_PACKED_VALUES", "PaillierMeta", "PaillierScheme"]

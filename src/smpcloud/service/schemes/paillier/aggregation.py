@@ -1,0 +1,270 @@
+"""Closing a Paillier task and its aggregate: the element-wise product of all reports.
+
+**Aggregation at close, not per upload.** An upload is one INSERT, so uploads never contend for
+a shared aggregate row; closing streams all reports from the database and multiplies them once.
+Closing takes two short write transactions with the aggregation between them, outside the
+write lock: the first marks the task closed (from then on no upload is accepted, so the set of
+reports is fixed), the product of the stored reports is computed (on the pool), the second
+stores the aggregate. Until the aggregate is stored, whoever needs it (the close request
+itself, a key holder's request) computes it or waits for the thread computing it, so a crash in
+between loses nothing: the aggregate is recomputed from the same reports after a restart (the
+deadline loop does it too).
+Measured on the reference machine (2 cores shared with the load generator, 2048-bit key,
+SQLite with synchronous=FULL, 1000 uploads of one ciphertext, sequential or 8 concurrent
+clients): 420-550 uploads/s with aggregation at close versus 340-420 uploads/s, in paired runs
+20-25 % fewer, when each upload also read, multiplied and rewrote the aggregate in its own
+transaction. Aggregation at close took 22 ms for 1000 reports (about 20 microseconds per report
+and element, re-validation of the stored ciphertext included): a million reports close in ~20 s.
+Packed reference case (benchmarks/bench_vector.py, same machine): 100 reports of 1,177
+ciphertexts (2048 bits) aggregate in 0.7 s on two worker processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from smpcloud.crypto.paillier import Ciphertext
+from smpcloud.crypto.wire import encode_int
+from smpcloud.errors import InvalidInputError, MalformedCiphertextError
+from smpcloud.parallel import CryptoPool
+from smpcloud.protocol.problems import InsufficientReportsError, NotFoundError, TaskStateError
+from smpcloud.protocol.schemas import AggregateOut
+from smpcloud.service.db import AggregateRow, ReportRow, TaskRow
+from smpcloud.service.schemes.base import CloseReason, SchemeContext
+from smpcloud.service.schemes.paillier.meta import PaillierMeta
+
+logger = logging.getLogger("smpcloud.service")
+
+# Reports are multiplied in rounds of about this many ciphertexts (a round's blobs are held in
+# memory: 32 MiB at 2048 bits), each round on the pool, and the rounds' products multiplied.
+_AGGREGATE_ROUND_CIPHERTEXTS: Final = 1 << 16
+# Aggregations of different tasks sharing a stripe wait for each other; one task never runs twice.
+_AGGREGATION_LOCKS: Final = 64
+
+
+def insufficient_error(task: TaskRow) -> InsufficientReportsError:
+    """The error for any request on a task that closed with fewer than min_clients reports."""
+    return InsufficientReportsError(
+        f"task {task.id!r} closed with {task.report_count or 0} report(s), fewer than its "
+        f"minimum of {task.min_clients}: no aggregate or result will ever be released"
+    )
+
+
+class PaillierAggregation:
+    """Closes Paillier tasks and computes, stores and serves their aggregates.
+
+    Args:
+        context: what the service hands its schemes.
+    """
+
+    def __init__(self, context: SchemeContext) -> None:
+        self._ctx = context
+        self._locks = [threading.Lock() for _ in range(_AGGREGATION_LOCKS)]
+
+    def close(self, meta: PaillierMeta, clients: list[int] | None, reason: CloseReason) -> None:
+        """Close an open task now (idempotent): aggregate and publish, or mark insufficient.
+
+        Every report is aggregated (on the worker pool, outside the write lock; see the module
+        docstring); returns once the aggregate is stored.
+
+        Raises:
+            InvalidInputError: ``clients`` given (a Paillier task aggregates every report).
+        """
+        if clients is not None:
+            raise InvalidInputError(
+                "'clients' is only for Shamir tasks: a Paillier task aggregates every report"
+            )
+        now = self._ctx.clock()
+        storage = self._ctx.storage
+        with storage.write() as session:
+            task = storage.lock_task(session, meta.task_id)
+            if task.state == "open":
+                self.close_locked(session, task, now, reason)
+        self.ensure_aggregate(meta)
+
+    def close_locked(
+        self, session: Session, task: TaskRow, now: datetime, reason: CloseReason
+    ) -> None:
+        """Inside a write transaction: close the task to uploads, or mark it insufficient.
+
+        The aggregate is computed afterwards, outside the write lock, by
+        :meth:`ensure_aggregate` (the report set is fixed from here on).
+        """
+        count = session.scalar(
+            select(func.count()).select_from(ReportRow).where(ReportRow.task_id == task.id)
+        )
+        count = count or 0
+        task.closed_at = now
+        task.close_reason = reason
+        task.report_count = count
+        if count < task.min_clients:
+            task.state = "insufficient"
+            logger.info(
+                "closed task %s (%s): %d reports, fewer than min_clients %d; no result",
+                task.id,
+                reason,
+                count,
+                task.min_clients,
+            )
+            return
+        task.state = "closed"
+        logger.info("closed task %s (%s): %d reports to aggregate", task.id, reason, count)
+
+    def catch_up(self, scheme: str) -> None:
+        """Aggregate every closed task of ``scheme`` that has no aggregate yet.
+
+        Just closed at its deadline, or lazily by a request, or left so by a crash between
+        closing and storing the aggregate; skipped while another thread is already at it.
+        """
+        with self._ctx.storage.read() as session:
+            pending = session.scalars(
+                select(TaskRow.id).where(
+                    TaskRow.state == "closed",
+                    TaskRow.scheme == scheme,
+                    TaskRow.id.not_in(select(AggregateRow.task_id)),
+                )
+            ).all()
+        for task_id in pending:
+            meta = self._ctx.meta(task_id)
+            if isinstance(meta, PaillierMeta):
+                self.ensure_aggregate(meta, wait=False)
+
+    def ensure_aggregate(self, meta: PaillierMeta, *, wait: bool = True) -> None:
+        """Compute and store a closed task's aggregate unless it is stored already.
+
+        Runs outside any transaction: the task is closed, so its reports no longer change; the
+        product is computed from a read snapshot and stored by a short write transaction.
+        One thread per task computes; others wait for it (``wait``) or return at once.
+
+        Raises:
+            MalformedCiphertextError: a stored report does not decode (a corrupted database).
+        """
+        task_id = meta.task_id
+        storage = self._ctx.storage
+        lock = self._locks[hash(task_id) % _AGGREGATION_LOCKS]
+        if not lock.acquire(blocking=wait):
+            return
+        try:
+            with storage.read() as session:
+                task = session.get(TaskRow, task_id)
+                if task is None or task.state != "closed":
+                    return
+                stored = session.scalar(
+                    select(AggregateRow.task_id).where(AggregateRow.task_id == task_id)
+                )
+                if stored is not None:
+                    return
+                count = task.report_count or 0
+            started = time.perf_counter()
+            totals = self._aggregate_reports(meta)
+            elapsed = time.perf_counter() - started
+            now = self._ctx.clock()
+            with storage.write() as session:
+                if session.get(AggregateRow, task_id) is None:
+                    session.add(
+                        AggregateRow(
+                            task_id=task_id,
+                            ciphertexts=b"".join(c.to_bytes() for c in totals),
+                            count=count,
+                            computed_at=now,
+                        )
+                    )
+        finally:
+            lock.release()
+        logger.info(
+            "aggregated task %s: %d reports x %d ciphertexts in %.3f s (%d worker(s))",
+            task_id,
+            count,
+            meta.ciphertexts,
+            elapsed,
+            self._ctx.workers.count,
+        )
+
+    def _aggregate_reports(self, meta: PaillierMeta) -> list[Ciphertext]:
+        """Return the element-wise product of all stored reports of a task.
+
+        Reads the reports in rounds of about _AGGREGATE_ROUND_CIPHERTEXTS ciphertexts; each
+        round is multiplied on the pool (a product tree: workers multiply tiles of reports x
+        positions, validating every stored ciphertext again), then the rounds' products are
+        multiplied here.
+        """
+        pk = meta.public.public_key
+        per_round = max(1, _AGGREGATE_ROUND_CIPHERTEXTS // meta.ciphertexts)
+        totals: list[Ciphertext] | None = None
+        with self._ctx.storage.read() as session:
+            rounds = session.scalars(
+                select(ReportRow.ciphertexts)
+                .where(ReportRow.task_id == meta.task_id)
+                .execution_options(yield_per=per_round)
+            ).partitions()
+            for blobs in rounds:
+                for blob in blobs:
+                    if len(blob) != meta.width * meta.ciphertexts:
+                        raise MalformedCiphertextError("stored ciphertexts have the wrong size")
+                part = self._ctx.workers.run(
+                    functools.partial(CryptoPool.aggregate_vectors, public_key=pk, reports=blobs)
+                )
+                if totals is None:
+                    totals = part
+                else:
+                    totals = [a + b for a, b in zip(totals, part, strict=True)]
+        if totals is None:  # pragma: no cover - a closed task has >= min_clients >= 2 reports
+            raise TaskStateError(f"task {meta.task_id!r} has no reports to aggregate")
+        return totals
+
+    # ------------------------------------------------------------------ the published aggregate
+
+    def aggregate(self, meta: PaillierMeta) -> AggregateOut:
+        """Return the published aggregate ciphertexts and the count.
+
+        A closed task whose aggregate is not stored yet gets it now (or once the thread
+        computing it is done).
+
+        Raises:
+            TaskStateError: the task is still open.
+            InsufficientReportsError: the task closed with too few reports.
+        """
+        task_id = meta.task_id
+        task, row = self.read_aggregate(meta)
+        if task.state == "open":
+            raise TaskStateError(
+                f"task {task_id!r} is still open: the aggregate is published when it closes"
+            )
+        if task.state == "insufficient" or row is None:
+            raise insufficient_error(task)
+        return AggregateOut(
+            task_id=task_id,
+            key_id=meta.public.public_key.key_id,
+            count=row.count,
+            ciphertexts=[encode_int(c.value) for c in meta.split(row.ciphertexts)],
+        )
+
+    def read_aggregate(self, meta: PaillierMeta) -> tuple[TaskRow, AggregateRow | None]:
+        """Read a task and its aggregate; compute the aggregate first if it is due and missing.
+
+        Raises:
+            NotFoundError: unknown task.
+        """
+        task, row = self._read_task_and_aggregate(meta.task_id)
+        if row is None and task.state == "closed":
+            self.ensure_aggregate(meta)
+            task, row = self._read_task_and_aggregate(meta.task_id)
+        return task, row
+
+    def _read_task_and_aggregate(self, task_id: str) -> tuple[TaskRow, AggregateRow | None]:
+        with self._ctx.storage.read() as session:
+            task = session.get(TaskRow, task_id)
+            if task is None:
+                raise NotFoundError(f"no task {task_id!r}")
+            return task, session.get(AggregateRow, task_id)
+
+
+__all__ = ["PaillierAggregation", "insufficient_error"]

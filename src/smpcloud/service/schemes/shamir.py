@@ -1,0 +1,426 @@
+"""The Shamir scheme of the aggregation service: this server is one of n non-colluding servers.
+
+Protocol, what is revealed and the wire form of shares: :mod:`smpcloud.protocol.sharing`. This
+server stores each client's share (no key, no key holders), lists who reported to the
+administrator, and on close sums exactly the shares of the participant set the administrator
+names (once: a second close with another set is refused), then publishes its share of the sum
+to the administrator. It never learns the sum or any input. It never closes a Shamir task by
+itself: past the deadline it refuses uploads and waits for the administrator's close, since
+only the administrator sees every server and can name a participant set they all hold.
+
+Its tables: ``shamir_tasks`` (n, t, this server's index, the field, the participant set once
+closed), ``shamir_clients`` (each client's number within its task, the same on every server
+when the administrator registers the same counts everywhere) and ``shamir_aggregates`` (this
+server's share of the sum).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import ClassVar, Final, Literal
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from smpcloud.crypto.field import Field
+from smpcloud.errors import InvalidInputError
+from smpcloud.protocol.problems import (
+    DuplicateSubmissionError,
+    NotFoundError,
+    PermissionDeniedError,
+    TaskStateError,
+)
+from smpcloud.protocol.schemas import (
+    PartialsAcceptedOut,
+    PartialsIn,
+    ReportAcceptedOut,
+    ReportIn,
+    ResultOut,
+    ShamirAggregateOut,
+    TaskCreatedOut,
+    TaskIn,
+    TaskInfoOut,
+)
+from smpcloud.protocol.sharing import (
+    SHAMIR_FIELD,
+    check_shamir_parameters,
+    check_sum_range,
+    decode_share,
+    encode_share,
+    residues_from_blob,
+    residues_to_blob,
+    share_text_chars,
+)
+from smpcloud.service.db import (
+    ClientRow,
+    ReportRow,
+    ShamirAggregateRow,
+    ShamirClientRow,
+    ShamirTaskRow,
+    TaskRow,
+)
+from smpcloud.service.meta import TaskMeta, common_fields, past_deadline
+from smpcloud.service.schemes.base import (
+    CloseReason,
+    Scheme,
+    SchemeStatus,
+    check_deadline,
+    check_length,
+    new_task_id,
+    new_task_row,
+)
+from smpcloud.service.storage import duplicate_report
+
+logger = logging.getLogger("smpcloud.service")
+
+_AGGREGATE_BATCH: Final = 512
+# JSON overhead of a Shamir report besides its share text.
+_SHARE_JSON_OVERHEAD: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ShamirMeta(TaskMeta):
+    """The immutable part of a Shamir task on this server (server ``server_index`` of ``servers``).
+
+    Attributes:
+        servers: n, the number of aggregation servers of the task.
+        threshold: t, the number of servers' shares that rebuild the sum.
+        server_index: j, this server's x-coordinate.
+        field: the field of the shares.
+    """
+
+    servers: int
+    threshold: int
+    server_index: int
+    field: Field
+
+
+def _field_of(moduli_json: str) -> Field:
+    moduli = tuple(json.loads(moduli_json))
+    return SHAMIR_FIELD if moduli == SHAMIR_FIELD.moduli else Field(moduli)
+
+
+def _reporters(task_id: str) -> Select[int]:
+    """The numbers of a Shamir task's clients that reported, in increasing order."""
+    return (
+        select(ShamirClientRow.number)
+        .join(ReportRow, ReportRow.client_id == ShamirClientRow.client_id)
+        .where(ReportRow.task_id == task_id)
+        .order_by(ShamirClientRow.number)
+    )
+
+
+class ShamirScheme(Scheme[ShamirMeta]):
+    """Additive aggregation of Shamir shares, this server being one of n (module docstring)."""
+
+    name: ClassVar[Literal["shamir"]] = "shamir"
+    closes_at_deadline: ClassVar[bool] = False
+
+    def load_meta(self, session: Session, task: TaskRow) -> ShamirMeta:
+        """Read the task's Shamir parameters.
+
+        Raises:
+            NotFoundError: the task has no Shamir row.
+        """
+        shamir = session.get(ShamirTaskRow, task.id)
+        if shamir is None:
+            raise NotFoundError(f"no Shamir task {task.id!r}")
+        return ShamirMeta(
+            **common_fields(task),
+            servers=shamir.servers,
+            threshold=shamir.threshold,
+            server_index=shamir.server_index,
+            field=_field_of(shamir.moduli_json),
+        )
+
+    # ------------------------------------------------------------------ creation
+
+    def create(self, body: TaskIn) -> TaskCreatedOut:
+        """Store this server's part of a Shamir task; there are no key holders' tokens.
+
+        Raises:
+            InvalidInputError: Shamir parameters outside 2 <= t <= n, t > n/2,
+                1 <= server_index <= n; a vector too long for the server's limits; a declared
+                range that could make sums wrap modulo the field's modulus; a past deadline.
+        """
+        settings = self.context.settings
+        servers, t, index = body.servers, body.threshold, body.server_index
+        if servers is None or t is None or index is None:  # pragma: no cover - TaskIn checks
+            raise InvalidInputError("a Shamir task requires servers, threshold and server_index")
+        check_shamir_parameters(servers, t, index)
+        field = SHAMIR_FIELD
+        check_length(settings, body.length)
+        needed = share_text_chars(body.length, field) + _SHARE_JSON_OVERHEAD
+        if needed > settings.max_body_bytes:
+            raise InvalidInputError(
+                f"length {body.length}: each client's upload would take about {needed} bytes, "
+                f"more than this server's body limit of {settings.max_body_bytes}"
+            )
+        encoding = body.encoding
+        check_sum_range(encoding.max_abs_encoded(), body.max_clients, field)
+        now = self.context.clock()
+        check_deadline(body, now)
+        task_id = new_task_id()
+        with self.context.storage.write() as session:
+            session.add(new_task_row(task_id, body, self.name, encoding, now))
+            session.flush()
+            session.add(
+                ShamirTaskRow(
+                    task_id=task_id,
+                    servers=servers,
+                    threshold=t,
+                    server_index=index,
+                    moduli_json=json.dumps(list(field.moduli)),
+                    participants_json=None,
+                )
+            )
+        logger.info(
+            "created Shamir task %s: server %d of %d, threshold %d, length %d, min_clients %d",
+            task_id,
+            index,
+            servers,
+            t,
+            body.length,
+            body.min_clients,
+        )
+        return TaskCreatedOut(task_id=task_id, holder_tokens=[])
+
+    def number_clients(
+        self, session: Session, task_id: str, rows: list[ClientRow], registered: int
+    ) -> list[int]:
+        """Number the new clients within the task (registered + 1, ...), in order.
+
+        Registering the same counts on every server of the task gives each client the same
+        number everywhere.
+        """
+        first = registered + 1
+        numbers = list(range(first, first + len(rows)))
+        session.add_all(
+            ShamirClientRow(client_id=row.id, task_id=task_id, number=number)
+            for row, number in zip(rows, numbers, strict=True)
+        )
+        return numbers
+
+    # ------------------------------------------------------------------ collection
+
+    def accept_report(self, meta: ShamirMeta, client_id: int, body: ReportIn) -> ReportAcceptedOut:
+        """Store one client's Shamir share durably, once.
+
+        Raises:
+            InvalidInputError: a Paillier report (key_id and ciphertexts).
+            ShareError: a share that is not canonical base64url, not of the task's field or
+                length, or holds a residue not below its prime.
+            TaskStateError: the task passed its deadline or is closed.
+            DuplicateSubmissionError: this client already reported (named by its number).
+        """
+        task_id = meta.task_id
+        if body.share is None:
+            raise InvalidInputError(
+                f"task {task_id!r} is a Shamir task: a report carries one share (field "
+                "'share'), not key_id and ciphertexts"
+            )
+        blob = residues_to_blob(decode_share(body.share, length=meta.length, field=meta.field))
+        with self.context.storage.read() as session:
+            number = session.scalar(
+                select(ShamirClientRow.number).where(ShamirClientRow.client_id == client_id)
+            )
+        if number is None:  # pragma: no cover - every client of a Shamir task has a number
+            raise PermissionDeniedError("this client has no number in the task")
+        now = self.context.clock()
+        if past_deadline(meta.deadline, now):
+            raise TaskStateError(
+                f"task {task_id!r} passed its deadline; reports are no longer accepted"
+            )
+        try:
+            self.context.storage.store_report(task_id, client_id, blob, now)
+        except DuplicateSubmissionError:
+            raise duplicate_report(number) from None  # name the client by its task number
+        return ReportAcceptedOut(task_id=task_id, client_id=number, received_at=now)
+
+    def reporters(self, session: Session, meta: ShamirMeta) -> list[int]:
+        """The numbers of the clients that reported here (the administrator intersects these
+        lists over the servers to form the participant set)."""
+        return list(session.scalars(_reporters(meta.task_id)))
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, meta: ShamirMeta, clients: list[int] | None, reason: CloseReason) -> None:
+        """Sum the shares of exactly ``clients`` and publish this server's share of the sum.
+
+        A server closes once: closing again with the same set is a no-op (a retried request),
+        with another set is refused, so that no second sum, which would differ from the first
+        by one client's value, can be formed (with t > n/2 no t servers can be closed over a
+        second set either).
+
+        Raises:
+            InvalidInputError: no participant set; a client listed twice; fewer than
+                min_clients clients; a client whose share this server does not hold.
+            TaskStateError: already closed over another participant set.
+        """
+        task_id = meta.task_id
+        if clients is None:
+            raise InvalidInputError(
+                f"task {task_id!r} is a Shamir task: closing it needs the participant set, "
+                '{"clients": [client numbers whose share every reachable server holds]}'
+            )
+        wanted = sorted(set(clients))
+        if len(wanted) != len(clients):
+            raise InvalidInputError("the participant set lists a client more than once")
+        if len(wanted) < meta.min_clients:
+            raise InvalidInputError(
+                f"the participant set has {len(wanted)} client(s), fewer than this task's "
+                f"min_clients of {meta.min_clients}: no sum is formed"
+            )
+        now = self.context.clock()
+        storage = self.context.storage
+        with storage.write() as session:
+            task = storage.lock_task(session, task_id)
+            shamir = session.get(ShamirTaskRow, task_id)
+            if shamir is None:  # pragma: no cover - meta says Shamir
+                raise NotFoundError(f"no Shamir task {task_id!r}")
+            if task.state != "open":
+                closed_over = json.loads(shamir.participants_json or "[]")
+                if closed_over == wanted:
+                    return
+                raise TaskStateError(
+                    f"task {task_id!r} is already closed over a different participant set "
+                    f"({len(closed_over)} clients): a server closes once, so that no second sum "
+                    "can be formed"
+                )
+            held = set(session.scalars(_reporters(task_id)))
+            missing = [number for number in wanted if number not in held]
+            if missing:
+                shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+                raise InvalidInputError(
+                    f"{len(missing)} client(s) of the participant set have no report on this "
+                    f"server (clients {shown}): list only clients whose share every closed "
+                    "server holds"
+                )
+            started = time.perf_counter()
+            members = set(wanted)
+            rows = session.execute(
+                select(ShamirClientRow.number, ReportRow.ciphertexts)
+                .join(ShamirClientRow, ShamirClientRow.client_id == ReportRow.client_id)
+                .where(ReportRow.task_id == task_id)
+                .execution_options(yield_per=_AGGREGATE_BATCH)
+            )
+            total = meta.field.sum(
+                residues_from_blob(blob, length=meta.length, field=meta.field)
+                for number, blob in rows
+                if number in members
+            )
+            task.state = "closed"
+            task.closed_at = now
+            task.close_reason = "admin"
+            task.report_count = len(wanted)
+            shamir.participants_json = json.dumps(wanted)
+            session.add(
+                ShamirAggregateRow(
+                    task_id=task_id,
+                    share=residues_to_blob(total),
+                    count=len(wanted),
+                    computed_at=now,
+                )
+            )
+        logger.info(
+            "closed Shamir task %s: summed %d shares x %d elements in %.3f s",
+            task_id,
+            len(wanted),
+            meta.length,
+            time.perf_counter() - started,
+        )
+
+    # ------------------------------------------------------------------ release
+
+    def aggregate(self, meta: ShamirMeta) -> ShamirAggregateOut:
+        """This server's share of the sum with the participant set.
+
+        Raises:
+            TaskStateError: the administrator has not closed the task yet.
+        """
+        task_id = meta.task_id
+        with self.context.storage.read() as session:
+            task = session.get(TaskRow, task_id)
+            row = session.get(ShamirAggregateRow, task_id)
+            shamir = session.get(ShamirTaskRow, task_id)
+            if task is None or shamir is None:
+                raise NotFoundError(f"no task {task_id!r}")
+            if task.state == "open" or row is None or shamir.participants_json is None:
+                raise TaskStateError(
+                    f"task {task_id!r} is still open: this server's share of the sum is "
+                    "published when the administrator closes it with the participant set"
+                )
+        share = residues_from_blob(row.share, length=meta.length, field=meta.field)
+        return ShamirAggregateOut(
+            scheme="shamir",
+            task_id=task_id,
+            server_index=meta.server_index,
+            servers=meta.servers,
+            threshold=meta.threshold,
+            count=row.count,
+            clients=json.loads(shamir.participants_json),
+            share=encode_share(share, meta.field),
+        )
+
+    def submit_partials(
+        self, meta: ShamirMeta, holder: int, body: PartialsIn
+    ) -> PartialsAcceptedOut:
+        """Refused: a Shamir task has no key holders.
+
+        Raises:
+            TaskStateError: always.
+        """
+        raise TaskStateError(f"task {meta.task_id!r} is a Shamir task: it has no key holders")
+
+    def result(self, meta: ShamirMeta) -> ResultOut:
+        """Refused: no server knows a Shamir task's result.
+
+        Raises:
+            TaskStateError: always.
+        """
+        raise TaskStateError(
+            f"task {meta.task_id!r} is a Shamir task: no server knows its result; the analyst "
+            "rebuilds the sum from t servers' shares of it "
+            "(smpcloud.client.ShamirAggregation.result)"
+        )
+
+    # ------------------------------------------------------------------ views
+
+    def info(self, meta: ShamirMeta) -> TaskInfoOut:
+        """The Shamir parameters, encoding, length, limits and state (no key, no holders)."""
+        task_id = meta.task_id
+        with self.context.storage.read() as session:
+            state = session.scalar(select(TaskRow.state).where(TaskRow.id == task_id))
+        return TaskInfoOut(
+            task_id=task_id,
+            name=meta.name,
+            state=state,  # type: ignore[arg-type]
+            length=meta.length,
+            encoding=meta.encoding,
+            public_key=None,
+            holders=0,
+            threshold=meta.threshold,
+            min_clients=meta.min_clients,
+            max_clients=meta.max_clients,
+            deadline=meta.deadline,
+            scheme="shamir",
+            servers=meta.servers,
+            server_index=meta.server_index,
+            field=list(meta.field.moduli),
+        )
+
+    def status(self, session: Session, meta: ShamirMeta) -> SchemeStatus:
+        """t, n and this server's index; no key holders."""
+        return SchemeStatus(
+            scheme=self.name,
+            threshold=meta.threshold,
+            holders=0,
+            servers=meta.servers,
+            server_index=meta.server_index,
+        )
+
+
+__all__ = ["ShamirMeta", "ShamirScheme"]

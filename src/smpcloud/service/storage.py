@@ -1,0 +1,239 @@
+"""Transactions of the aggregation service and the group commit of uploads.
+
+:class:`Storage` opens read sessions and write sessions over the engine. SQLite has one writer
+at a time; queueing this process's writers on a lock (:meth:`Storage.writer_turn`) instead of
+in SQLite's busy handler (which sleeps and polls) keeps latency low. Other processes still wait
+on the busy timeout. Write transactions begin with ``BEGIN IMMEDIATE`` on SQLite
+(:func:`smpcloud.service.db.write_engine`).
+
+**Group commit of uploads** (:meth:`Storage.store_report`). An upload is one INSERT, so uploads
+never contend for a shared row. The upload that gets the write turn commits, in one
+transaction, every report waiting at that moment; the others find theirs done. One statement
+checks the task states, one finds the clients that already reported, one multi-row INSERT
+stores the rest; the statements are built once (through SQLAlchemy Core with a prebuilt
+statement, with no ORM session, a group of reports is checked and stored with three statements
+instead of three per report). Every upload returns only after the transaction holding its
+report has committed (``synchronous=FULL`` on SQLite), so an acknowledged report survives a
+crash; one fsync serves many uploads. The group commit does not look inside a report: each
+scheme encodes its own (see :mod:`smpcloud.service.db`).
+
+Durability: every write transaction commits (with ``synchronous=FULL`` on SQLite) before the
+method returns, so a 201 means the upload survives a crash of the server process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from smpcloud.protocol.problems import DuplicateSubmissionError, NotFoundError, TaskStateError
+from smpcloud.service.db import ReportRow, TaskRow, is_sqlite, write_engine
+
+_TASK_STATES: Final = (
+    select(TaskRow.id, TaskRow.state)
+    .where(TaskRow.id.in_(bindparam("task_ids", expanding=True)))
+    .with_for_update(read=True)
+)
+_REPORTED_CLIENTS: Final = select(ReportRow.task_id, ReportRow.client_id).where(
+    ReportRow.task_id.in_(bindparam("task_ids", expanding=True)),
+    ReportRow.client_id.in_(bindparam("client_ids", expanding=True)),
+)
+_INSERT_REPORT: Final = insert(ReportRow)
+
+
+def duplicate_report(client_id: int) -> DuplicateSubmissionError:
+    """The error for a client's second report (``client_id`` as the client knows itself)."""
+    return DuplicateSubmissionError(
+        f"client {client_id} has already submitted its report; the first report is kept"
+    )
+
+
+@dataclass(slots=True)
+class _PendingReport:
+    """A report waiting for the group commit, and its outcome once committed."""
+
+    task_id: str
+    client_id: int
+    blob: bytes = field(repr=False)
+    now: datetime
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class Storage:
+    """Sessions and transactions over the service's engine. Thread-safe.
+
+    Args:
+        engine: from :func:`smpcloud.service.db.make_engine`; tables must exist.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.writer = write_engine(engine)
+        self._write_lock: threading.Lock | None = (
+            threading.Lock() if is_sqlite(engine.url) else None
+        )
+        # Reports waiting to be committed (group commit, see store_report).
+        self._pending_reports: list[_PendingReport] = []
+        self._pending_lock = threading.Lock()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session in a read transaction (never waits for writers in WAL mode)."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in a write transaction, in this process's writer turn; commits on exit."""
+        with self.writer_turn(), self._write_unlocked() as session:
+            yield session
+
+    def writer_turn(self) -> AbstractContextManager[object]:
+        """This process's turn to write (SQLite: one writer at a time; others: no wait)."""
+        return self._write_lock or nullcontext()
+
+    @contextmanager
+    def _write_unlocked(self) -> Iterator[Session]:
+        with Session(self.writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @staticmethod
+    def lock_task(session: Session, task_id: str) -> TaskRow:
+        """Load a task row inside a write transaction, locking it (FOR UPDATE) where supported.
+
+        Raises:
+            NotFoundError: unknown task.
+        """
+        query = select(TaskRow).where(TaskRow.id == task_id).with_for_update()
+        task = session.scalars(query).one_or_none()
+        if task is None:
+            raise NotFoundError(f"no task {task_id!r}")
+        return task
+
+    @staticmethod
+    def read_task(session: Session, task_id: str) -> TaskRow:
+        """Load a task row in any session.
+
+        Raises:
+            NotFoundError: unknown task.
+        """
+        task = session.get(TaskRow, task_id)
+        if task is None:
+            raise NotFoundError(f"no task {task_id!r}")
+        return task
+
+    # ------------------------------------------------------------------ group commit
+
+    def store_report(self, task_id: str, client_id: int, blob: bytes, now: datetime) -> None:
+        """Store a client's report durably, once, while the task is open.
+
+        Group commit (see the module docstring): each report of a group fails alone (a
+        duplicate, a closed task); every upload returns after its transaction committed.
+
+        Args:
+            task_id: the task.
+            client_id: the client's row id.
+            blob: the report as the task's scheme stores it.
+            now: the upload's time.
+
+        Raises:
+            TaskStateError: the task is no longer open.
+            DuplicateSubmissionError: this client already reported (the first report is kept).
+        """
+        item = _PendingReport(task_id, client_id, blob, now)
+        with self._pending_lock:
+            self._pending_reports.append(item)
+        with self.writer_turn():
+            if not item.done.is_set():
+                with self._pending_lock:
+                    batch, self._pending_reports = self._pending_reports, []
+                self._commit_reports(batch)
+        item.done.wait()
+        if item.error is not None:
+            raise item.error
+
+    def _commit_reports(self, batch: list[_PendingReport]) -> None:
+        """Insert a batch of reports in one transaction; record each report's outcome.
+
+        One statement checks the task states, one finds the clients that already reported,
+        one multi-row INSERT stores the rest (a repeat inside the batch fails like any
+        duplicate: the first kept). If the INSERT still violates UNIQUE(task_id, client_id),
+        possible only when another process writes the same database at the same time
+        (PostgreSQL; on SQLite BEGIN IMMEDIATE excludes it), the transaction is retried with
+        one savepoint per report, so that each duplicate fails alone.
+        """
+        try:
+            try:
+                with self.writer.begin() as conn:
+                    self._insert_reports(conn, batch, savepoints=False)
+            except IntegrityError:
+                for item in batch:
+                    item.error = None
+                with self.writer.begin() as conn:
+                    self._insert_reports(conn, batch, savepoints=True)
+        except Exception as exc:  # the transaction failed: no report of the batch is stored
+            for item in batch:
+                item.error = item.error or exc
+            raise
+        finally:
+            for item in batch:
+                item.done.set()
+
+    @staticmethod
+    def _insert_reports(conn: Connection, batch: list[_PendingReport], *, savepoints: bool) -> None:
+        """Store the batch's acceptable reports on ``conn`` and set the others' errors."""
+        task_ids = sorted({item.task_id for item in batch})
+        # A shared lock on the task rows: uploads proceed together, close() (exclusive)
+        # waits for them.
+        states = {
+            task_id: state for task_id, state in conn.execute(_TASK_STATES, {"task_ids": task_ids})
+        }
+        client_ids = sorted({item.client_id for item in batch})
+        reported = {
+            (task_id, client_id)
+            for task_id, client_id in conn.execute(
+                _REPORTED_CLIENTS, {"task_ids": task_ids, "client_ids": client_ids}
+            )
+        }
+        rows: list[dict[str, object]] = []
+        for item in batch:
+            state = states.get(item.task_id)
+            if state != "open":
+                item.error = TaskStateError(
+                    f"task {item.task_id!r} is {state}; reports are no longer accepted"
+                )
+            elif (item.task_id, item.client_id) in reported:
+                item.error = duplicate_report(item.client_id)
+            else:
+                reported.add((item.task_id, item.client_id))
+                rows.append(
+                    {
+                        "task_id": item.task_id,
+                        "client_id": item.client_id,
+                        "ciphertexts": item.blob,
+                        "received_at": item.now,
+                    }
+                )
+        if not rows:
+            return
+        if not savepoints:
+            conn.execute(_INSERT_REPORT, rows)
+            return
+        for item, row in zip([i for i in batch if i.error is None], rows, strict=True):
+            try:
+                with conn.begin_nested():
+                    conn.execute(_INSERT_REPORT, row)
+            except IntegrityError:
+                item.error = duplicate_report(item.client_id)
+
+
+__all__ = ["Storage", "duplicate_report"]

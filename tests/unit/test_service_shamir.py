@@ -1,0 +1,197 @@
+"""The Shamir scheme of the service below HTTP: the facade on a real SQLite file, no mocks.
+
+One server (j = 2 of n = 3) runs a whole task: create, register, accept shares, list
+reporters, close over a participant set, serve its share of the sum; a second close over
+another set is refused; the deadline stops uploads but never closes the task.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smpcloud.crypto.shamir import Share, reconstruct_elements, share_elements
+from smpcloud.errors import InvalidInputError, ShareError
+from smpcloud.protocol.problems import DuplicateSubmissionError, TaskStateError
+from smpcloud.protocol.schemas import ClientsIn, PartialsIn, ReportIn, ShamirAggregateOut, TaskIn
+from smpcloud.protocol.sharing import SHAMIR_FIELD, decode_share, encode_share
+from smpcloud.service.auth import CLIENT, Principal
+from smpcloud.service.config import Settings
+from smpcloud.service.db import make_engine
+from smpcloud.service.schema import create_schema
+from smpcloud.service.tasks import TaskService
+
+TOKEN = secrets.token_urlsafe(32)
+FIELD = SHAMIR_FIELD
+SERVER = 2
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def service(tmp_path: Path, clock: Clock) -> Iterator[TaskService]:
+    settings = Settings(admin_token=TOKEN, db_url=f"sqlite:///{tmp_path / 's.db'}", workers=1)
+    engine = make_engine(settings.db_url)
+    create_schema(engine)
+    yield TaskService(engine, settings, clock=clock)
+    engine.dispose()
+
+
+def shamir_task(**extra: object) -> TaskIn:
+    return TaskIn(
+        name="s",
+        scheme="shamir",
+        servers=3,
+        threshold=2,
+        server_index=SERVER,
+        length=2,
+        min_clients=2,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def clients(service: TaskService, task_id: str, count: int) -> list[Principal]:
+    out = service.register_clients(task_id, ClientsIn(count=count)).clients
+    return [service.authenticate(c.token, task_id, CLIENT, "upload reports") for c in out]
+
+
+def share_for_this_server(values: list[int]) -> str:
+    blocks = share_elements(FIELD, FIELD.from_ints(np.array(values, dtype=object)), n=3, t=2)
+    return encode_share(blocks[SERVER - 1], FIELD)
+
+
+def test_a_whole_shamir_task(service: TaskService, tmp_path: Path) -> None:
+    created = service.create_task(shamir_task())
+    assert created.holder_tokens == []
+    task_id = created.task_id
+    who = clients(service, task_id, 3) + clients(service, task_id, 1)
+    values = {1: [5, -1], 2: [7, 2], 3: [100, 100], 4: [0, 0]}
+    for number, principal in enumerate(who[:3], start=1):
+        accepted = service.submit_report(
+            task_id, principal, ReportIn(share=share_for_this_server(values[number]))
+        )
+        assert accepted.client_id == number  # clients are named by their number in the task
+    with pytest.raises(DuplicateSubmissionError, match="client 2 has already submitted"):
+        service.submit_report(task_id, who[1], ReportIn(share=share_for_this_server([0, 0])))
+    with pytest.raises(ShareError, match="share"):
+        service.submit_report(task_id, who[3], ReportIn(share="AAAA"))
+    with pytest.raises(InvalidInputError, match="is a Shamir task: a report carries one share"):
+        service.submit_report(task_id, who[3], ReportIn(key_id="k", ciphertexts=["AQ"]))
+    assert service.reporters(task_id).clients == [1, 2, 3]
+    status = service.status(task_id, who[0])
+    assert (status.scheme, status.servers, status.server_index, status.holders) == (
+        "shamir",
+        3,
+        SERVER,
+        0,
+    )
+    assert (status.threshold, status.reports, status.reported) == (2, 3, True)
+    info = service.info(task_id)
+    assert info.public_key is None and info.field == list(FIELD.moduli)
+
+    with pytest.raises(TaskStateError, match="still open"):
+        service.aggregate(task_id)
+    with pytest.raises(InvalidInputError, match="needs the participant set"):
+        service.close(task_id)
+    with pytest.raises(InvalidInputError, match="more than once"):
+        service.close(task_id, clients=[1, 1, 2])
+    with pytest.raises(InvalidInputError, match="fewer than this task's min_clients"):
+        service.close(task_id, clients=[1])
+    with pytest.raises(InvalidInputError, match=r"no report on this server \(clients 4\)"):
+        service.close(task_id, clients=[1, 4])
+    service.close(task_id, clients=[2, 1])
+    service.close(task_id, clients=[1, 2])  # the same set again: a retried request
+    with pytest.raises(TaskStateError, match="already closed over a different participant set"):
+        service.close(task_id, clients=[1, 2, 3])
+
+    aggregate = service.aggregate(task_id)
+    assert isinstance(aggregate, ShamirAggregateOut)
+    assert (aggregate.clients, aggregate.count, aggregate.server_index) == ([1, 2], 2, SERVER)
+    assert decode_share(aggregate.share, length=2, field=FIELD).shape == (FIELD.k, 2)
+    assert service.status(task_id).state == "closed"
+    with pytest.raises(TaskStateError, match="no server knows its result"):
+        service.result(task_id)
+    with pytest.raises(TaskStateError, match="it has no key holders"):
+        service.submit_partials(
+            task_id, Principal("holder", task_id, holder_index=1), PartialsIn(batch={})
+        )
+    with pytest.raises(TaskStateError, match="is closed: no more clients"):
+        service.register_clients(task_id, ClientsIn(count=1))
+
+    # The Shamir task wrote nothing into the Paillier tables.
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        for table in (
+            "paillier_tasks",
+            "packed_tasks",
+            "key_holders",
+            "aggregates",
+            "partial_decryptions",
+            "results",
+        ):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
+        assert conn.execute("SELECT scheme FROM tasks").fetchall() == [("shamir",)]
+        assert conn.execute("SELECT count FROM shamir_aggregates").fetchall() == [(2,)]
+
+
+def test_the_sum_of_t_servers_shares_is_the_sum(tmp_path: Path, clock: Clock) -> None:
+    """Two servers of three (j = 1 and 3) close over the same set; their shares rebuild the sum."""
+    values = [[3, -4], [10, 20], [-1, 1]]
+    blocks = [
+        share_elements(FIELD, FIELD.from_ints(np.array(row, dtype=object)), n=3, t=2)
+        for row in values
+    ]
+    points = []
+    for j in (1, 3):
+        settings = Settings(
+            admin_token=TOKEN, db_url=f"sqlite:///{tmp_path / f'{j}.db'}", workers=1
+        )
+        engine = make_engine(settings.db_url)
+        create_schema(engine)
+        server = TaskService(engine, settings, clock=clock)
+        body = TaskIn(
+            name="s", scheme="shamir", servers=3, threshold=2, server_index=j, length=2,
+            min_clients=2,
+        )  # fmt: skip
+        task_id = server.create_task(body).task_id
+        for principal, block in zip(clients(server, task_id, 3), blocks, strict=True):
+            server.submit_report(task_id, principal, ReportIn(share=encode_share(block[j - 1])))
+        server.close(task_id, clients=[1, 2, 3])
+        aggregate = server.aggregate(task_id)
+        assert isinstance(aggregate, ShamirAggregateOut)
+        points.append(Share(j, decode_share(aggregate.share, length=2, field=FIELD), FIELD, 2))
+        engine.dispose()
+    total = FIELD.to_ints(reconstruct_elements(points))
+    assert [int(v) for v in total] == [12, 17]
+
+
+def test_the_deadline_stops_uploads_but_never_closes(service: TaskService, clock: Clock) -> None:
+    task_id = service.create_task(shamir_task(deadline=clock.now + timedelta(minutes=5))).task_id
+    who = clients(service, task_id, 3)
+    for principal in who[:2]:
+        service.submit_report(task_id, principal, ReportIn(share=share_for_this_server([1, 1])))
+    clock.now += timedelta(minutes=6)
+    assert service.close_due_tasks() == 0
+    assert service.status(task_id).state == "open"
+    with pytest.raises(TaskStateError, match="passed its deadline; reports are no longer"):
+        service.submit_report(task_id, who[2], ReportIn(share=share_for_this_server([1, 1])))
+    with pytest.raises(TaskStateError, match="passed its deadline: no more clients"):
+        service.register_clients(task_id, ClientsIn(count=1))
+    service.close(task_id, clients=[1, 2])
+    assert service.status(task_id).state == "closed"
