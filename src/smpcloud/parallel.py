@@ -64,7 +64,7 @@ from gmpy2 import mpz
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing, pack_slots, to_slots, unpack
 from smpcloud.crypto.paillier import Ciphertext, PrivateKey, PublicKey
-from smpcloud.crypto.paillier import _wrap as _trusted_ciphertext
+from smpcloud.crypto.paillier import raw_ciphertext as _trusted_ciphertext
 from smpcloud.crypto.threshold import (
     BatchPartialDecryption,
     InvalidPartialDecryptionError,
