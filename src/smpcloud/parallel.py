@@ -72,7 +72,7 @@ from smpcloud.crypto.threshold import (
     PartialDecryption,
     ThresholdPublicKey,
 )
-from smpcloud.crypto.threshold import _choose_batches as _choose_threshold_batches
+from smpcloud.crypto.threshold import choose_batches as _choose_threshold_batches
 from smpcloud.crypto.wire import as_int
 from smpcloud.errors import (
     InvalidInputError,

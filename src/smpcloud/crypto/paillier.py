@@ -42,9 +42,9 @@ needed, which is why encryptors can build the table without the factors. To rely
 
 The window size w is chosen by measurement: the largest window whose table fits in 16 MiB, w = 7
 at 2048 bits, w = 6 at 3072 bits, no table from about 8192 bits (the table, the measurements and
-the choice are in ``smpcloud.crypto.fixed_base``). The table is built on the first encryption with a key object (or
-by :meth:`PublicKey.precompute`) and lives as long as that object; if several threads encrypt
-first at the same time each may build one, and any of them is valid.
+the choice are in ``smpcloud.crypto.fixed_base``). The table is built on the first encryption
+with a key object (or by :meth:`PublicKey.precompute`) and lives as long as that object; if
+several threads encrypt first at the same time each may build one, and any of them is valid.
 
 What is revealed: a ciphertext reveals nothing about its plaintext (under the assumptions above)
 except that it belongs to the key n. Homomorphic results are *not* re-randomised: c * 0 has the
