@@ -62,11 +62,14 @@ _MIN_CRYPT_CHUNK: Final = 4
 def encrypt_many(
     pool: WorkerPool, public_key: PublicKey, plaintexts: Sequence[int]
 ) -> list[Ciphertext]:
-    """Encrypt many integers with the fast DJN randomiser of :meth:`PublicKey.encrypt`.
+    """Encrypt many integers in chunks on the workers, each with :meth:`PublicKey.encrypt`.
 
-    Every plaintext is checked before the first encryption. Reveals nothing about them.
+    That is the fast DJN randomiser (its assumption and what it reveals are stated in
+    ``smpcloud.crypto.paillier``). Every plaintext is checked in the calling process before the
+    first encryption.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public_key: the key.
         plaintexts: integers in (-n/2, n/2].
 
@@ -102,13 +105,15 @@ def encrypt_vectors(
     vectors: Sequence[Sequence[float] | npt.ArrayLike],
     packing: Packing,
 ) -> list[list[Ciphertext]]:
-    """Pack and encrypt several vectors (for example many clients' in a simulation).
+    """Pack and encrypt several vectors on the workers (for example many clients' in a simulation).
 
-    Every value of every vector is range-checked before the first encryption (see
-    :func:`smpcloud.crypto.packing.to_slots`); all pieces of all vectors are queued at once
-    so the cores stay busy. Reveals nothing about the values.
+    Each vector gets what :func:`smpcloud.crypto.packing.encrypt_vector` gives (and reveals).
+    Every value of every vector is range-checked in the calling process before the first
+    encryption (see :func:`smpcloud.crypto.packing.to_slots`); all pieces of all vectors are
+    queued at once so the cores stay busy.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public_key: the key; at least ``packing.key_bits`` bits.
         vectors: vectors of ``packing.length`` ints or floats in [min_value, max_value].
         packing: the layout.
@@ -148,9 +153,10 @@ def encrypt_vector(
     values: Sequence[float] | npt.ArrayLike,
     packing: Packing,
 ) -> list[Ciphertext]:
-    """Pack and encrypt one vector; same as ``encrypt_vectors(public_key, [values], ...)``.
+    """Pack and encrypt one vector; same as ``encrypt_vectors(pool, public_key, [values], ...)``.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public_key: the key; at least ``packing.key_bits`` bits.
         values: ``packing.length`` ints or floats in [min_value, max_value].
         packing: the layout.
@@ -159,7 +165,7 @@ def encrypt_vector(
         The ``packing.ciphertexts`` ciphertexts.
 
     Raises:
-        InvalidInputError: as for :meth:`encrypt_vectors`.
+        InvalidInputError: as for :func:`encrypt_vectors`.
         OverflowDetectedError: a value not finite or outside the declared range.
     """
     return encrypt_vectors(pool, public_key, [values], packing)[0]
@@ -168,9 +174,13 @@ def encrypt_vector(
 def validate_many(
     pool: WorkerPool, public_key: PublicKey, values: CiphertextBatch
 ) -> list[Ciphertext]:
-    """Validate ciphertexts from outside: each in [1, n^2) and coprime to n.
+    """Validate ciphertexts from outside on the workers: each in [1, n^2) and coprime to n.
+
+    The same check as ``Ciphertext(public_key, c)``, done per chunk: the range per value,
+    coprimality once on the chunk's product (see ``smpcloud.parallel.jobs``). Reveals nothing.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public_key: the key they must belong to.
         values: integers, ``Ciphertext`` objects (their key is checked), or one bytes
             object of concatenated fixed-width big-endian ciphertexts.
@@ -205,11 +215,14 @@ def validate_many(
 def aggregate(pool: WorkerPool, public_key: PublicKey, ciphertexts: CiphertextBatch) -> Ciphertext:
     """Add many ciphertexts homomorphically: their product mod n^2, E(sum of plaintexts).
 
-    Integers and bytes are validated on the way (range per value, coprimality per chunk);
-    the first bad one is named by index. Reveals nothing; the result is *not*
-    re-randomised (see :meth:`Ciphertext.rerandomized`).
+    The sum of :class:`Ciphertext` objects, as a product tree of depth two: each worker
+    multiplies a chunk, the calling process the partial products. Integers and bytes are
+    validated on the way (range per value, coprimality per chunk); the first bad one is named
+    by index. Reveals nothing; the result is *not* re-randomised (see
+    :meth:`Ciphertext.rerandomized`).
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public_key: the key.
         ciphertexts: at least one ciphertext: ``Ciphertext`` objects, integers, or one
             bytes object of concatenated fixed-width big-endian ciphertexts.
@@ -252,6 +265,7 @@ def aggregate_vectors(
     re-randomised.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public_key: the key.
         reports: at least one report; every report has the same number of ciphertexts,
             given as ``Ciphertext`` objects, integers, or one bytes object of concatenated
@@ -302,11 +316,12 @@ def aggregate_vectors(
 def decrypt_many(
     pool: WorkerPool, private_key: PrivateKey, ciphertexts: Sequence[Ciphertext]
 ) -> list[int]:
-    """Decrypt many ciphertexts (CRT decryption, :meth:`PrivateKey.decrypt`).
+    """Decrypt many ciphertexts in chunks on the workers, each with :meth:`PrivateKey.decrypt`.
 
     Reveals the plaintexts to the caller. The workers receive the key's factors.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         private_key: the private key.
         ciphertexts: ``Ciphertext`` objects under its public key.
 
@@ -344,11 +359,13 @@ def decrypt_vector(
     packing: Packing,
     count: int,
 ) -> npt.NDArray[np.float64]:
-    """Decrypt the sum of ``count`` packed vectors and unpack it.
+    """Decrypt the sum of ``count`` packed vectors on the workers and unpack it.
 
-    Reveals to the key holder the per-slot sums, not the individual vectors.
+    Parallel form of :func:`smpcloud.crypto.packing.decrypt_vector`. Reveals to the key holder
+    the per-slot sums, not the individual vectors.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         private_key: the private key.
         ciphertexts: the ``packing.ciphertexts`` aggregated ciphertexts.
         packing: the layout the vectors were packed with.

@@ -58,6 +58,7 @@ def partial_decrypt_many(
     workers receive the key share (the holder's own processes).
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         key_share: the holder's key share.
         ciphertexts: ``Ciphertext`` objects under the threshold key.
 
@@ -103,6 +104,7 @@ def combine_many(
     the costly part and is what the workers share. Reveals the plaintexts to the caller.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public: the threshold public key.
         partials: one collection of partial decryptions per ciphertext, in order.
         verify: check every proof (default); skip only for partials already verified.
@@ -162,6 +164,7 @@ def combine_vector(
     sums to whoever combines.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public: the threshold public key.
         partials: one collection of partial decryptions per aggregated ciphertext.
         packing: the layout the vectors were packed with.
@@ -195,6 +198,7 @@ def partial_decrypt_batch(
     workers receive the key share (the holder's own processes).
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         key_share: the holder's key share.
         ciphertexts: ``Ciphertext`` objects under the threshold key, in order.
 
@@ -229,8 +233,14 @@ def verify_batch(
 
     One batch is checked in the calling process: its cost (~0.2 s for 1,177 ciphertexts
     at 2048 bits) is two multi-exponentiations and one proof, too little to gain from
-    shipping the values to workers. :meth:`combine_batch` checks several batches on the
+    shipping the values to workers. :func:`combine_batch` checks several batches on the
     workers at once. Reveals nothing.
+
+    Args:
+        pool: the worker pool (``self`` of the CryptoPool method); not used.
+        public: the threshold public key.
+        ciphertexts: the ciphertexts, in the order the holder decrypted them.
+        batch: the holder's batch.
 
     Raises:
         InvalidPartialDecryptionError: the proof fails (names the holder).
@@ -259,6 +269,7 @@ def combine_batch(
     with exponents 2 μ_i of a few bits). Reveals the plaintexts to the caller.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public: the threshold public key.
         ciphertexts: the ciphertexts, in the order the holders decrypted them.
         batches: batched partial decryptions of them by distinct holders.
@@ -313,6 +324,7 @@ def combine_vector_batches(
     per-slot sums to whoever combines.
 
     Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
         public: the threshold public key.
         ciphertexts: the ``packing.ciphertexts`` aggregated ciphertexts, in order.
         batches: t or more holders' batched partial decryptions of them.
