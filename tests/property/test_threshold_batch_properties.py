@@ -18,7 +18,7 @@ import gmpy2
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from smpcloud.crypto import threshold
+from smpcloud.crypto import threshold, threshold_batch, threshold_proofs
 from smpcloud.crypto.threshold import BatchPartialDecryption, InvalidPartialDecryptionError
 from smpcloud.errors import InvalidInputError
 
@@ -44,13 +44,13 @@ def reprove(share: threshold.KeyShare, cts: list, values: list[int]) -> BatchPar
     n2 = gmpy2.mpz(pk.public_key.n_squared)
     c_values = [gmpy2.mpz(c.value) for c in cts]
     p_values = [gmpy2.mpz(v) for v in values]
-    digest, rhos = threshold._batch_coefficients(pk, share.index, c_values, p_values)
-    big_c, big_p = threshold._multi_pow([c_values, p_values], rhos, n2)
-    e, z = threshold._prove_dleq(
+    digest, rhos = threshold_batch.batch_coefficients(pk, share.index, c_values, p_values)
+    big_c, big_p = threshold_batch.multi_pow([c_values, p_values], rhos, n2)
+    e, z = threshold_proofs.prove_dleq(
         share,
         gmpy2.powmod(big_c, 4, n2),
         gmpy2.powmod(big_p, 2, n2),
-        domain=threshold._BATCH_CHALLENGE_DOMAIN,
+        domain=threshold_batch.BATCH_CHALLENGE_DOMAIN,
         context=(digest,),
     )
     return BatchPartialDecryption(share.index, tuple(values), e, z)

@@ -15,7 +15,7 @@ import pickle
 import gmpy2
 import pytest
 
-from smpcloud.crypto import paillier
+from smpcloud.crypto import fixed_base, paillier
 from smpcloud.crypto.paillier import Ciphertext, PrivateKey, PublicKey
 from smpcloud.errors import (
     InvalidInputError,
@@ -542,7 +542,7 @@ def test_default_window_follows_the_memory_budget() -> None:
             sizes[bits] = table_bytes
             assert table_bytes <= 16 << 20
         assert (
-            paillier._choose_window((bits + 1) // 2, (2 * bits + 7) // 8)
+            fixed_base.choose_window((bits + 1) // 2, (2 * bits + 7) // 8)
             == {
                 1024: 8,
                 2048: 7,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from smpcloud import parallel
-from smpcloud.crypto import packing, paillier, threshold
+from smpcloud.crypto import packing, paillier, threshold, threshold_batch, threshold_proofs
 from smpcloud.crypto.packing import Packing
 from smpcloud.crypto.threshold import (
     BatchPartialDecryption,
@@ -73,13 +73,13 @@ def reprove(
     n2 = gmpy2.mpz(pk.public_key.n_squared)
     cts = [gmpy2.mpz(c.value) for c in ciphertexts]
     vals = [gmpy2.mpz(v) for v in values]
-    digest, rhos = threshold._batch_coefficients(pk, share.index, cts, vals)
-    big_c, big_p = threshold._multi_pow([cts, vals], rhos, n2)
-    e, z = threshold._prove_dleq(
+    digest, rhos = threshold_batch.batch_coefficients(pk, share.index, cts, vals)
+    big_c, big_p = threshold_batch.multi_pow([cts, vals], rhos, n2)
+    e, z = threshold_proofs.prove_dleq(
         share,
         gmpy2.powmod(big_c, 4, n2),
         gmpy2.powmod(big_p, 2, n2),
-        domain=threshold._BATCH_CHALLENGE_DOMAIN,
+        domain=threshold_batch.BATCH_CHALLENGE_DOMAIN,
         context=(digest,),
     )
     return BatchPartialDecryption(share.index, tuple(values), e, z)
@@ -181,7 +181,7 @@ def test_negating_a_partial_is_harmless_because_only_its_square_is_used(
 def test_tampered_proof_fails(key: Key, ciphertexts, batches) -> None:
     pk, _ = key
     batch = batches[1]
-    bound = 1 << (threshold._proof_nonce_bits(pk) + 1)
+    bound = 1 << (threshold_proofs.proof_nonce_bits(pk) + 1)
     for forged in (
         dataclasses.replace(batch, challenge=batch.challenge ^ 1),
         dataclasses.replace(batch, challenge=batch.challenge + (1 << 256)),
@@ -489,5 +489,5 @@ def test_multi_exponentiation_matches_powmod() -> None:
         for k, column in enumerate((bases, others)):
             for b, e in zip(column, exponents):
                 expected[k] = expected[k] * gmpy2.powmod(b, e, modulus) % modulus
-        assert threshold._multi_pow([bases, others], exponents, modulus) == expected
-    assert threshold._multi_pow([[gmpy2.mpz(3)]], [0], modulus) == [1]
+        assert threshold_batch.multi_pow([bases, others], exponents, modulus) == expected
+    assert threshold_batch.multi_pow([[gmpy2.mpz(3)]], [0], modulus) == [1]

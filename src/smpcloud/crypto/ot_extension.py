@@ -49,6 +49,11 @@ stream with different choice bits and reveal r xor r' to the sender, so a second
 :class:`~smpcloud.errors.ProtocolError`. Every message is decoded strictly (kind, batch, count,
 width, exact length, residues below their primes); a malformed or out-of-order message raises
 :class:`~smpcloud.errors.ProtocolError`. Randomness: ``os.urandom`` only.
+
+Why this is one file past 600 lines: it reads like the protocol's description top to bottom,
+kernels, IKNP, then Gilboa on top, and the security argument above covers its three messages
+together. Gilboa's layer shares the extension's batch-number discipline, stage machine and
+message framing, which stay private to this module instead of becoming public API.
 """
 
 from __future__ import annotations

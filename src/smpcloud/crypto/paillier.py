@@ -40,28 +40,11 @@ generates a large subgroup of Z_n^*, and the assumption is about that subgroup. 
 needed, which is why encryptors can build the table without the factors. To rely on DCR alone, use
 :meth:`PublicKey.encrypt_classic`; the classic r^n path stays available and decrypts identically.
 
-*Window size, chosen by measurement.* The table holds ceil(ceil(k/2)/w) rows of 2^w residues mod
-n^2 (about 64 bytes of overhead per gmpy2 integer, measured by RSS). Encryptions per second on one
-core of the reference machine (gmpy2 2.3.2 / GMP 6.3.0), table size and build time, as printed by
-``benchmarks/bench_paillier.py --sweep-windows``:
-
-    ==  =============================  =============================
-    w   k = 2048                       k = 3072
-    ==  =============================  =============================
-    4   1075/s,   2.2 MiB,   22 ms      375/s,   4.9 MiB,   67 ms
-    5   1279/s,   3.6 MiB,   32 ms      451/s,   7.8 MiB,   94 ms
-    6   1491/s,   6.0 MiB,   48 ms      529/s,  13.0 MiB,  144 ms
-    7   1694/s,  10.3 MiB,   80 ms      608/s,  22.3 MiB,  229 ms
-    8   1886/s,  18.0 MiB,  135 ms      685/s,  39.0 MiB,  385 ms
-    ==  =============================  =============================
-
-(phe 1.5, classic r^n encryption: about 121/s at 2048 bits and 39/s at 3072 bits.) Each extra
-window bit gains ~12-15% while the memory doubles, so the largest window whose table fits in
-16 MiB is used: w = 7 at 2048 bits (10.3 MiB), w = 6 at 3072 bits (13.0 MiB), w = 5 at 4096
-bits; from about 8192 bits no table fits and each encryption does one short-exponent powmod.
-The table is built on the first encryption with a key object (or by :meth:`PublicKey.precompute`)
-and lives as long as that object; if several threads encrypt first at the same time each may
-build one, and any of them is valid.
+The window size w is chosen by measurement: the largest window whose table fits in 16 MiB, w = 7
+at 2048 bits, w = 6 at 3072 bits, no table from about 8192 bits (the table, the measurements and
+the choice are in ``smpcloud.crypto.fixed_base``). The table is built on the first encryption
+with a key object (or by :meth:`PublicKey.precompute`) and lives as long as that object; if
+several threads encrypt first at the same time each may build one, and any of them is valid.
 
 What is revealed: a ciphertext reveals nothing about its plaintext (under the assumptions above)
 except that it belongs to the key n. Homomorphic results are *not* re-randomised: c * 0 has the
@@ -69,6 +52,11 @@ public value 1, and c + k, c * k are computable from c by anyone; call
 :meth:`Ciphertext.rerandomized` before handing a result to someone who saw the operands.
 
 Randomness: ``secrets`` only (the OS CSPRNG). The module holds no mutable global state.
+
+Why this is one file past 600 lines: :class:`PublicKey`, :class:`Ciphertext` and
+:class:`PrivateKey` share their internal gmpy2 values (n, n^2, the encryption table, c) and build
+one another's objects without validating them again; kept together, those internals stay
+private to this module. The table itself lives in ``smpcloud.crypto.fixed_base``.
 """
 
 from __future__ import annotations
@@ -82,6 +70,7 @@ from typing import Final
 import gmpy2
 from gmpy2 import mpz
 
+from smpcloud.crypto.fixed_base import FixedBaseTable, choose_window
 from smpcloud.crypto.primes import random_prime
 from smpcloud.crypto.wire import (
     JSON_VERSION,
@@ -115,82 +104,10 @@ CIPHERTEXT_KIND: Final = "smpcloud.paillier.ciphertext"
 
 # Factors closer than this reveal n to Fermat's method; 100 bits below half the size as in FIPS 186.
 _FACTOR_GAP_BITS: Final = 100
-_TABLE_BUDGET_BYTES: Final = 16 << 20
-_MPZ_OVERHEAD_BYTES: Final = 64  # per gmpy2.mpz: object header + malloc slack (measured by RSS)
-_WINDOWS: Final = (8, 7, 6, 5, 4, 3, 2)
-_ONE: Final = mpz(1)
 _KEY_ID_BYTES: Final = 12
 
 _object_new = object.__new__
 _set = object.__setattr__
-
-
-# ---------------------------------------------------------------------------------- helpers
-
-
-def _choose_window(exponent_bits: int, modulus_bytes: int) -> int:
-    """Pick the largest window whose fixed-base table fits the memory budget (see module doc).
-
-    Returns 0 (no table: one short-exponent powmod per encryption) for moduli so large that no
-    window fits, about 8192 bits and up.
-    """
-    for window in _WINDOWS:
-        rows = -(-exponent_bits // window)
-        table_bytes = rows * (1 << window) * (modulus_bytes + _MPZ_OVERHEAD_BYTES)
-        if table_bytes <= _TABLE_BUDGET_BYTES:
-            return window
-    return 0
-
-
-class _FixedBaseTable:
-    """Fixed-base exponentiation: rows[i][j] = base^(j 2^(w i)) mod modulus.
-
-    base^e for e < 2^exponent_bits is the product over the w-bit digits d_i of e of rows[i][d_i],
-    so one modular multiplication per non-zero digit (BGMW-style fixed-base windowing). Window 0
-    means no table: a plain powmod per call.
-    """
-
-    __slots__ = ("base", "exponent_bits", "modulus", "rows", "window")
-
-    def __init__(self, base: mpz, modulus: mpz, exponent_bits: int, window: int) -> None:
-        self.base = base
-        self.modulus = modulus
-        self.exponent_bits = exponent_bits
-        self.window = window
-        self.rows: tuple[tuple[mpz, ...], ...] = ()
-        if window == 0:
-            return
-        size = 1 << window
-        rows: list[tuple[mpz, ...]] = []
-        b = base
-        for _ in range(-(-exponent_bits // window)):
-            row = [_ONE] * size
-            x = _ONE
-            for j in range(1, size):
-                x = x * b % modulus
-                row[j] = x
-            rows.append(tuple(row))
-            b = x * b % modulus  # base^(2^(w (i + 1)))
-        self.rows = tuple(rows)
-
-    def table_bytes(self) -> int:
-        """Return the approximate memory held by the table."""
-        entry = (int(self.modulus).bit_length() + 7) // 8 + _MPZ_OVERHEAD_BYTES
-        return max(len(self.rows) * (1 << self.window), 1) * entry
-
-    def mul_pow(self, acc: mpz, exponent: int) -> mpz:
-        """Return acc * base^exponent mod modulus, for 0 <= exponent < 2^exponent_bits."""
-        modulus = self.modulus
-        window = self.window
-        if not window:
-            return acc * gmpy2.powmod(self.base, exponent, modulus) % modulus
-        mask = (1 << window) - 1
-        for row in self.rows:
-            digit = exponent & mask
-            if digit:
-                acc = acc * row[digit] % modulus
-            exponent >>= window
-        return acc
 
 
 # ------------------------------------------------------------------------------- public key
@@ -222,7 +139,7 @@ class PublicKey:
     _nsq: mpz = field(init=False, compare=False)
     _nsq_bytes: int = field(init=False, compare=False)
     _r_bits: int = field(init=False, compare=False)
-    _table: _FixedBaseTable | None = field(init=False, compare=False, default=None)
+    _table: FixedBaseTable | None = field(init=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         n = as_int(self.n)
@@ -284,8 +201,8 @@ class PublicKey:
 
         Args:
             window: digit size w in bits (0 to 12; 0 = no table, one short-exponent powmod per
-                encryption); by default the largest window whose table fits in 16 MiB (see the
-                module docstring for the measurements).
+                encryption); by default the largest window whose table fits in 16 MiB (see
+                ``smpcloud.crypto.fixed_base`` for the measurements).
 
         Returns:
             The approximate memory the table holds, in bytes.
@@ -294,7 +211,7 @@ class PublicKey:
             InvalidInputError: if window is outside 0..12.
         """
         if window is None:
-            window = _choose_window(self._r_bits, self._nsq_bytes)
+            window = choose_window(self._r_bits, self._nsq_bytes)
         elif type(window) is not int or not 0 <= window <= 12:
             raise InvalidInputError("window must be an int in 0..12")
         n = self._n
@@ -304,11 +221,11 @@ class PublicKey:
                 break
         h = (-(x * x)) % n
         h_s = gmpy2.powmod(h, n, self._nsq)
-        table = _FixedBaseTable(h_s, self._nsq, self._r_bits, window)
+        table = FixedBaseTable(h_s, self._nsq, self._r_bits, window)
         _set(self, "_table", table)
         return table.table_bytes()
 
-    def _fast_table(self) -> _FixedBaseTable:
+    def _fast_table(self) -> FixedBaseTable:
         table = self._table
         if table is None:
             self.precompute()
@@ -336,7 +253,7 @@ class PublicKey:
         """
         base = self._n * self._encode(plaintext) + 1  # (1 + n)^m = 1 + m n mod n^2
         table = self._fast_table()
-        return _wrap(self, table.mul_pow(base, secrets.randbits(table.exponent_bits)))
+        return raw_ciphertext(self, table.mul_pow(base, secrets.randbits(table.exponent_bits)))
 
     def encrypt_classic(self, plaintext: int) -> Ciphertext:
         """Encrypt an integer the textbook way: c = (1 + m n) r^n mod n^2, r uniform in Z_n^*.
@@ -360,7 +277,7 @@ class PublicKey:
             r = mpz(secrets.randbelow(self.n - 1) + 1)
             if gmpy2.gcd(r, n) == 1:
                 break
-        return _wrap(self, (n * m + 1) * gmpy2.powmod(r, n, self._nsq) % self._nsq)
+        return raw_ciphertext(self, (n * m + 1) * gmpy2.powmod(r, n, self._nsq) % self._nsq)
 
     def raw_encrypt(self, plaintext: int, r: int) -> Ciphertext:
         """Encrypt with a caller-chosen randomiser r: c = (1 + m n) r^n mod n^2.
@@ -385,7 +302,7 @@ class PublicKey:
         if r_int is None or not 1 <= r_int < self.n or math.gcd(r_int, self.n) != 1:
             raise InvalidInputError("randomiser r must be an integer in [1, n) coprime to n")
         n = self._n
-        return _wrap(self, (n * m + 1) * gmpy2.powmod(r_int, n, self._nsq) % self._nsq)
+        return raw_ciphertext(self, (n * m + 1) * gmpy2.powmod(r_int, n, self._nsq) % self._nsq)
 
     def ciphertext(self, value: int) -> Ciphertext:
         """Validate an integer from outside as a ciphertext under this key.
@@ -435,8 +352,24 @@ class PublicKey:
 # ------------------------------------------------------------------------------ ciphertext
 
 
-def _wrap(public_key: PublicKey, value: mpz) -> Ciphertext:
-    """Build a Ciphertext from a value known to be valid (result of our own arithmetic)."""
+def raw_ciphertext(public_key: PublicKey, value: mpz) -> Ciphertext:
+    """Build a Ciphertext from a value known to be valid, WITHOUT checking it.
+
+    You probably want ``Ciphertext(public_key, value)`` (or :meth:`PublicKey.ciphertext`),
+    which checks that value lies in [1, n^2) and is coprime to n. This constructor skips that
+    check: it is for values that are valid by construction, the results of this module's own
+    arithmetic or values already validated elsewhere (``smpcloud.parallel`` validates on its
+    worker processes and builds the objects here). An invalid value gives wrong results or
+    errors later.
+
+    Args:
+        public_key: the key the ciphertext belongs to.
+        value: the ciphertext c as a gmpy2.mpz, already known to be in [1, n^2) and coprime
+            to n.
+
+    Returns:
+        The ciphertext object.
+    """
     ct: Ciphertext = _object_new(Ciphertext)
     _set(ct, "public_key", public_key)
     _set(ct, "_c", value)
@@ -523,12 +456,12 @@ class Ciphertext:
         if k == 0:
             return self
         pk = self.public_key
-        return _wrap(pk, self._c * (pk._n * pk._encode(k) + 1) % pk._nsq)
+        return raw_ciphertext(pk, self._c * (pk._n * pk._encode(k) + 1) % pk._nsq)
 
     def __add__(self, other: object) -> Ciphertext:
         if isinstance(other, Ciphertext):
             pk = self._same_key(other)
-            return _wrap(pk, self._c * other._c % pk._nsq)
+            return raw_ciphertext(pk, self._c * other._c % pk._nsq)
         k = as_int(other)
         if k is None:
             return NotImplemented
@@ -542,12 +475,12 @@ class Ciphertext:
 
     def __neg__(self) -> Ciphertext:
         pk = self.public_key
-        return _wrap(pk, gmpy2.invert(self._c, pk._nsq))
+        return raw_ciphertext(pk, gmpy2.invert(self._c, pk._nsq))
 
     def __sub__(self, other: object) -> Ciphertext:
         if isinstance(other, Ciphertext):
             pk = self._same_key(other)
-            return _wrap(pk, self._c * gmpy2.invert(other._c, pk._nsq) % pk._nsq)
+            return raw_ciphertext(pk, self._c * gmpy2.invert(other._c, pk._nsq) % pk._nsq)
         k = as_int(other)
         if k is None:
             return NotImplemented
@@ -570,7 +503,7 @@ class Ciphertext:
             k = -k
         if k >= pk.n:
             k %= pk.n  # c^n encrypts 0, so the plaintext k a mod n is unchanged
-        return _wrap(pk, gmpy2.powmod(base, k, pk._nsq))
+        return raw_ciphertext(pk, gmpy2.powmod(base, k, pk._nsq))
 
     __rmul__ = __mul__
 
@@ -582,7 +515,7 @@ class Ciphertext:
         """
         pk = self.public_key
         table = pk._fast_table()
-        return _wrap(pk, table.mul_pow(self._c, secrets.randbits(table.exponent_bits)))
+        return raw_ciphertext(pk, table.mul_pow(self._c, secrets.randbits(table.exponent_bits)))
 
     # -------------------------------------------------------------- encodings
 
@@ -870,4 +803,5 @@ __all__ = [
     "decode_int",
     "encode_int",
     "generate_keypair",
+    "raw_ciphertext",
 ]
