@@ -5,14 +5,16 @@ A caller that carries the reports of many clients (each prepared on its owner's 
 its owner's token) uploads them here instead of opening one SDK object per client by hand:
 
 * :func:`upload_reports`: Paillier tasks, one :class:`~smpcloud.client.PreparedReport` per
-  client, each sent by :meth:`smpcloud.client.Client.upload` with that client's token;
+  client, each sent as :meth:`smpcloud.client.Client.upload` sends it, with that client's
+  token;
 * :func:`upload_shares`: Shamir tasks, one :class:`~smpcloud.client.ShamirPreparedReport` per
   client, share j sent to server j with the client's token there, as
   :class:`~smpcloud.client.ShamirClient` sends it.
 
 The request body, the authentication (each client's own bearer token) and the error mapping
-are the SDK's own. ``connections`` worker threads share the work, each with one keep-alive
-connection pool; the first refusal stops them all and raises :class:`UploadError`, which names
+are the SDK's own (:class:`~smpcloud.client._http.Connection`). ``connections`` worker threads
+share the work, each with one keep-alive connection pool and one SDK connection per server,
+which sends each request with the token of the client it belongs to; the first refusal stops them all and raises :class:`UploadError`, which names
 the first failed client (never its token) and carries the SDK's exception as its cause.
 
 Retries: a request that failed in transit (:class:`~smpcloud.errors.TransportError`) is sent
@@ -31,15 +33,15 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import httpx
 
 from smpcloud.client._http import DEFAULT_TIMEOUT, Connection, task_path
-from smpcloud.client.sdk import Client, PreparedReport
+from smpcloud.client.sdk import PreparedReport
 from smpcloud.client.shamir import ShamirCredentials, ShamirPreparedReport
 from smpcloud.errors import InvalidInputError, SmpcError, TransportError
 from smpcloud.protocol.problems import DuplicateSubmissionError
@@ -97,13 +99,19 @@ class UploadSummary:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
+    """One request: the body ``body`` posted to ``path`` on ``url`` with ``token``."""
+
     index: int
     label: str
-    send: Callable[[httpx.BaseTransport], None]
+    url: str
+    token: str = field(repr=False)
+    path: str
+    body: dict[str, object] = field(repr=False)
+    transport: httpx.BaseTransport | None = None
 
 
 class _Pooled(httpx.BaseTransport):
-    """A worker's keep-alive pool, lent to one SDK object after another (closing is a no-op)."""
+    """A worker's keep-alive pool, lent to its connections (closing them leaves it open)."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self._inner = inner
@@ -119,6 +127,21 @@ class _Pooled(httpx.BaseTransport):
         self._inner.close()
 
 
+class _Session(Connection):
+    """A worker's connection to one server, reused for one client's request after another.
+
+    The SDK's :class:`~smpcloud.client._http.Connection` (its headers, error mapping and
+    response check), owned by one worker thread; :meth:`as_client` switches its bearer token
+    to the client whose request goes next, so that every request carries its own client's
+    token, as if that client had sent it itself.
+    """
+
+    def as_client(self, token: str) -> Connection:
+        """Return this connection, authenticated as the client holding ``token``."""
+        self._http.headers["Authorization"] = f"Bearer {token}"
+        return self
+
+
 def _check_url(base_url: object) -> None:
     """Refuse a URL the way :class:`~smpcloud.client._http.Connection` does (before sending)."""
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -132,11 +155,14 @@ def _check_connections(connections: int, retries: int) -> None:
         raise InvalidInputError(f"retries must be an int in 0..{MAX_RETRIES}")
 
 
-def _send_with_retries(job: _Job, transport: httpx.BaseTransport, retries: int) -> None:
+def _send(session: _Session, job: _Job, retries: int) -> None:
+    """Post one job's body as its client; a duplicate after a lost answer counts as accepted."""
     attempts = 0
     while True:
         try:
-            job.send(transport)
+            session.as_client(job.token).request(
+                "POST", job.path, ReportAcceptedOut, json=job.body, expected=201
+            )
             return
         except DuplicateSubmissionError:
             if attempts:  # an earlier attempt arrived; only its answer was lost
@@ -154,33 +180,47 @@ def _run(
     reports: int,
     connections: int,
     retries: int,
-    transport: httpx.BaseTransport | None,
-    https: bool,
+    timeout: float,
 ) -> UploadSummary:
     """Send every job on ``connections`` threads (job i on thread i mod width); time it.
 
-    Each thread gets its own keep-alive pool (or lends the caller's ``transport``).
+    Each thread has its own keep-alive pool (unless the caller gave transports) and one
+    :class:`_Session` per server, all made before the clock starts.
     """
     width = max(1, min(connections, len(jobs)))
     if not jobs:
         return UploadSummary(reports, 0, 0.0, width)
-    if transport is not None:
-        pools = [_Pooled(transport) for _ in range(width)]
-    else:
-        verify: ssl.SSLContext | bool = httpx.create_ssl_context() if https else True
-        pools = [_Pooled(httpx.HTTPTransport(verify=verify)) for _ in range(width)]
+    https = any(job.url.startswith("https://") for job in jobs)
+    verify: ssl.SSLContext | bool = httpx.create_ssl_context() if https else True
+    owned: list[_Pooled] = []
+    sessions: list[dict[str, _Session]] = []
+    for worker in range(width):
+        pool: _Pooled | None = None
+        mine: dict[str, _Session] = {}
+        for job in jobs[worker::width]:
+            if job.url in mine:
+                continue
+            if job.transport is not None:
+                lent = _Pooled(job.transport)
+            else:
+                if pool is None:
+                    pool = _Pooled(httpx.HTTPTransport(verify=verify))
+                    owned.append(pool)
+                lent = pool
+            mine[job.url] = _Session(job.url, job.token, timeout=timeout, transport=lent)
+        sessions.append(mine)
     stop = threading.Event()
     failures: list[tuple[int, str, SmpcError]] = []
     lock = threading.Lock()
 
     def work(worker: int) -> int:
-        pool = pools[worker]
+        mine = sessions[worker]
         sent = 0
         for job in jobs[worker::width]:
             if stop.is_set():
                 break
             try:
-                _send_with_retries(job, pool, retries)
+                _send(mine[job.url], job, retries)
             except SmpcError as exc:
                 stop.set()
                 with lock:
@@ -195,9 +235,11 @@ def _run(
             accepted = sum(executor.map(work, range(width)))
             elapsed = time.perf_counter() - start
     finally:
-        if transport is None:
-            for pool in pools:
-                pool.release()
+        for mine in sessions:
+            for session in mine.values():
+                session.close()
+        for pool in owned:
+            pool.release()
     if failures:
         index, label, error = min(failures, key=lambda failure: failure[0])
         raise UploadError(
@@ -222,10 +264,11 @@ def upload_reports(
 ) -> UploadSummary:
     """Upload many clients' Paillier reports, each with its own token, concurrently.
 
-    Each report goes in its own request, sent by :meth:`smpcloud.client.Client.upload` with
-    that client's token; ``connections`` threads share the work (report i on thread
-    i mod connections), each over one keep-alive connection pool. Everything is checked before
-    anything is sent.
+    Each report goes in its own request with that client's token, the request
+    :meth:`smpcloud.client.Client.upload` sends (body :meth:`PreparedReport.request_body
+    <smpcloud.client.PreparedReport.request_body>`); ``connections`` threads share the work
+    (report i on thread i mod connections), each over one keep-alive connection pool.
+    Everything is checked, and every body serialised, before anything is sent.
 
     Args:
         base_url: the service's root URL.
@@ -248,8 +291,8 @@ def upload_reports(
     """
     _check_connections(connections, retries)
     _check_url(base_url)
-    if not isinstance(task_id, str) or not task_id:
-        raise InvalidInputError("task_id must be a non-empty string")
+    path = task_path(task_id, "reports")  # refuses an empty task id
+    base_url = base_url.rstrip("/")
     jobs: list[_Job] = []
     total = len(reports)
     for i, item in enumerate(reports):
@@ -262,23 +305,9 @@ def upload_reports(
             raise InvalidInputError(f"reports[{i}] is not a PreparedReport")
         if report.task_id != task_id:
             raise InvalidInputError(f"reports[{i}] was prepared for another task")
-
-        def send(
-            pool: httpx.BaseTransport, token: str = token, report: PreparedReport = report
-        ) -> None:
-            with Client(base_url, task_id, token, timeout=timeout, transport=pool) as client:
-                client.upload(report)
-
         label = f"the report of client {i + 1} of {total} (reports[{i}]) to {base_url}"
-        jobs.append(_Job(i, label, send))
-    return _run(
-        jobs,
-        reports=total,
-        connections=connections,
-        retries=retries,
-        transport=transport,
-        https=base_url.startswith("https://"),
-    )
+        jobs.append(_Job(i, label, base_url, token, path, report.request_body(), transport))
+    return _run(jobs, reports=total, connections=connections, retries=retries, timeout=timeout)
 
 
 def upload_shares(
@@ -320,8 +349,6 @@ def upload_shares(
     _check_connections(connections, retries)
     jobs: list[_Job] = []
     total = len(reports)
-    lent = {j: _Pooled(t) for j, t in transports.items()} if transports is not None else None
-    urls: set[str] = set()
     for i, item in enumerate(reports):
         if not isinstance(item, tuple) or len(item) != 2:
             raise InvalidInputError(
@@ -338,46 +365,28 @@ def upload_shares(
                 f"{len(credentials.endpoints)} servers"
             )
         for endpoint in credentials.endpoints:
-            urls.add(endpoint.base_url)
-            body = report.request_body(endpoint.server)
-            path = task_path(endpoint.task_id, "reports")
-            chosen = lent.get(endpoint.server) if lent is not None else None
-            if lent is not None and chosen is None:
-                raise InvalidInputError(f"no transport for server {endpoint.server}")
-
-            def send(
-                pool: httpx.BaseTransport,
-                url: str = endpoint.base_url,
-                token: str = endpoint.token,
-                path: str = path,
-                body: dict[str, object] = body,
-                chosen: httpx.BaseTransport | None = chosen,
-            ) -> None:
-                with Connection(url, token, timeout=timeout, transport=chosen or pool) as conn:
-                    conn.request("POST", path, ReportAcceptedOut, json=body, expected=201)
-
+            _check_url(endpoint.base_url)
+            chosen = None
+            if transports is not None:
+                chosen = transports.get(endpoint.server)
+                if chosen is None:
+                    raise InvalidInputError(f"no transport for server {endpoint.server}")
             label = (
                 f"the share of client {credentials.client_id} (reports[{i}]) to server "
                 f"{endpoint.server} ({endpoint.base_url})"
             )
-            jobs.append(_Job(i, label, send))
-    for url in urls:
-        _check_url(url)
-    return _run(
-        jobs,
-        reports=total,
-        connections=connections,
-        retries=retries,
-        transport=_NoTransport() if lent is not None else None,
-        https=any(url.startswith("https://") for url in urls),
-    )
-
-
-class _NoTransport(httpx.BaseTransport):
-    """Stands in for the per-thread pools when every server has the caller's transport."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:  # pragma: no cover
-        raise TransportError("no transport for this server")
+            jobs.append(
+                _Job(
+                    i,
+                    label,
+                    endpoint.base_url.rstrip("/"),
+                    endpoint.token,
+                    task_path(endpoint.task_id, "reports"),
+                    report.request_body(endpoint.server),
+                    chosen,
+                )
+            )
+    return _run(jobs, reports=total, connections=connections, retries=retries, timeout=timeout)
 
 
 __all__ = [
