@@ -14,8 +14,9 @@ its owner's token) uploads them here instead of opening one SDK object per clien
 The request body, the authentication (each client's own bearer token) and the error mapping
 are the SDK's own (:class:`~smpcloud.client._http.Connection`). ``connections`` worker threads
 share the work, each with one keep-alive connection pool and one SDK connection per server,
-which sends each request with the token of the client it belongs to; the first refusal stops them all and raises :class:`UploadError`, which names
-the first failed client (never its token) and carries the SDK's exception as its cause.
+which sends each request with the token of the client it belongs to. The first refusal stops
+them all and raises :class:`UploadError`, which names the first failed client (never its
+token) and carries the SDK's exception as its cause.
 
 Retries: a request that failed in transit (:class:`~smpcloud.errors.TransportError`) is sent
 again, up to ``retries`` times. If the first attempt did arrive, the server answers the retry
