@@ -1,6 +1,6 @@
 """Figure 7, measured: seconds per phase against the number of clients, Paillier and Shamir modes.
 
-Thin wrapper around :func:`smpcloud.apps.figure7.run_figure7` (the CLI's `smpcloud bench fig7`
+Thin wrapper around :func:`smpcloud.evaluation.figure7.run_figure7` (the CLI's `smpcloud bench fig7`
 calls the same function). For N = 10, 100, ... up to --max-clients, and each mode, a fresh task
 on real server subprocesses (uvicorn, SQLite file, 127.0.0.1): client encryption (simulated on
 every core, one pinned key object per worker process), upload (each client's own token and
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from _common import machine_line
-from smpcloud.apps.figure7 import client_counts_up_to, run_figure7
+from smpcloud.evaluation.figure7 import client_counts_up_to, run_figure7
 
 TARGET_CLIENTS = 10_000
 TARGET_SECONDS = 30.0

@@ -34,10 +34,11 @@ import httpx
 import numpy as np
 
 from _common import print_table
-from smpcloud.apps.service_demo import local_server, patient_bmis
 from smpcloud.client import Admin, Client, KeyHolder, TaskEncoding
 from smpcloud.crypto import threshold
 from smpcloud.crypto.wire import encode_int
+from smpcloud.datasets import patient_bmis
+from smpcloud.service.local import local_server
 
 
 def run_clients(url: str, task_id: str, work: list[tuple[str, float]]) -> int:

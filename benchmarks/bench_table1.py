@@ -1,6 +1,6 @@
 """Table 1, measured: the same aggregation four ways (plaintext, AES-GCM, Paillier, Shamir) + peers.
 
-Thin wrapper around :func:`smpcloud.apps.table1.run_table1` (the CLI's `smpcloud bench table1`
+Thin wrapper around :func:`smpcloud.evaluation.table1.run_table1` (the CLI's `smpcloud bench table1`
 calls the same function): the same N patients' body-mass indices aggregated in plaintext, with
 AES-256-GCM under a server-held key, with threshold Paillier and with Shamir sharing, plus
 python-paillier and MPyC doing the same job in the same run (when installed). Measured at the
@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from smpcloud.apps.table1 import run_table1
+from smpcloud.evaluation.table1 import run_table1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smpcloud.apps.datasets import breast_cancer_hospitals
 from smpcloud.apps.federated import ACCURACY_TOLERANCE_PP, FederatedResult, run_federated
+from smpcloud.datasets import breast_cancer_hospitals
 from smpcloud.errors import InvalidInputError
 
 PNG = b"\x89PNG\r\n\x1a\n"

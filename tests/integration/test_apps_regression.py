@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smpcloud.apps.datasets import bank_insurer_customers
 from smpcloud.apps.regression import (
     RegressionResult,
     minimum_ridge,
     newton_schulz_iterations,
     run_regression,
 )
+from smpcloud.datasets import bank_insurer_customers
 from smpcloud.errors import InvalidInputError
 
 PNG = b"\x89PNG\r\n\x1a\n"

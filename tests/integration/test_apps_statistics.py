@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from smpcloud.apps.aggregation import default_bound
-from smpcloud.apps.datasets import DIABETES_COLUMNS, diabetes_hospitals
 from smpcloud.apps.statistics import (
     BMI_EDGES,
     SummaryLayout,
@@ -24,6 +23,7 @@ from smpcloud.apps.statistics import (
     plaintext_statistics,
     run_stats,
 )
+from smpcloud.datasets import DIABETES_COLUMNS, diabetes_hospitals
 from smpcloud.errors import InvalidInputError
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from service_harness import Key
 
-from smpcloud.apps.figure7 import (
+from smpcloud.datasets import patient_bmis
+from smpcloud.errors import InvalidInputError, VerificationError
+from smpcloud.evaluation.figure7 import (
     PAILLIER_PHASES,
     SHAMIR_PHASES,
     check_secure_sum,
     client_counts_up_to,
     run_figure7,
 )
-from smpcloud.apps.service_demo import patient_bmis
-from smpcloud.errors import InvalidInputError, VerificationError
 
 COUNTS = (3, 10)
 

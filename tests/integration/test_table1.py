@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from service_harness import Key
 
-from smpcloud.apps.table1 import run_table1
 from smpcloud.errors import InvalidInputError
+from smpcloud.evaluation.table1 import run_table1
 
 
 def test_table1_tiny_run(tmp_path: Path, key: Key) -> None:

@@ -38,7 +38,6 @@ from typing import Final, Literal, Self, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from smpcloud.apps.service_demo import local_server
 from smpcloud.client import Admin, Client, KeyHolder
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing
@@ -50,6 +49,7 @@ from smpcloud.mpc.node import run_dealer_node, run_party
 from smpcloud.mpc.protocols.statistics import secure_sum
 from smpcloud.mpc.runtime import Party
 from smpcloud.ports import free_port_range
+from smpcloud.service.local import local_server
 
 R = TypeVar("R")
 FloatArray = npt.NDArray[np.float64]

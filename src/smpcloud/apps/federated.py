@@ -3,7 +3,7 @@
 Several hospitals hold different patients with the same measurements: scikit-learn's
 breast-cancer dataset (569 real tumours, 30 features, benign or malignant), with a stratified
 test set held out and the training rows split across 3-5 hospitals
-(:func:`~smpcloud.apps.datasets.breast_cancer_hospitals`). Together they train one
+(:func:`~smpcloud.datasets.breast_cancer_hospitals`). Together they train one
 L2-regularised logistic-regression classifier by federated averaging (FedAvg, McMahan et al.,
 AISTATS 2017), and no hospital's data or model update is ever seen by anyone:
 
@@ -57,8 +57,13 @@ from smpcloud.apps.aggregation import (
     majority_threshold,
     run_parties,
 )
-from smpcloud.apps.datasets import HorizontalSplit, IntArray, breast_cancer_hospitals
 from smpcloud.apps.results import figure, footer_lines, output_path
+from smpcloud.datasets import (
+    HorizontalSplit,
+    IntArray,
+    breast_cancer_hospitals,
+    require_extra,
+)
 from smpcloud.errors import InvalidInputError
 from smpcloud.mpc.protocols.statistics import secure_sum
 from smpcloud.mpc.runtime import Party
@@ -385,8 +390,10 @@ def run_federated(
     Raises:
         InvalidInputError: bad parameters.
         ProtocolError, TransportError: a party, the server or a key holder failed.
+        MissingExtraError: scikit-learn or matplotlib (the ``examples`` extra) is missing.
     """
-    from sklearn.linear_model import LogisticRegression
+    with require_extra("examples"):
+        from sklearn.linear_model import LogisticRegression
 
     config = TrainingConfig(rounds, local_steps, learning_rate, C)
     config.check()

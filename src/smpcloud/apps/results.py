@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from smpcloud.datasets import require_extra
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -126,8 +128,13 @@ def matrix_lines(title: str, labels: Sequence[str], matrix: FloatArray) -> list[
 
 
 def figure(width: float, height: float) -> Any:
-    """Return a new matplotlib ``Figure`` that saves to files (no pyplot, no global backend)."""
-    from matplotlib.figure import Figure
+    """Return a new matplotlib ``Figure`` that saves to files (no pyplot, no global backend).
+
+    Raises:
+        MissingExtraError: matplotlib (the ``examples`` extra) is not installed.
+    """
+    with require_extra("examples"):
+        from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 

@@ -5,9 +5,11 @@ What happens (the paper's Figures 1 and 2, for real, on 127.0.0.1):
 1. A dealer creates a 3-of-5 threshold Paillier key (safe primes) and hands one key share to
    each of five key holders.
 2. The aggregation server starts (uvicorn, an ephemeral port, a SQLite file in a temporary
-   directory). The administrator creates a task and registers N clients, each with a token.
+   directory; :func:`smpcloud.service.local.local_server`). The administrator creates a task
+   and registers N clients, each with a token.
 3. Each client holds one patient's body-mass index from scikit-learn's diabetes dataset
-   (442 real patients; more clients than patients reuse rows). It encodes the value as fixed
+   (442 real patients, :func:`smpcloud.datasets.patient_bmis`; more clients than patients
+   reuse rows). It encodes the value as fixed
    point, encrypts it locally and uploads only the ciphertext over HTTP.
 4. The server multiplies the ciphertexts (adding the plaintexts) without being able to read
    them, closes the task and publishes the aggregate ciphertext and the count.
@@ -20,30 +22,20 @@ the threshold can decrypt anything.
 
 from __future__ import annotations
 
-import os
 import secrets
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-import numpy as np
-import numpy.typing as npt
-
 from smpcloud.client import Admin, Client, KeyHolder, TaskEncoding
 from smpcloud.crypto import threshold
-from smpcloud.errors import InvalidInputError, TransportError
-from smpcloud.ports import free_port
-
-FRAC_BITS = 16
-BMI_RANGE = (0.0, 100.0)
+from smpcloud.datasets import BMI_RANGE, FRAC_BITS, patient_bmis
+from smpcloud.errors import InvalidInputError
+from smpcloud.service.local import local_server
 
 
 @dataclass(slots=True)
@@ -78,70 +70,6 @@ class ServiceDemoReport:
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
             "server_storage": self.server_storage,
         }
-
-
-def patient_bmis(count: int) -> npt.NDArray[np.float64]:
-    """Return ``count`` body-mass-index values from scikit-learn's diabetes dataset (real rows,
-    cycled when more clients than the 442 patients are asked for)."""
-    from sklearn.datasets import load_diabetes
-
-    bmi = load_diabetes(scaled=False).data[:, 2].astype(np.float64)
-    return np.resize(bmi, count)
-
-
-@contextmanager
-def local_server(
-    db_path: Path,
-    admin_token: str,
-    *,
-    timeout: float = 30.0,
-    allow_insecure_keys: bool = False,
-) -> Iterator[str]:
-    """Run the aggregation server as a subprocess on 127.0.0.1; yield its base URL.
-
-    ``allow_insecure_keys`` starts it with ``--allow-insecure-keys`` (keys below 2048 bits;
-    fast tests only).
-    """
-    port = free_port()
-    env = {**os.environ, "SMPCLOUD_ADMIN_TOKEN": admin_token}
-    cmd = [
-        sys.executable,
-        "-m",
-        "smpcloud.service",
-        "--db",
-        f"sqlite:///{db_path}",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    if allow_insecure_keys:
-        cmd.append("--allow-insecure-keys")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                raise TransportError(f"the server exited during start-up: {err[-500:]}")
-            try:
-                if httpx.get(f"{url}/openapi.json", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TransportError(f"the server did not answer on {url} within {timeout} s")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def describe_storage(db_path: Path) -> list[str]:
@@ -185,6 +113,7 @@ def run(
     Raises:
         InvalidInputError: bad parameters.
         TransportError: the server could not be started or reached.
+        MissingExtraError: scikit-learn (the ``examples`` extra) is missing.
     """
     if clients < 1 or not 1 <= t <= holders:
         raise InvalidInputError("need clients >= 1 and 1 <= t <= holders")

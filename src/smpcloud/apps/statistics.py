@@ -2,7 +2,7 @@
 
 The data are scikit-learn's diabetes dataset (442 real patients: age, sex, body-mass index,
 blood pressure, six serum measurements and disease progression one year later), split across
-simulated hospitals (:func:`~smpcloud.apps.datasets.diabetes_hospitals`). The statistics are
+simulated hospitals (:func:`~smpcloud.datasets.diabetes_hospitals`). The statistics are
 the count, sum, mean, variance and standard deviation of every chosen column, the covariance
 and correlation matrices of the chosen columns, and a histogram (bucket counts) of one column.
 
@@ -61,7 +61,6 @@ from smpcloud.apps.aggregation import (
     ServiceAggregator,
     peer_secure_sum,
 )
-from smpcloud.apps.datasets import diabetes_hospitals
 from smpcloud.apps.results import (
     Comparison,
     compare,
@@ -71,6 +70,7 @@ from smpcloud.apps.results import (
     matrix_lines,
     output_path,
 )
+from smpcloud.datasets import diabetes_hospitals
 from smpcloud.errors import InvalidInputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -379,7 +379,7 @@ def run_stats(
         mode: ``"peer"`` (hospitals are MPC parties) or ``"cloud"`` (the aggregation service).
         hospitals: number of simulated hospitals (>= 2; 3 or more so that no hospital can
             subtract its own data from the totals to learn another's).
-        columns: diabetes columns to analyse (see :data:`~smpcloud.apps.datasets.
+        columns: diabetes columns to analyse (see :data:`~smpcloud.datasets.
             DIABETES_COLUMNS`).
         histogram_column: the column whose histogram is computed.
         edges: public, increasing bucket edges of the histogram (default: WHO BMI classes).

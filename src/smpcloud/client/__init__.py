@@ -21,6 +21,9 @@ Shamir mode (n aggregation servers, one Shamir share of each client each; any t 
 sum): :class:`ShamirAggregation` (administrator and analyst) and :class:`ShamirClient`, see
 :mod:`smpcloud.client.shamir`.
 
+Bulk upload, for callers that carry many clients' prepared reports (simulations, benchmarks,
+gateways): :func:`upload_reports` and :func:`upload_shares`, see :mod:`smpcloud.client.uploads`.
+
 Server errors come back as exceptions (:mod:`smpcloud.protocol.problems`), connection problems as
 :class:`~smpcloud.errors.TransportError`.
 """
@@ -52,6 +55,7 @@ from smpcloud.client.shamir import (
     ShamirTaskInfo,
     prepare_shares,
 )
+from smpcloud.client.uploads import UploadError, UploadSummary, upload_reports, upload_shares
 from smpcloud.protocol.problems import (
     AuthenticationError,
     ConflictError,
@@ -98,6 +102,10 @@ __all__ = [
     "TaskResult",
     "TaskStateError",
     "TaskStatus",
+    "UploadError",
+    "UploadSummary",
     "prepare_report",
     "prepare_shares",
+    "upload_reports",
+    "upload_shares",
 ]

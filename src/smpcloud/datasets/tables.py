@@ -1,5 +1,8 @@
-"""Data for the use cases: real datasets that ship with scikit-learn, split across owners.
+"""Data for the use cases and the evaluation: real datasets that ship with scikit-learn.
 
+* :func:`patient_bmis`: the body-mass indices of scikit-learn's diabetes dataset, one per
+  simulated client, as the demo and the paper's Figure 7 and Table 1 use them (fixed point
+  with :data:`FRAC_BITS` fractional bits, declared range :data:`BMI_RANGE`).
 * :func:`diabetes_hospitals`: scikit-learn's diabetes dataset (442 real patients, ten baseline
   variables and the disease progression one year later), rows split across simulated hospitals.
 * :func:`breast_cancer_hospitals`: scikit-learn's breast-cancer dataset (569 real tumours, 30
@@ -12,6 +15,10 @@ Randomness here is *not* secret: it only decides which hospital holds which publ
 or generates public synthetic data, and must be reproducible. It is seeded and comes from
 scikit-learn's ``random_state`` utilities. Secret randomness (shares, masks, keys) never comes
 from here; it comes from the OS CSPRNG inside ``smpcloud.crypto``.
+
+scikit-learn is an optional dependency (the ``examples`` extra): it is imported inside the
+functions that need it, and its absence raises
+:class:`~smpcloud.datasets.extras.MissingExtraError`.
 """
 
 from __future__ import annotations
@@ -22,10 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from smpcloud.datasets.extras import require_extra
 from smpcloud.errors import InvalidInputError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+#: Fractional bits of the fixed-point encoding of a body-mass index (resolution 2^-16).
+FRAC_BITS = 16
+#: The declared range of a body-mass index.
+BMI_RANGE = (0.0, 100.0)
 
 #: Columns of the diabetes table: scikit-learn's ten features (unscaled: age in years, sex
 #: coded 1/2, body-mass index, mean blood pressure, six blood serum measurements s1..s6) and the
@@ -62,7 +75,8 @@ def split_rows(count: int, parts: int, *, seed: int = 0) -> list[IntArray]:
     Raises:
         InvalidInputError: parts outside 1..count.
     """
-    from sklearn.utils import shuffle
+    with require_extra("examples"):
+        from sklearn.utils import shuffle
 
     if not 1 <= parts <= count:
         raise InvalidInputError(f"cannot split {count} rows into {parts} groups")
@@ -72,10 +86,21 @@ def split_rows(count: int, parts: int, *, seed: int = 0) -> list[IntArray]:
 
 def diabetes_table() -> FloatArray:
     """Return the diabetes dataset as a (442, 11) float array in :data:`DIABETES_COLUMNS` order."""
-    from sklearn.datasets import load_diabetes
+    with require_extra("examples"):
+        from sklearn.datasets import load_diabetes
 
     data = load_diabetes(scaled=False)
     return np.column_stack([data.data, data.target]).astype(np.float64)
+
+
+def patient_bmis(count: int) -> FloatArray:
+    """Return ``count`` body-mass-index values from scikit-learn's diabetes dataset (real rows,
+    cycled when more clients than the 442 patients are asked for)."""
+    with require_extra("examples"):
+        from sklearn.datasets import load_diabetes
+
+    bmi = load_diabetes(scaled=False).data[:, 2].astype(np.float64)
+    return np.resize(bmi, count)
 
 
 def column_indices(columns: Sequence[str]) -> list[int]:
@@ -168,8 +193,9 @@ def breast_cancer_hospitals(
     Raises:
         InvalidInputError: hospitals or test_size out of range.
     """
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+    with require_extra("examples"):
+        from sklearn.datasets import load_breast_cancer
+        from sklearn.model_selection import StratifiedKFold, train_test_split
 
     if not 2 <= hospitals <= 20:
         raise InvalidInputError("hospitals must be in 2..20")
@@ -234,7 +260,8 @@ def bank_insurer_customers(customers: int = 1000, *, seed: int = 0) -> VerticalS
     Raises:
         InvalidInputError: customers out of range.
     """
-    from sklearn.utils import check_random_state
+    with require_extra("examples"):
+        from sklearn.utils import check_random_state
 
     if not 10 <= customers <= 1_000_000:
         raise InvalidInputError("customers must be in 10..1,000,000")
@@ -264,7 +291,9 @@ def bank_insurer_customers(customers: int = 1000, *, seed: int = 0) -> VerticalS
 
 
 __all__ = [
+    "BMI_RANGE",
     "DIABETES_COLUMNS",
+    "FRAC_BITS",
     "HorizontalSplit",
     "VerticalSplit",
     "bank_insurer_customers",
@@ -272,5 +301,6 @@ __all__ = [
     "column_indices",
     "diabetes_hospitals",
     "diabetes_table",
+    "patient_bmis",
     "split_rows",
 ]

@@ -2,22 +2,24 @@
 
 For each number of clients N and each mode, a fresh task on real server subprocesses (uvicorn,
 SQLite file, 127.0.0.1) started by :func:`run_figure7`, with N simulated clients holding real
-patients' body-mass indices (:func:`~smpcloud.apps.service_demo.patient_bmis`, fixed point with
-16 fractional bits). Each phase is timed on its own:
+patients' body-mass indices (:func:`smpcloud.datasets.patient_bmis`, fixed point with 16
+fractional bits). Each phase is timed on its own:
 
 Paillier mode (one server; a 3-of-5 threshold key dealt once per run, the dealer's time reported
 separately, not in the figure):
 
 1. **client encryption**: every client encodes, range-checks and encrypts its value
    (:func:`smpcloud.client.prepare_report`). The clients are simulated on every core by a
-   process pool: each worker process handles a contiguous slice of the clients with *one* key
-   object, whose fast-encryption (DJN) table it builds once per slice (when the slice holds more
-   than :data:`~smpcloud.client.sdk.CLASSIC_ENCRYPTION_MAX` clients), so each later client pays
-   ~0.6 ms at 2048 bits. A one-shot device that encrypts a single value pays a classic r^n
-   encryption instead, ~8 ms at 2048 bits (see Table 1, :mod:`smpcloud.apps.table1`).
-2. **upload**: each client's report goes in its own HTTP request with its own bearer token
-   (the body :meth:`~smpcloud.client.Client.upload` sends), over ``connections`` concurrent
-   keep-alive connections (httpx, default 16), until the server has accepted all N.
+   process pool (:mod:`smpcloud.evaluation.simulate`): each worker process handles a contiguous
+   slice of the clients with *one* key object, whose fast-encryption (DJN) table it builds once
+   per slice (when the slice holds more than :data:`~smpcloud.client.sdk.CLASSIC_ENCRYPTION_MAX`
+   clients), so each later client pays ~0.6 ms at 2048 bits. A one-shot device that encrypts a
+   single value pays a classic r^n encryption instead, ~8 ms at 2048 bits (see Table 1,
+   :mod:`smpcloud.evaluation.table1`).
+2. **upload**: each client's report goes in its own HTTP request with its own bearer token,
+   sent by the SDK (:func:`smpcloud.client.upload_reports`, i.e.
+   :meth:`~smpcloud.client.Client.upload`), over ``connections`` concurrent keep-alive
+   connections (httpx, default 16), until the server has accepted all N.
 3. **aggregation**: the administrator closes the task; the server multiplies the N
    ciphertexts and publishes the aggregate.
 4. **threshold decryption**: 3 of the 5 key holders (chosen at random) each fetch the
@@ -26,7 +28,8 @@ separately, not in the figure):
 
 Shamir mode (three servers, t = 2): **client sharing** (every client Shamir-shares its value,
 :func:`smpcloud.client.prepare_shares`, same process pool), **upload** (share j to server j:
-3 N requests, each with that client's token on that server), **aggregation**
+3 N requests, each with that client's token on that server, by
+:func:`smpcloud.client.upload_shares`), **aggregation**
 (:meth:`~smpcloud.client.ShamirAggregation.close_all`: one participant set, each server sums
 its shares), **reconstruction** (:meth:`~smpcloud.client.ShamirAggregation.result`: the sum
 rebuilt from the servers' shares of it, cross-checked when more than t answer).
@@ -41,69 +44,60 @@ dataset's values; no key, token or share is written anywhere.
 
 from __future__ import annotations
 
-import csv
 import multiprocessing
-import os
 import secrets
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal, TypeVar
-from urllib.parse import quote
+from typing import Final, Literal
 
-import httpx
-import numpy as np
-import numpy.typing as npt
-
-from smpcloud.apps.service_demo import BMI_RANGE, FRAC_BITS, local_server, patient_bmis
 from smpcloud.client import (
     Admin,
     KeyHolder,
-    PreparedReport,
     ShamirAggregation,
-    ShamirPreparedReport,
     ShamirServer,
-    TaskEncoding,
-    TaskInfo,
-    prepare_report,
-    prepare_shares,
+    upload_reports,
+    upload_shares,
 )
-from smpcloud.client.sdk import CLASSIC_ENCRYPTION_MAX
-from smpcloud.client.shamir import ShamirTaskInfo
 from smpcloud.crypto import threshold
+from smpcloud.datasets import check_extra, patient_bmis
 from smpcloud.errors import InvalidInputError, KeyMismatchError, VerificationError
+from smpcloud.evaluation.harness import (
+    ENCODING,
+    KEY_HOLDERS,
+    KEY_THRESHOLD,
+    SHAMIR_SERVERS,
+    SHAMIR_THRESHOLD,
+    ProgressCallback,
+    Steps,
+    check_secure_sum,
+    local_servers,
+)
+from smpcloud.evaluation.outputs import plot_phases, write_csv
+from smpcloud.evaluation.simulate import (
+    encrypt_slice,
+    map_slices,
+    share_slice,
+    slices,
+    worker_ready,
+)
 from smpcloud.parallel import default_workers
-from smpcloud.protocol.problems import exception_from_problem
 
-InfoT = TypeVar("InfoT")
-ReportT = TypeVar("ReportT")
 Mode = Literal["paillier", "shamir"]
-#: Called as progress(steps_done, steps_total, description_of_the_step_starting_now); the last
-#: call is progress(total, total, "done").
-ProgressCallback = Callable[[int, int, str], None]
 
 MODES: Final[tuple[Mode, ...]] = ("paillier", "shamir")
 PAILLIER_PHASES: Final = ("client encryption", "upload", "aggregation", "threshold decryption")
 SHAMIR_PHASES: Final = ("client sharing", "upload", "aggregation", "reconstruction")
 DEFAULT_CLIENT_COUNTS: Final = (10, 100, 1000, 10000)
 DEFAULT_CONNECTIONS: Final = 16
-#: The threshold key of Paillier mode: t of n holders decrypt.
-KEY_HOLDERS: Final = 5
-KEY_THRESHOLD: Final = 3
-#: Shamir mode: n servers, any t rebuild the sum.
-SHAMIR_SERVERS: Final = 3
-SHAMIR_THRESHOLD: Final = 2
 CSV_NAME: Final = "figure7.csv"
 PNG_NAME: Final = "figure7.png"
 MAX_CONNECTIONS: Final = 256
 
 _HTTP_TIMEOUT: Final = 120.0
-_ENCODING: Final = TaskEncoding.fixed(FRAC_BITS, *BMI_RANGE)
 
 
 def client_counts_up_to(max_clients: int) -> tuple[int, ...]:
@@ -214,193 +208,11 @@ class Figure7Result:
         return check.uploads / self.seconds(mode, clients, "upload")
 
 
-# ----------------------------------------------------------------------------------- checks
-
-
-def check_secure_sum(
-    *,
-    count: int,
-    secure_sum: float,
-    values: Sequence[float] | npt.NDArray[np.float64],
-    encoding: TaskEncoding = _ENCODING,
-) -> None:
-    """Check a released count and sum against the plaintext values they come from.
-
-    The secure sum must equal, exactly, the sum of the values' fixed-point encodings (decoded),
-    and lie within count · 2^-(frac_bits + 1) of the plain float sum.
-
-    Args:
-        count: the released count.
-        secure_sum: the released sum.
-        values: every client's plaintext value.
-        encoding: the task's encoding.
-
-    Raises:
-        VerificationError: the count or the sum is wrong (the message gives both sums).
-    """
-    floats = [float(v) for v in values]
-    exact = encoding.decode_sum(sum(encoding.encode(v) for v in floats))
-    plain = float(np.sum(np.asarray(floats, dtype=np.float64)))
-    if count != len(floats):
-        raise VerificationError(f"the secure count is {count}; there are {len(floats)} clients")
-    tolerance = len(floats) * 2.0 ** -(encoding.frac_bits + 1) + 1e-9 * abs(plain)
-    if secure_sum != exact or abs(secure_sum - plain) > tolerance:
-        raise VerificationError(
-            f"the secure sum {secure_sum!r} is wrong: the clients' fixed-point values add up to "
-            f"{exact!r} (plain float sum {plain!r})"
-        )
-
-
-# ------------------------------------------------------------------------ worker processes
-#
-# Top-level functions: the process pool pickles them by name (spawn start method).
-
-
-def _worker_ready() -> int:
-    time.sleep(0.05)  # keep this worker busy so that the pool starts the others too
-    return os.getpid()
-
-
-def _encrypt_slice(info: TaskInfo, values: list[float]) -> list[PreparedReport]:
-    """Prepare the reports of a slice of clients with one key object (one DJN table)."""
-    public_key = info.public_key.public_key  # unpickled here: one object for the slice
-    if len(values) > CLASSIC_ENCRYPTION_MAX:
-        public_key.precompute()
-    return [prepare_report(info, v) for v in values]
-
-
-def _share_slice(info: ShamirTaskInfo, values: list[float]) -> list[ShamirPreparedReport]:
-    """Prepare the shares of a slice of clients."""
-    return [prepare_shares(info, v) for v in values]
-
-
-def _slices(values: npt.NDArray[np.float64], parts: int) -> list[list[float]]:
-    chunks = np.array_split(values, max(1, min(parts, len(values))))
-    return [[float(v) for v in chunk] for chunk in chunks if len(chunk)]
-
-
-# ------------------------------------------------------------------------------- uploading
-
-
-def _upload_all(jobs: Sequence[tuple[str, str, dict[str, object]]], connections: int) -> float:
-    """POST every (url, token, body) with its own token, over ``connections`` connections.
-
-    Returns:
-        The seconds from the first request to the last answer (the connection objects are
-        made before the clock starts; connecting is timed).
-
-    Raises:
-        SmpcError: the first refusal, as the SDK would raise it.
-    """
-    width = max(1, min(connections, len(jobs)))
-    clients = [httpx.Client(timeout=_HTTP_TIMEOUT) for _ in range(width)]
-    stop = threading.Event()
-
-    def run(index: int) -> int:
-        http = clients[index]
-        sent = 0
-        for url, token, body in jobs[index::width]:
-            if stop.is_set():
-                break
-            response = http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
-            if response.status_code != 201:
-                stop.set()
-                try:
-                    problem: object = response.json()
-                except ValueError:
-                    problem = None
-                raise exception_from_problem(response.status_code, problem)
-            sent += 1
-        return sent
-
-    try:
-        with ThreadPoolExecutor(width) as pool:
-            start = time.perf_counter()
-            done = sum(pool.map(run, range(width)))
-            elapsed = time.perf_counter() - start
-    finally:
-        for http in clients:
-            http.close()
-    if done != len(jobs):  # pragma: no cover - a refusal raised above
-        raise VerificationError(f"only {done} of {len(jobs)} uploads were sent")
-    return elapsed
-
-
-def _reports_url(base_url: str, task_id: str) -> str:
-    return f"{base_url}/v1/tasks/{quote(task_id, safe='')}/reports"
-
-
-# ------------------------------------------------------------------------------ the servers
-
-
-@contextmanager
-def _servers(
-    directory: Path, count: int, *, allow_insecure_keys: bool
-) -> Iterator[list[tuple[str, str]]]:
-    """Start ``count`` servers side by side; yield [(base_url, admin_token)] and stop them."""
-    tokens = [secrets.token_urlsafe(32) for _ in range(count)]
-    managers: list[AbstractContextManager[str]] = [
-        local_server(directory / f"server{j}.db", token, allow_insecure_keys=allow_insecure_keys)
-        for j, token in enumerate(tokens, start=1)
-    ]
-    with ExitStack() as stack:
-        if count:
-            with ThreadPoolExecutor(count) as pool:
-                futures = [pool.submit(m.__enter__) for m in managers]
-            urls: list[str] = []
-            failure: BaseException | None = None
-            for manager, future in zip(managers, futures, strict=True):
-                error = future.exception()
-                if error is None:
-                    urls.append(future.result())
-                    stack.push(manager.__exit__)
-                elif failure is None:
-                    failure = error
-            if failure is not None:
-                raise failure
-        else:
-            urls = []
-        yield list(zip(urls, tokens, strict=True))
-
-
 # --------------------------------------------------------------------------- the two modes
-
-
-class _Steps:
-    """Counts steps and reports them to the progress callback."""
-
-    def __init__(self, total: int, callback: ProgressCallback | None) -> None:
-        self.total = total
-        self.done = 0
-        self._callback = callback
-        self._started = False
-
-    def next(self, description: str) -> None:
-        if self._started:
-            self.done += 1
-        self._started = True
-        if self._callback is not None:
-            self._callback(self.done, self.total, description)
-
-    def finish(self) -> None:
-        self.done = self.total
-        if self._callback is not None:
-            self._callback(self.total, self.total, "done")
 
 
 def _label(mode: Mode, clients: int, what: str) -> str:
     return f"{mode}, {clients:,} clients: {what}"
-
-
-def _map_slices(
-    pool: ProcessPoolExecutor,
-    function: Callable[[InfoT, list[float]], list[ReportT]],
-    info: InfoT,
-    slices: list[list[float]],
-) -> list[ReportT]:
-    """Run function(info, slice) for every slice on the pool; return the results in order."""
-    futures: list[Future[list[ReportT]]] = [pool.submit(function, info, s) for s in slices]
-    return [item for future in futures for item in future.result()]
 
 
 def _run_paillier(
@@ -413,7 +225,7 @@ def _run_paillier(
     workers: int,
     connections: int,
     allow_insecure_keys: bool,
-    steps: _Steps,
+    steps: Steps,
 ) -> tuple[list[Figure7Row], Figure7Check]:
     public, shares = key
     values = patient_bmis(clients)
@@ -422,7 +234,7 @@ def _run_paillier(
         steps.next(_label("paillier", clients, "setup (task, client registration)"))
         start = time.perf_counter()
         task = admin.create_task(
-            public, name=f"figure 7, {clients} clients", encoding=_ENCODING, min_clients=clients
+            public, name=f"figure 7, {clients} clients", encoding=ENCODING, min_clients=clients
         )
         credentials = admin.register_clients(task.task_id, clients)
         info = admin.info(task.task_id, allow_insecure_keys=allow_insecure_keys)
@@ -432,16 +244,18 @@ def _run_paillier(
 
         steps.next(_label("paillier", clients, PAILLIER_PHASES[0]))
         start = time.perf_counter()
-        prepared = _map_slices(pool, _encrypt_slice, info, _slices(values, workers))
+        prepared = map_slices(pool, encrypt_slice, info, slices(values, workers))
         seconds[PAILLIER_PHASES[0]] = time.perf_counter() - start
 
         steps.next(_label("paillier", clients, PAILLIER_PHASES[1]))
-        target = _reports_url(url, task.task_id)
-        jobs = [
-            (target, cred.token, report.request_body())
-            for cred, report in zip(credentials, prepared, strict=True)
-        ]
-        seconds[PAILLIER_PHASES[1]] = _upload_all(jobs, connections)
+        uploaded = upload_reports(
+            url,
+            task.task_id,
+            [(cred.token, report) for cred, report in zip(credentials, prepared, strict=True)],
+            connections=connections,
+            timeout=_HTTP_TIMEOUT,
+        )
+        seconds[PAILLIER_PHASES[1]] = uploaded.seconds
 
         steps.next(_label("paillier", clients, PAILLIER_PHASES[2]))
         start = time.perf_counter()
@@ -469,7 +283,7 @@ def _run_paillier(
         float(result.average[0]),
         float(values.mean()),
         setup,
-        len(jobs),
+        uploaded.requests,
     )
 
 
@@ -480,7 +294,7 @@ def _run_shamir(
     pool: ProcessPoolExecutor,
     workers: int,
     connections: int,
-    steps: _Steps,
+    steps: Steps,
 ) -> tuple[list[Figure7Row], Figure7Check]:
     values = patient_bmis(clients)
     seconds: dict[str, float] = {}
@@ -490,7 +304,7 @@ def _run_shamir(
         [ShamirServer(u, token) for u, token in servers],
         name=f"figure 7, {clients} clients",
         threshold=SHAMIR_THRESHOLD,
-        encoding=_ENCODING,
+        encoding=ENCODING,
         min_clients=clients,
         timeout=_HTTP_TIMEOUT,
     ) as aggregation:
@@ -500,18 +314,15 @@ def _run_shamir(
 
         steps.next(_label("shamir", clients, SHAMIR_PHASES[0]))
         start = time.perf_counter()
-        shared = _map_slices(pool, _share_slice, info, _slices(values, workers))
+        shared = map_slices(pool, share_slice, info, slices(values, workers))
         seconds[SHAMIR_PHASES[0]] = time.perf_counter() - start
 
         steps.next(_label("shamir", clients, SHAMIR_PHASES[1]))
-        jobs = [
-            (_reports_url(e.base_url, e.task_id), e.token, report.request_body(e.server))
-            for cred, report in zip(credentials, shared, strict=True)
-            for e in cred.endpoints
-        ]
-        seconds[SHAMIR_PHASES[1]] = _upload_all(jobs, connections)
-        uploads = len(jobs)
-        jobs.clear()  # the shares are secret: drop them once uploaded
+        pairs = list(zip(credentials, shared, strict=True))
+        uploaded = upload_shares(pairs, connections=connections, timeout=_HTTP_TIMEOUT)
+        seconds[SHAMIR_PHASES[1]] = uploaded.seconds
+        uploads = uploaded.requests
+        pairs.clear()  # the shares are secret: drop them once uploaded
         del shared
 
         steps.next(_label("shamir", clients, SHAMIR_PHASES[2]))
@@ -567,45 +378,15 @@ def _notes(*, bits: int, workers: int, connections: int, dealer_seconds: float |
     ]
 
 
-def _write_csv(path: Path, rows: Sequence[Figure7Row], notes: Sequence[str]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        for note in notes:
-            handle.write(f"# {note}\n")
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["mode", "clients", "phase", "seconds"])
-        for row in rows:
-            writer.writerow([row.mode, row.clients, row.phase, f"{row.seconds:.6f}"])
-
-
-def _plot(path: Path, rows: Sequence[Figure7Row], modes: Sequence[Mode], bits: int) -> None:
-    """Write the log-log plot: a panel per mode, a line per phase, a dashed total."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5.6 * len(modes), 4.4), layout="constrained")
-    axes = figure.subplots(1, len(modes), squeeze=False, sharey=True)[0]
-    for ax, mode in zip(axes, modes, strict=True):
-        phases = PAILLIER_PHASES if mode == "paillier" else SHAMIR_PHASES
-        mine = [r for r in rows if r.mode == mode]
-        counts = sorted({r.clients for r in mine})
-        for phase in phases:
-            points = sorted((r.clients, r.seconds) for r in mine if r.phase == phase)
-            ax.plot(*zip(*points, strict=True), marker="o", label=phase)
-        totals = [sum(r.seconds for r in mine if r.clients == n) for n in counts]
-        ax.plot(counts, totals, linestyle="--", color="black", marker=".", label="total")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("number of clients")
-        ax.grid(True, which="both", linewidth=0.3)
-        title = (
-            f"Paillier ({bits}-bit, {KEY_THRESHOLD}-of-{KEY_HOLDERS} decryption)"
-            if mode == "paillier"
-            else f"Shamir ({SHAMIR_SERVERS} servers, t = {SHAMIR_THRESHOLD})"
+def _panel(mode: Mode, bits: int) -> tuple[str, str, tuple[str, ...]]:
+    """The plot's panel of one mode: (mode, title, phases)."""
+    if mode == "paillier":
+        return (
+            mode,
+            f"Paillier ({bits}-bit, {KEY_THRESHOLD}-of-{KEY_HOLDERS} decryption)",
+            (PAILLIER_PHASES),
         )
-        ax.set_title(title)
-        ax.legend(fontsize="small")
-    axes[0].set_ylabel("seconds")
-    figure.suptitle("Computation time per phase (measured)")
-    figure.savefig(path, dpi=150)
+    return mode, f"Shamir ({SHAMIR_SERVERS} servers, t = {SHAMIR_THRESHOLD})", SHAMIR_PHASES
 
 
 # ---------------------------------------------------------------------------------- entry
@@ -671,7 +452,9 @@ def run_figure7(
         InvalidInputError: bad arguments.
         VerificationError: a secure result differs from the plaintext one.
         TransportError: a server could not be started or reached.
-        SmpcError: a server refused a request (as the SDK raises it).
+        UploadError: a server refused an upload (the SDK's exception is its cause).
+        SmpcError: a server refused another request (as the SDK raises it).
+        MissingExtraError: scikit-learn or matplotlib (the ``examples`` extra) is missing.
     """
     counts, chosen = _check_arguments(client_counts, modes, connections)
     if workers is None:
@@ -686,12 +469,13 @@ def run_figure7(
             raise InvalidInputError(f"the key has {public.public_key.bits} bits, not {bits}")
         if (public.holders, public.threshold) != (KEY_HOLDERS, KEY_THRESHOLD):
             raise InvalidInputError(f"the key must be {KEY_THRESHOLD}-of-{KEY_HOLDERS}")
+    check_extra("sklearn.datasets", "matplotlib.figure")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
     paillier = "paillier" in chosen
     shamir = "shamir" in chosen
-    steps = _Steps(2 + len(chosen) * len(counts) * 5, progress)
+    steps = Steps(2 + len(chosen) * len(counts) * 5, progress)
     steps.next(f"key ceremony ({bits}-bit, {KEY_THRESHOLD}-of-{KEY_HOLDERS})")
     dealer_seconds: float | None = None
     if paillier and key is None:
@@ -706,8 +490,8 @@ def run_figure7(
         tempfile.TemporaryDirectory(prefix="smpcloud-figure7-") as tmp,
         ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
     ):
-        warming = [pool.submit(_worker_ready) for _ in range(workers)]  # start while servers boot
-        with _servers(
+        warming = [pool.submit(worker_ready) for _ in range(workers)]  # start while servers boot
+        with local_servers(
             Path(tmp),
             int(paillier) + SHAMIR_SERVERS * int(shamir),
             allow_insecure_keys=allow_insecure_keys,
@@ -744,8 +528,8 @@ def run_figure7(
         bits=bits, workers=workers, connections=connections, dealer_seconds=dealer_seconds
     )
     csv_path, png_path = out / CSV_NAME, out / PNG_NAME
-    _write_csv(csv_path, rows, notes)
-    _plot(png_path, rows, chosen, bits)
+    write_csv(csv_path, rows, notes)
+    plot_phases(png_path, rows, [_panel(mode, bits) for mode in chosen])
     steps.finish()
     return Figure7Result(
         rows=rows,
@@ -763,9 +547,13 @@ def run_figure7(
 __all__ = [
     "DEFAULT_CLIENT_COUNTS",
     "DEFAULT_CONNECTIONS",
+    "KEY_HOLDERS",
+    "KEY_THRESHOLD",
     "MODES",
     "PAILLIER_PHASES",
     "SHAMIR_PHASES",
+    "SHAMIR_SERVERS",
+    "SHAMIR_THRESHOLD",
     "Figure7Check",
     "Figure7Result",
     "Figure7Row",

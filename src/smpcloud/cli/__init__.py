@@ -1,0 +1,63 @@
+"""The ``smpcloud`` command line: ``smpcloud --help`` lists every command.
+
+Secrets (admin and client tokens, key shares) are read from files or environment variables,
+never from command-line arguments (which other users of the machine can see in ``ps``).
+
+One module per command group: :mod:`.demo`, :mod:`.keys` (keygen, certs), :mod:`.service`
+(serve, task, submit, decrypt, result), :mod:`.peers` (party, dealer), :mod:`.examples`,
+:mod:`.bench`; what they share is in :mod:`._common`. Each command imports the library lazily,
+inside its function, so that ``smpcloud --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from smpcloud import __version__
+from smpcloud.cli.bench import bench as bench_group
+from smpcloud.cli.demo import demo as demo_command
+from smpcloud.cli.examples import example
+from smpcloud.cli.keys import certs, keygen
+from smpcloud.cli.peers import dealer, party
+from smpcloud.cli.service import decrypt, result, submit, task
+from smpcloud.service.__main__ import serve_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="smpcloud")
+def main() -> None:
+    """smpcloud: compute sums, averages and statistics over data nobody may see.
+
+    Clients encrypt their values under a threshold Paillier key and upload them to an
+    aggregation server, which adds the ciphertexts without being able to read them; t of n
+    key holders then decrypt only the aggregate.
+
+    Or a few organisations run peer MPC side by side over mutually authenticated TLS,
+    holding Shamir shares, and open only the statistics they agreed on.
+
+    \b
+    Quick start:   smpcloud demo                  (everything on 127.0.0.1, a few seconds)
+    Aggregation:   smpcloud keygen -> smpcloud serve -> smpcloud task create
+                   -> smpcloud submit (each client) -> smpcloud task close
+                   -> smpcloud decrypt (t key holders) -> smpcloud result
+    Peer MPC:      smpcloud certs -> smpcloud dealer + smpcloud party (each party)
+    """
+
+
+for _command in (
+    demo_command,
+    keygen,
+    certs,
+    party,
+    dealer,
+    example,
+    bench_group,
+    task,
+    submit,
+    decrypt,
+    result,
+):
+    main.add_command(_command)
+main.add_command(serve_command, name="serve")
+
+__all__ = ["main"]
