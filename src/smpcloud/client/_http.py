@@ -84,8 +84,13 @@ class Connection:
         *,
         json: Any = None,
         expected: int = 200,
+        token: str | None = None,
     ) -> ModelT:
         """Send a request and parse the expected response with ``model``.
+
+        ``token`` authenticates this one request with another bearer token than the
+        connection's (a gateway or a simulation uploading many clients' reports over one
+        keep-alive connection, each with its own client's token).
 
         Raises:
             TransportError: the service could not be reached, or the connection broke.
@@ -94,7 +99,8 @@ class Connection:
             ServiceError: a response that is not what the API promises.
         """
         try:
-            response = self._http.request(method, path, json=json)
+            headers = None if token is None else {"Authorization": f"Bearer {token}"}
+            response = self._http.request(method, path, json=json, headers=headers)
         except httpx.TransportError as exc:
             raise TransportError(
                 f"{method} {self.base_url}{path}: {type(exc).__name__}: {exc}"

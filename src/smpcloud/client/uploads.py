@@ -128,21 +128,6 @@ class _Pooled(httpx.BaseTransport):
         self._inner.close()
 
 
-class _Session(Connection):
-    """A worker's connection to one server, reused for one client's request after another.
-
-    The SDK's :class:`~smpcloud.client._http.Connection` (its headers, error mapping and
-    response check), owned by one worker thread; :meth:`as_client` switches its bearer token
-    to the client whose request goes next, so that every request carries its own client's
-    token, as if that client had sent it itself.
-    """
-
-    def as_client(self, token: str) -> Connection:
-        """Return this connection, authenticated as the client holding ``token``."""
-        self._http.headers["Authorization"] = f"Bearer {token}"
-        return self
-
-
 def _check_url(base_url: object) -> None:
     """Refuse a URL the way :class:`~smpcloud.client._http.Connection` does (before sending)."""
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -156,13 +141,13 @@ def _check_connections(connections: int, retries: int) -> None:
         raise InvalidInputError(f"retries must be an int in 0..{MAX_RETRIES}")
 
 
-def _send(session: _Session, job: _Job, retries: int) -> None:
+def _send(session: Connection, job: _Job, retries: int) -> None:
     """Post one job's body as its client; a duplicate after a lost answer counts as accepted."""
     attempts = 0
     while True:
         try:
-            session.as_client(job.token).request(
-                "POST", job.path, ReportAcceptedOut, json=job.body, expected=201
+            session.request(
+                "POST", job.path, ReportAcceptedOut, json=job.body, expected=201, token=job.token
             )
             return
         except DuplicateSubmissionError:
@@ -186,7 +171,7 @@ def _run(
     """Send every job on ``connections`` threads (job i on thread i mod width); time it.
 
     Each thread has its own keep-alive pool (unless the caller gave transports) and one
-    :class:`_Session` per server, all made before the clock starts.
+    :class:`Connection` per server, all made before the clock starts.
     """
     width = max(1, min(connections, len(jobs)))
     if not jobs:
@@ -194,10 +179,10 @@ def _run(
     https = any(job.url.startswith("https://") for job in jobs)
     verify: ssl.SSLContext | bool = httpx.create_ssl_context() if https else True
     owned: list[_Pooled] = []
-    sessions: list[dict[str, _Session]] = []
+    sessions: list[dict[str, Connection]] = []
     for worker in range(width):
         pool: _Pooled | None = None
-        mine: dict[str, _Session] = {}
+        mine: dict[str, Connection] = {}
         for job in jobs[worker::width]:
             if job.url in mine:
                 continue
@@ -208,7 +193,7 @@ def _run(
                     pool = _Pooled(httpx.HTTPTransport(verify=verify))
                     owned.append(pool)
                 lent = pool
-            mine[job.url] = _Session(job.url, job.token, timeout=timeout, transport=lent)
+            mine[job.url] = Connection(job.url, job.token, timeout=timeout, transport=lent)
         sessions.append(mine)
     stop = threading.Event()
     failures: list[tuple[int, str, SmpcError]] = []
