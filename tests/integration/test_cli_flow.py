@@ -102,3 +102,26 @@ def test_keygen_serve_task_submit_close_decrypt_result(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
+
+
+def test_health_waits_for_a_server_and_names_one_that_never_answers(tmp_path: Path) -> None:
+    env = {**os.environ, "SMPCLOUD_ADMIN_TOKEN": secrets.token_urlsafe(32)}
+    server = serve(tmp_path / "agg.db", env)
+    try:
+        up = subprocess.run(
+            [*SMPCLOUD, "health", "--wait", "10"], env=env, capture_output=True, text=True
+        )
+        assert up.returncode == 0, up.stderr
+        assert "is up" in up.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    down = subprocess.run(
+        [*SMPCLOUD, "health", "--server", nowhere, "--wait", "0.5"],
+        capture_output=True,
+        text=True,
+    )
+    assert down.returncode == 1
+    assert f"{nowhere} does not answer after 0.5 s" in down.stderr
+    assert "Traceback" not in down.stderr

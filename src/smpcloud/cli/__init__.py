@@ -4,9 +4,9 @@ Secrets (admin and client tokens, key shares) are read from files or environment
 never from command-line arguments (which other users of the machine can see in ``ps``).
 
 One module per command group: :mod:`.demo`, :mod:`.keys` (keygen, certs), :mod:`.service`
-(serve, task, submit, decrypt, result), :mod:`.peers` (party, dealer), :mod:`.examples`,
-:mod:`.bench`; what they share is in :mod:`._common`. Each command imports the library lazily,
-inside its function, so that ``smpcloud --help`` stays fast.
+(serve, task, submit, decrypt, result), :mod:`.health`, :mod:`.peers` (party, dealer),
+:mod:`.examples`, :mod:`.bench`; what they share is in :mod:`._common`. Each command imports
+the library lazily, inside its function, so that ``smpcloud --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from smpcloud import __version__
 from smpcloud.cli.bench import bench as bench_group
 from smpcloud.cli.demo import demo as demo_command
 from smpcloud.cli.examples import example
+from smpcloud.cli.health import health
 from smpcloud.cli.keys import certs, keygen
 from smpcloud.cli.peers import dealer, party
 from smpcloud.cli.service import decrypt, result, submit, task
@@ -56,6 +57,7 @@ for _command in (
     submit,
     decrypt,
     result,
+    health,
 ):
     main.add_command(_command)
 main.add_command(serve_command, name="serve")
