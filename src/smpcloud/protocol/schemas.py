@@ -377,28 +377,102 @@ class PartialsAcceptedOut(Out):
     decrypted: bool
 
 
+#: Longest decimal string of an exact sum (a 16384-bit modulus has 4,933 digits).
+MAX_SUM_DIGITS: Final = 5000
+
+ExactInteger = Annotated[
+    str, Field(pattern=r"^-?(0|[1-9][0-9]*)$", max_length=MAX_SUM_DIGITS + 1)
+]
+"""A signed integer of any size as a decimal string (JSON numbers lose precision in many
+readers beyond 2^53)."""
+
+
 class ResultOut(Out):
     """The released result: sum, count and average per element.
 
     ``within_declared_range`` is False if some sum lies outside [count · min, count · max]: proof
     that a client submitted a value outside the declared range (see :class:`TaskEncoding`).
+    Such an element is listed in ``out_of_range``; its ``sum`` and ``average`` are ``null``
+    (the value is meaningless, and may be up to n/2 in magnitude: no float holds it), and its
+    exact decrypted integer is in ``encoded_sum``. A result is thus always readable.
     """
 
     task_id: str
     count: int
-    sum: list[int | float]
-    average: list[float]
+    sum: list[int | float | None] = Field(
+        description="Per element: the decoded sum (an integer for integer tasks, a number for "
+        "fixed-point ones); null where the element is out of range."
+    )
+    average: list[float | None] = Field(
+        description="Per element: sum / count; null where the element is out of range."
+    )
     holders: list[int]
     within_declared_range: bool
+    out_of_range: list[int] = Field(
+        default_factory=list,
+        description="The (0-based) elements whose sum lies outside [count · min_value, "
+        "count · max_value]: some client sent a value outside the declared range.",
+    )
+    encoded_sum: list[ExactInteger] = Field(
+        default_factory=list,
+        description="Per element: the exact decrypted sum of the encoded values as a decimal "
+        "string (sum · 2^frac_bits for fixed-point tasks), out-of-range elements included.",
+    )
+
+    @classmethod
+    def from_sums(
+        cls,
+        *,
+        task_id: str,
+        count: int,
+        encoded_sums: list[int],
+        holders: list[int],
+        encoding: TaskEncoding,
+    ) -> ResultOut:
+        """Build the result of decrypted sums: decode those in range, flag the others.
+
+        Args:
+            task_id: the task.
+            count: the number of reports summed (at least 1).
+            encoded_sums: the decrypted plaintext sums, signed, one per element.
+            holders: the key holders whose partial decryptions were combined.
+            encoding: the task's encoding (declares the range of each value).
+
+        Returns:
+            The result; never fails on a sum, however large.
+        """
+        sums: list[int | float | None] = []
+        averages: list[float | None] = []
+        out_of_range: list[int] = []
+        for index, encoded in enumerate(encoded_sums):
+            if encoding.sum_in_range(encoded, count):
+                sums.append(encoding.decode_sum(encoded))
+                averages.append(encoding.average(encoded, count))
+            else:
+                out_of_range.append(index)
+                sums.append(None)
+                averages.append(None)
+        return cls(
+            task_id=task_id,
+            count=count,
+            sum=sums,
+            average=averages,
+            holders=holders,
+            within_declared_range=not out_of_range,
+            out_of_range=out_of_range,
+            encoded_sum=[str(int(s)) for s in encoded_sums],
+        )
 
 
 __all__ = [
     "DEFAULT_MAX_CLIENTS",
+    "ExactInteger",
     "INTEGER_ENCODING",
     "MAX_CLIENTS_LIMIT",
     "MAX_FRAC_BITS",
     "MAX_HOLDERS",
     "MAX_REGISTRATIONS_PER_REQUEST",
+    "MAX_SUM_DIGITS",
     "AggregateOut",
     "ClientCredentialsOut",
     "ClientsIn",
