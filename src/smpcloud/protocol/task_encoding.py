@@ -52,7 +52,7 @@ class TaskEncoding(Schema):
     """
 
     kind: Literal["integer", "fixed_point"] = "integer"
-    frac_bits: Annotated[int, Field(ge=0, le=MAX_FRAC_BITS)] = 0
+    frac_bits: Annotated[StrictInt, Field(ge=0, le=MAX_FRAC_BITS)] = 0
     min_value: StrictInt | StrictFloat = -(1 << 63)
     max_value: StrictInt | StrictFloat = (1 << 63) - 1
 
