@@ -80,7 +80,7 @@ from smpcloud.service.auth import (
 )
 from smpcloud.service.config import Settings
 from smpcloud.service.db import make_engine, utcnow
-from smpcloud.service.middleware import BodySizeLimitMiddleware
+from smpcloud.service.middleware import AuthenticateFirstMiddleware, BodySizeLimitMiddleware
 from smpcloud.service.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from smpcloud.service.schema import create_schema
 from smpcloud.service.tasks import TaskService
@@ -318,6 +318,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    def authenticate_first(token: str | None, task_id: str | None) -> Principal:
+        # Before a large body is read: any role of the task here; the route checks the role.
+        allowed = ANY_ROLE if task_id is not None else ADMIN
+        return service.authenticate(token, task_id, allowed, "send a large request body")
+
+    # Added last, so it runs first: refuses before the size limit's buffering reads a byte.
+    app.add_middleware(AuthenticateFirstMiddleware, authenticate=authenticate_first)
     install_problem_handlers(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness check (no authentication)")
