@@ -185,9 +185,13 @@ def test_result_flags_out_of_range_sums_instead_of_failing() -> None:
 
 def test_result_bounds_are_count_times_the_range() -> None:
     encoding = TaskEncoding.integer(0, 10)
-    ok = ResultOut.from_sums(task_id="t", count=3, encoded_sums=[0, 30], holders=[], encoding=encoding)
+    ok = ResultOut.from_sums(
+        task_id="t", count=3, encoded_sums=[0, 30], holders=[], encoding=encoding
+    )
     assert ok.within_declared_range and ok.sum == [0, 30] and ok.average == [0.0, 10.0]
-    bad = ResultOut.from_sums(task_id="t", count=3, encoded_sums=[31, -1], holders=[], encoding=encoding)
+    bad = ResultOut.from_sums(
+        task_id="t", count=3, encoded_sums=[31, -1], holders=[], encoding=encoding
+    )
     assert bad.out_of_range == [0, 1] and bad.sum == [None, None]
 
 

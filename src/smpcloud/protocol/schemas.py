@@ -391,9 +391,7 @@ class PartialsAcceptedOut(Out):
 #: Longest decimal string of an exact sum (a 16384-bit modulus has 4,933 digits).
 MAX_SUM_DIGITS: Final = 5000
 
-ExactInteger = Annotated[
-    str, Field(pattern=r"^-?(0|[1-9][0-9]*)$", max_length=MAX_SUM_DIGITS + 1)
-]
+ExactInteger = Annotated[str, Field(pattern=r"^-?(0|[1-9][0-9]*)$", max_length=MAX_SUM_DIGITS + 1)]
 """A signed integer of any size as a decimal string (JSON numbers lose precision in many
 readers beyond 2^53)."""
 
@@ -477,7 +475,6 @@ class ResultOut(Out):
 
 __all__ = [
     "DEFAULT_MAX_CLIENTS",
-    "ExactInteger",
     "INTEGER_ENCODING",
     "MAX_CLIENTS_LIMIT",
     "MAX_FRAC_BITS",
@@ -489,6 +486,7 @@ __all__ = [
     "ClientsIn",
     "ClientsOut",
     "CloseIn",
+    "ExactInteger",
     "PartialsAcceptedOut",
     "PartialsForm",
     "PartialsIn",

@@ -168,6 +168,7 @@ class Authenticator:
             )
         return principal
 
+
 __all__ = [
     "ADMIN",
     "ADMIN_OR_HOLDER",

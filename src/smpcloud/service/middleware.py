@@ -175,7 +175,7 @@ __all__ = [
     "Authenticate",
     "AuthenticateFirstMiddleware",
     "BodySizeLimitMiddleware",
-    "body_may_exceed",
     "bearer_token",
+    "body_may_exceed",
     "task_of_path",
 ]
