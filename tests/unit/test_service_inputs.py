@@ -1,6 +1,6 @@
 """Hardening findings of issue 13 below HTTP: real SQLite files, the wire schemas themselves.
 
-The same findings are reproduced against a real server in
+The same findings (and the others) are reproduced against a real server in
 tests/integration/test_service_hardening.py.
 """
 
