@@ -237,6 +237,21 @@ def test_large_unauthenticated_posts_are_refused_before_their_body(
     server.check_log_has_no_secrets(key)
 
 
+def test_a_chunked_unauthenticated_post_is_refused_before_its_body(server: ServerProcess) -> None:
+    """No Content-Length (chunked transfer encoding): the body may be large, so auth first."""
+    head = (
+        b"POST /v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(head + b"%x\r\n" % HEAD_CHUNK + b"A" * HEAD_CHUNK + b"\r\n")
+        readable, _, _ = select.select([sock], [], [], 20.0)
+        assert readable, "no answer before the end of the body"
+        data = sock.recv(65536)
+    assert data.startswith(b"HTTP/1.1 401 "), data[:200]
+    assert b"application/problem+json" in data
+
+
 def test_large_authenticated_body_is_still_read(server: ServerProcess, key: Key) -> None:
     """Above the pre-authentication threshold, a valid token's upload goes through as before."""
     task, creds = server.new_task(key, 1)

@@ -204,3 +204,40 @@ def test_encoding_average_never_raises_a_bare_overflow() -> None:
     with pytest.raises(OverflowDetectedError):
         encoding.decode_sum(1 << 1500)
     assert math.isclose(encoding.average(3 << 8, 2), 1.5)
+
+
+# --------------------------------------------------------- what is authenticated before a body
+
+
+def _scope(path: str = "/", root: str = "", **headers: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "path": path,
+        "root_path": root,
+        "headers": [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()],
+    }
+
+
+def test_preauthentication_reads_the_headers_like_the_routes() -> None:
+    from smpcloud.service.middleware import (
+        PREAUTH_BODY_BYTES,
+        bearer_token,
+        body_may_exceed,
+        task_of_path,
+    )
+
+    assert bearer_token(_scope(authorization="Bearer abc")) == "abc"
+    assert bearer_token(_scope(authorization="bearer  abc ")) == "abc"
+    assert bearer_token(_scope(authorization="Basic eDp5")) is None
+    assert bearer_token(_scope(authorization="Bearer ")) is None
+    assert bearer_token(_scope()) is None
+    assert task_of_path(_scope("/v1/tasks/abc/reports")) == "abc"
+    assert task_of_path(_scope("/v1/tasks/abc")) == "abc"
+    assert task_of_path(_scope("/api/v1/tasks/abc/result", root="/api")) == "abc"
+    assert task_of_path(_scope("/v1/tasks")) is None
+    assert task_of_path(_scope("/elsewhere/v1/tasks/abc")) is None
+    assert not body_may_exceed(_scope(content_length=str(PREAUTH_BODY_BYTES)), PREAUTH_BODY_BYTES)
+    assert body_may_exceed(_scope(content_length=str(PREAUTH_BODY_BYTES + 1)), PREAUTH_BODY_BYTES)
+    assert body_may_exceed(_scope(content_length="12x"), PREAUTH_BODY_BYTES)
+    assert body_may_exceed(_scope(transfer_encoding="chunked"), PREAUTH_BODY_BYTES)
+    assert not body_may_exceed(_scope(), PREAUTH_BODY_BYTES)
