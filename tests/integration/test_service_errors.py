@@ -73,14 +73,14 @@ def test_wrong_token_is_403(server: ServerProcess, key: Key, task) -> None:
     other, other_creds = server.new_task(key, 1)
     url = f"{server.base_url}/v1/tasks/{created.task_id}"
     cases = [
-        ("POST", "/reports", "not-a-token-at-all", report(key, 1), "invalid token"),
-        ("POST", "/reports", other_creds[0].token, report(key, 1), "not valid for task"),
+        ("POST", "/reports", "not-a-token-at-all", report(key, 1), "not valid for this task"),
+        ("POST", "/reports", other_creds[0].token, report(key, 1), "not valid for this task"),
         ("POST", "/reports", created.holder_tokens[0], report(key, 1), "holder token may not"),
         ("POST", "/close", creds[0].token, None, "client token may not"),
         ("POST", "/clients", created.holder_tokens[0], {"count": 1}, "holder token may not"),
         ("GET", "/aggregate", creds[1].token, None, "client token may not"),
         ("POST", "/partials", creds[1].token, {"partials": []}, "client token may not"),
-        ("GET", "/status", other.holder_tokens[0], None, "not valid for task"),
+        ("GET", "/status", other.holder_tokens[0], None, "not valid for this task"),
     ]
     for method, path, token, body, fragment in cases:
         response = httpx.request(method, url + path, headers=bearer(token), json=body)
@@ -88,7 +88,7 @@ def test_wrong_token_is_403(server: ServerProcess, key: Key, task) -> None:
         assert token not in response.text
     with (
         Client(server.base_url, created.task_id, "wrong-token") as client,
-        pytest.raises(PermissionDeniedError, match="invalid token"),
+        pytest.raises(PermissionDeniedError, match="not valid for this task"),
     ):
         client.submit(1)
     with Admin(server.base_url, "x" * 40) as admin, pytest.raises(PermissionDeniedError):
@@ -99,13 +99,18 @@ def test_unknown_task_is_404(server: ServerProcess, key: Key, task) -> None:
     _, creds = task
     for method, path, token in [
         ("GET", "/v1/tasks/nope/status", server.admin_token),
-        ("POST", "/v1/tasks/nope/reports", creds[0].token),
+        ("POST", "/v1/tasks/nope/reports", server.admin_token),
         ("GET", "/v1/tasks/nope/result", server.admin_token),
     ]:
         response = httpx.request(
             method, server.base_url + path, headers=bearer(token), json=report(key, 1)
         )
         assert_problem(response, 404, "not-found", "no task 'nope'")
+    # Only to the administrator: to a client it is the answer of a foreign task (403).
+    response = httpx.post(
+        f"{server.base_url}/v1/tasks/nope/reports", headers=bearer(creds[0].token), json={}
+    )
+    assert_problem(response, 403, "permission-denied", "not valid for this task")
     with server.admin() as admin, pytest.raises(NotFoundError, match="no task"):
         admin.close("does-not-exist")
     response = httpx.get(f"{server.base_url}/no/such/route")

@@ -139,7 +139,11 @@ class TaskResult:
 
     ``sum`` holds ints for integer tasks and floats for fixed-point ones. ``holders`` are the
     key holders whose partial decryptions were combined. ``within_declared_range`` False proves
-    that some client submitted a value outside the declared range (see TaskEncoding).
+    that some client submitted a value outside the declared range (see TaskEncoding): the
+    elements whose sum lies outside [count · min, count · max] are listed in ``out_of_range``,
+    and their ``sum`` and ``average`` are NaN (the server sends null; the value means nothing
+    and may be too large for a float). ``encoded_sum`` holds every element's exact decrypted
+    integer (sum · 2^frac_bits), out-of-range ones included (empty from older servers).
     """
 
     task_id: str
@@ -148,6 +152,8 @@ class TaskResult:
     average: list[float]
     holders: list[int]
     within_declared_range: bool
+    out_of_range: list[int] = field(default_factory=list)
+    encoded_sum: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +202,20 @@ def read_result(out: ResultOut) -> TaskResult:
         out: the service's result response.
 
     Returns:
-        The same fields as a :class:`TaskResult`.
+        The same fields as a :class:`TaskResult`, with NaN for the null sums and averages of
+        out-of-range elements and the exact sums as ints.
     """
-    return TaskResult(**out.model_dump())
+    nan = float("nan")
+    return TaskResult(
+        task_id=out.task_id,
+        count=out.count,
+        sum=[nan if s is None else s for s in out.sum],
+        average=[nan if a is None else a for a in out.average],
+        holders=list(out.holders),
+        within_declared_range=out.within_declared_range,
+        out_of_range=list(out.out_of_range),
+        encoded_sum=[int(s) for s in out.encoded_sum],
+    )
 
 
 def read_task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:

@@ -12,7 +12,9 @@ key) and ``shamir`` (n servers, each client uploads one Shamir share to each; se
 :mod:`smpcloud.protocol.sharing`).
 
 Conventions: input schemas end in ``In``, public (response) schemas in ``Out``; unknown fields
-are refused; big integers (ciphertexts) travel as canonical base64url strings (minimal unsigned
+are refused; integers are strict (``"5"``, ``5.0`` and ``true`` are not integers); free text
+that the server stores is :data:`~smpcloud.protocol.text.DisplayText` (no control or bidi
+characters); big integers (ciphertexts) travel as canonical base64url strings (minimal unsigned
 big-endian bytes, no padding; see :func:`smpcloud.crypto.paillier.encode_int`); threshold keys
 and partial decryptions as the JSON objects of :mod:`smpcloud.crypto.threshold`; times as
 RFC 3339 with a UTC offset.
@@ -29,6 +31,7 @@ from smpcloud.protocol._bases import Out, Schema
 from smpcloud.protocol.sharing import MAX_SERVERS
 from smpcloud.protocol.task_encoding import INTEGER_ENCODING, MAX_FRAC_BITS, TaskEncoding
 from smpcloud.protocol.task_encoding import MAX_ENCODED_BITS as MAX_ENCODED_BITS
+from smpcloud.protocol.text import DisplayText
 
 #: Default bound on the number of clients a task accepts (docs/architecture.md: 10^6 parties).
 DEFAULT_MAX_CLIENTS: Final = 1_000_000
@@ -66,38 +69,46 @@ class TaskIn(Schema):
     key; the administrator creates it on each of the n servers with the same other fields.
     """
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[
+        DisplayText,
+        Field(
+            min_length=1,
+            max_length=200,
+            description="A label for people: any script; no control or bidirectional-"
+            "formatting characters.",
+        ),
+    ]
     scheme: Scheme = "paillier"
     public_key: dict[str, Any] | None = Field(
         default=None,
         description="Paillier tasks: the threshold Paillier public key, as made by "
         "smpcloud.crypto.threshold.public_key_to_json.",
     )
-    length: Annotated[int, Field(ge=1, description="Values per client; 1 = scalar.")] = 1
+    length: Annotated[StrictInt, Field(ge=1, description="Values per client; 1 = scalar.")] = 1
     encoding: TaskEncoding = INTEGER_ENCODING
     min_clients: Annotated[
-        int,
+        StrictInt,
         Field(
             ge=2,
             description="No result is released with fewer reports (one report = one "
             "client's value, so at least 2).",
         ),
     ]
-    max_clients: Annotated[int, Field(ge=2, le=MAX_CLIENTS_LIMIT)] = DEFAULT_MAX_CLIENTS
+    max_clients: Annotated[StrictInt, Field(ge=2, le=MAX_CLIENTS_LIMIT)] = DEFAULT_MAX_CLIENTS
     deadline: AwareDatetime | None = Field(
         default=None,
         description="The task closes by itself at this time (with a UTC offset). A Shamir task "
         "only stops accepting uploads: the administrator closes it with the participant set.",
     )
-    servers: Annotated[int, Field(ge=2, le=MAX_SERVERS)] | None = Field(
+    servers: Annotated[StrictInt, Field(ge=2, le=MAX_SERVERS)] | None = Field(
         default=None, description="Shamir tasks: n, the number of aggregation servers."
     )
-    threshold: Annotated[int, Field(ge=2, le=MAX_SERVERS)] | None = Field(
+    threshold: Annotated[StrictInt, Field(ge=2, le=MAX_SERVERS)] | None = Field(
         default=None,
         description="Shamir tasks: t, the number of servers' shares that rebuild the sum "
         "(t > n/2).",
     )
-    server_index: Annotated[int, Field(ge=1, le=MAX_SERVERS)] | None = Field(
+    server_index: Annotated[StrictInt, Field(ge=1, le=MAX_SERVERS)] | None = Field(
         default=None, description="Shamir tasks: this server's x-coordinate j, 1..n."
     )
     packing: dict[str, Any] | None = Field(
@@ -138,7 +149,7 @@ class TaskIn(Schema):
 class ClientsIn(Schema):
     """Register clients (administrator): one secret token each, returned once."""
 
-    count: Annotated[int, Field(ge=1, le=MAX_REGISTRATIONS_PER_REQUEST)]
+    count: Annotated[StrictInt, Field(ge=1, le=MAX_REGISTRATIONS_PER_REQUEST)]
 
 
 class ReportIn(Schema):
@@ -377,19 +388,89 @@ class PartialsAcceptedOut(Out):
     decrypted: bool
 
 
+#: Longest decimal string of an exact sum (a 16384-bit modulus has 4,933 digits).
+MAX_SUM_DIGITS: Final = 5000
+
+ExactInteger = Annotated[str, Field(pattern=r"^-?(0|[1-9][0-9]*)$", max_length=MAX_SUM_DIGITS + 1)]
+"""A signed integer of any size as a decimal string (JSON numbers lose precision in many
+readers beyond 2^53)."""
+
+
 class ResultOut(Out):
     """The released result: sum, count and average per element.
 
     ``within_declared_range`` is False if some sum lies outside [count · min, count · max]: proof
     that a client submitted a value outside the declared range (see :class:`TaskEncoding`).
+    Such an element is listed in ``out_of_range``; its ``sum`` and ``average`` are ``null``
+    (the value is meaningless, and may be up to n/2 in magnitude: no float holds it), and its
+    exact decrypted integer is in ``encoded_sum``. A result is thus always readable.
     """
 
     task_id: str
     count: int
-    sum: list[int | float]
-    average: list[float]
+    sum: list[int | float | None] = Field(
+        description="Per element: the decoded sum (an integer for integer tasks, a number for "
+        "fixed-point ones); null where the element is out of range."
+    )
+    average: list[float | None] = Field(
+        description="Per element: sum / count; null where the element is out of range."
+    )
     holders: list[int]
     within_declared_range: bool
+    out_of_range: list[int] = Field(
+        default_factory=list,
+        description="The (0-based) elements whose sum lies outside [count · min_value, "
+        "count · max_value]: some client sent a value outside the declared range.",
+    )
+    encoded_sum: list[ExactInteger] = Field(
+        default_factory=list,
+        description="Per element: the exact decrypted sum of the encoded values as a decimal "
+        "string (sum · 2^frac_bits for fixed-point tasks), out-of-range elements included.",
+    )
+
+    @classmethod
+    def from_sums(
+        cls,
+        *,
+        task_id: str,
+        count: int,
+        encoded_sums: list[int],
+        holders: list[int],
+        encoding: TaskEncoding,
+    ) -> ResultOut:
+        """Build the result of decrypted sums: decode those in range, flag the others.
+
+        Args:
+            task_id: the task.
+            count: the number of reports summed (at least 1).
+            encoded_sums: the decrypted plaintext sums, signed, one per element.
+            holders: the key holders whose partial decryptions were combined.
+            encoding: the task's encoding (declares the range of each value).
+
+        Returns:
+            The result; never fails on a sum, however large.
+        """
+        sums: list[int | float | None] = []
+        averages: list[float | None] = []
+        out_of_range: list[int] = []
+        for index, encoded in enumerate(encoded_sums):
+            if encoding.sum_in_range(encoded, count):
+                sums.append(encoding.decode_sum(encoded))
+                averages.append(encoding.average(encoded, count))
+            else:
+                out_of_range.append(index)
+                sums.append(None)
+                averages.append(None)
+        return cls(
+            task_id=task_id,
+            count=count,
+            sum=sums,
+            average=averages,
+            holders=holders,
+            within_declared_range=not out_of_range,
+            out_of_range=out_of_range,
+            encoded_sum=[str(int(s)) for s in encoded_sums],
+        )
 
 
 __all__ = [
@@ -399,11 +480,13 @@ __all__ = [
     "MAX_FRAC_BITS",
     "MAX_HOLDERS",
     "MAX_REGISTRATIONS_PER_REQUEST",
+    "MAX_SUM_DIGITS",
     "AggregateOut",
     "ClientCredentialsOut",
     "ClientsIn",
     "ClientsOut",
     "CloseIn",
+    "ExactInteger",
     "PartialsAcceptedOut",
     "PartialsForm",
     "PartialsIn",

@@ -52,7 +52,7 @@ class TaskEncoding(Schema):
     """
 
     kind: Literal["integer", "fixed_point"] = "integer"
-    frac_bits: Annotated[int, Field(ge=0, le=MAX_FRAC_BITS)] = 0
+    frac_bits: Annotated[StrictInt, Field(ge=0, le=MAX_FRAC_BITS)] = 0
     min_value: StrictInt | StrictFloat = -(1 << 63)
     max_value: StrictInt | StrictFloat = (1 << 63) - 1
 
@@ -145,17 +145,45 @@ class TaskEncoding(Schema):
             )
         return self._fixed_point().encode(value)
 
+    def sum_in_range(self, encoded_sum: int, count: int) -> bool:
+        """Return whether a sum of ``count`` values can come from values in the declared range.
+
+        Honest reports (each value in [min_value, max_value]) always sum into
+        [count · min, count · max] (encoded); a sum outside proves that some client sent a value
+        outside the range (a forged report). Such a sum may be anything mod n, up to n/2 in
+        magnitude, far beyond what a float holds.
+        """
+        lo, hi = self.encoded_bounds()
+        return count * lo <= int(encoded_sum) <= count * hi
+
     def decode_sum(self, encoded: int) -> int | float:
-        """Decode a plaintext sum: an int for integer tasks, a float for fixed-point ones."""
+        """Decode a plaintext sum: an int for integer tasks, a float for fixed-point ones.
+
+        Raises:
+            OverflowDetectedError: a fixed-point sum too large for a float (only a sum outside
+                the declared range can be: see :meth:`sum_in_range`).
+        """
         if self.kind == "integer":
             return int(encoded)
-        return self._fixed_point().decode(encoded)
+        try:
+            return self._fixed_point().decode(encoded)
+        except OverflowError:
+            raise OverflowDetectedError("the sum is too large for a float") from None
 
     def average(self, encoded_sum: int, count: int) -> float:
-        """Return the average sum / count / 2^frac_bits, correctly rounded to a float."""
+        """Return the average sum / count / 2^frac_bits, correctly rounded to a float.
+
+        Raises:
+            InvalidInputError: ``count`` below 1.
+            OverflowDetectedError: an average too large for a float (only a sum outside the
+                declared range can give one: see :meth:`sum_in_range`).
+        """
         if count < 1:
             raise InvalidInputError("average over zero reports")
-        return int(encoded_sum) / (count << self.frac_bits)
+        try:
+            return int(encoded_sum) / (count << self.frac_bits)
+        except OverflowError:
+            raise OverflowDetectedError("the average is too large for a float") from None
 
 
 def _numpy_scalar(value: object, index: int) -> int | float:

@@ -13,6 +13,9 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
     POST /v1/tasks/{id}/partials         holder  201 PartialsAcceptedOut partials or one batch
     GET  /v1/tasks/{id}/result           any     200 ResultOut           sum, count, average
     GET  /healthz                        none    200 {"status": "ok"}
+    GET  /                               none    200 service, version, links (docs, API)
+    GET  /docs, /redoc                   none    200 the API's documentation (assets served
+                                                     from /docs/static, no CDN: works offline)
 
 "any" means the administrator or a client or key holder of that task.
 
@@ -45,8 +48,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -80,7 +84,7 @@ from smpcloud.service.auth import (
 )
 from smpcloud.service.config import Settings
 from smpcloud.service.db import make_engine, utcnow
-from smpcloud.service.middleware import BodySizeLimitMiddleware
+from smpcloud.service.middleware import AuthenticateFirstMiddleware, BodySizeLimitMiddleware
 from smpcloud.service.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from smpcloud.service.schema import create_schema
 from smpcloud.service.tasks import TaskService
@@ -105,7 +109,19 @@ rebuild it. A server sees only random shares and the participant set.
 """
 
 
+#: Where /docs and /redoc load their scripts, styles and icon from (this server).
+DOCS_ASSETS_PATH: Final = "/docs/static"
+_INDEX_LINKS: Final = {
+    "docs": "/docs",
+    "redoc": "/redoc",
+    "openapi": "/openapi.json",
+    "health": "/healthz",
+    "api": "/v1",
+}
+
 _PROBLEM_DESCRIPTIONS: Final = {
+    400: 'Unreadable request: a body that is not UTF-8 ("error parsing the body"), or an '
+    "invalid Content-Length",
     401: "No bearer token",
     403: "Token not valid for this task or operation",
     404: "Unknown task",
@@ -143,7 +159,7 @@ def build_router(service: TaskService) -> APIRouter:
     first, with 422).
     """
     router = APIRouter(prefix="/v1", tags=["tasks"])
-    auth_errors = (401, 403, 404, 413, 422)
+    auth_errors = (400, 401, 403, 404, 413, 422)
 
     def on_task(allowed: frozenset[Role], action: str) -> Callable[..., Awaitable[Principal]]:
         # On the event loop, not in a thread: see the module docstring.
@@ -165,7 +181,7 @@ def build_router(service: TaskService) -> APIRouter:
     @router.post(
         "/tasks",
         status_code=status.HTTP_201_CREATED,
-        responses=_problem(401, 403, 413, 422),
+        responses=_problem(400, 401, 403, 413, 422),
         summary="Create a task (administrator); returns one secret token per key holder",
     )
     def create_task(_admin: AdminAny, body: TaskIn, response: Response) -> TaskCreatedOut:
@@ -311,22 +327,46 @@ def create_app(
             if engine is None:
                 db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files served from this server (the
+    # fastapi-offline package ships them), not from a CDN: they work offline.
+    app = FastAPIOffline(
         title="smpcloud aggregation service",
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        static_url=DOCS_ASSETS_PATH,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    def authenticate_first(token: str | None, task_id: str | None) -> Principal:
+        # Before a large body is read: any role of the task here; the route checks the role.
+        allowed = ANY_ROLE if task_id is not None else ADMIN
+        return service.authenticate(token, task_id, allowed, "send a large request body")
+
+    # Added last, so it runs first: refuses before the size limit's buffering reads a byte.
+    app.add_middleware(AuthenticateFirstMiddleware, authenticate=authenticate_first)
     install_problem_handlers(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness check (no authentication)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get(
+        "/",
+        tags=["health"],
+        summary="What this server is, and where its API and documentation are",
+    )
+    async def index(request: Request) -> dict[str, Any]:
+        root = str(request.scope.get("root_path", ""))
+        return {
+            "service": app.title,
+            "version": __version__,
+            "links": {name: root + path for name, path in _INDEX_LINKS.items()},
+        }
+
     app.include_router(build_router(service))
     app.state.service = service
     return app
 
 
-__all__ = ["build_router", "create_app"]
+__all__ = ["DOCS_ASSETS_PATH", "build_router", "create_app"]

@@ -96,8 +96,11 @@ class Authenticator:
     ) -> Principal:
         """Resolve a bearer token to a principal allowed to do ``action`` on ``task_id``.
 
-        Order of checks: token present (401), task exists (404), token valid for the task and
-        the action (403). Tokens are compared by SHA-256 digest; messages never contain them.
+        Order of checks: token present (401); token valid for the task (403); the token's role
+        may do the action (403). Only the administrator learns that a task does not exist
+        (404): to anyone else "no such task" and "this token is not valid for this task" are
+        the same answer (same status, same body), so that a bearer string cannot probe which
+        task ids exist. Tokens are compared by SHA-256 digest; messages never contain them.
 
         Args:
             token: the bearer token, if any.
@@ -110,37 +113,59 @@ class Authenticator:
 
         Raises:
             AuthenticationError: no token.
-            NotFoundError: unknown task.
-            PermissionDeniedError: unknown token, another task's token, or the wrong role.
+            NotFoundError: unknown task, for the administrator's token only.
+            PermissionDeniedError: unknown token, another task's token (whether or not the
+                task exists), or the wrong role.
+        """
+        principal = self.resolve(token, task_id, action)
+        if principal.role not in allowed:
+            raise PermissionDeniedError(f"a {principal.role} token may not {action}")
+        return principal
+
+    def resolve(self, token: str | None, task_id: str | None, action: str) -> Principal:
+        """Resolve a bearer token to its principal, if it may act on ``task_id`` at all.
+
+        The administrator may act on every task (and gets :class:`NotFoundError` for one that
+        does not exist); a client or key holder only on its own task. The role is not checked:
+        see :meth:`authenticate`. The ASGI layer calls this from the headers alone before it
+        reads a large body (:mod:`smpcloud.service.middleware`).
+
+        Raises:
+            AuthenticationError: no token.
+            NotFoundError: unknown task, for the administrator's token only.
+            PermissionDeniedError: unknown token, or a token of another task (or, with
+                ``task_id`` None, any token but the administrator's).
         """
         if not token:
             raise AuthenticationError(
                 f"{action} requires a bearer token (header 'Authorization: Bearer <token>')"
             )
-        if task_id is not None:
-            self._require_task(task_id)
         digest = hash_token(token)
-        principal: Principal | None = None
         if hmac.compare_digest(digest, self._admin_digest):
-            principal = Principal("admin")
-        else:
-            # Core with prebuilt statements: this runs on every request (see _CLIENT_BY_TOKEN).
-            with self._engine.connect() as conn:
-                client = conn.execute(_CLIENT_BY_TOKEN, {"digest": digest}).one_or_none()
-                if client is not None:
-                    principal = Principal("client", task_id=client.task_id, client_id=client.id)
-                else:
-                    holder = conn.execute(_HOLDER_BY_TOKEN, {"digest": digest}).one_or_none()
-                    if holder is not None:
-                        principal = Principal(
-                            "holder", task_id=holder.task_id, holder_index=holder.holder_index
-                        )
-        if principal is None:
-            raise PermissionDeniedError(f"invalid token: not allowed to {action}")
-        if principal.role != "admin" and principal.task_id != task_id:
-            raise PermissionDeniedError(f"this token is not valid for task {task_id!r}")
-        if principal.role not in allowed:
-            raise PermissionDeniedError(f"a {principal.role} token may not {action}")
+            if task_id is not None:
+                self._require_task(task_id)
+            return Principal("admin")
+        principal: Principal | None = None
+        # Core with prebuilt statements: this runs on every request (see _CLIENT_BY_TOKEN).
+        with self._engine.connect() as conn:
+            client = conn.execute(_CLIENT_BY_TOKEN, {"digest": digest}).one_or_none()
+            if client is not None:
+                principal = Principal("client", task_id=client.task_id, client_id=client.id)
+            else:
+                holder = conn.execute(_HOLDER_BY_TOKEN, {"digest": digest}).one_or_none()
+                if holder is not None:
+                    principal = Principal(
+                        "holder", task_id=holder.task_id, holder_index=holder.holder_index
+                    )
+        if task_id is None:
+            raise PermissionDeniedError(
+                f"not allowed to {action}: only the administrator's token may"
+            )
+        if principal is None or principal.task_id != task_id:
+            # One answer for an unknown token, another task's token and an unknown task.
+            raise PermissionDeniedError(
+                f"not allowed to {action}: the token is not valid for this task"
+            )
         return principal
 
 

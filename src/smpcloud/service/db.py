@@ -9,6 +9,9 @@ For SQLite files it sets, on every connection:
 * a busy timeout, for writers in other processes;
 * ``foreign_keys=ON``;
 
+and it creates the file with mode 0600 before SQLite opens it (its ``-wal`` and ``-shm`` files
+inherit that mode), tightening a looser existing one (:mod:`smpcloud.service.sqlite_files`);
+
 and it lets SQLAlchemy emit ``BEGIN`` itself, so that write transactions can start with
 ``BEGIN IMMEDIATE`` (see :func:`write_engine`): a deferred transaction that reads and then
 writes can fail with SQLITE_BUSY under concurrency, an immediate one waits for the lock first.
@@ -46,6 +49,7 @@ Databases made by the previous version (Paillier columns in ``tasks``, Shamir ag
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -65,6 +69,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from smpcloud.errors import InvalidInputError
+from smpcloud.service.sqlite_files import make_private
 
 BEGIN_OPTION: Final = "smpcloud_sqlite_begin"
 
@@ -272,10 +277,12 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 30.0) -> Engine:
         busy_timeout_seconds: SQLite only: how long to wait for another writer.
 
     Returns:
-        The engine (no connection is opened yet).
+        The engine (no connection is opened yet; a missing SQLite file is created, empty,
+        with mode 0600).
 
     Raises:
-        InvalidInputError: an in-memory SQLite URL (the data would vanish with the process).
+        InvalidInputError: an in-memory SQLite URL (the data would vanish with the process),
+            or a SQLite file that cannot be created.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -285,6 +292,14 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 30.0) -> Engine:
             "an in-memory SQLite database cannot hold the service's data; use a file, "
             "e.g. sqlite:///smpcloud.db"
         )
+    if not parsed.database.startswith("file:"):
+        # Results, partials and token digests: owner only (see sqlite_files).
+        try:
+            make_private(Path(parsed.database))
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot create the SQLite database {parsed.database}: {exc.strerror}"
+            ) from None
     kwargs: dict[str, Any] = {
         "connect_args": {"check_same_thread": False, "timeout": busy_timeout_seconds},
         # Errors and logs never show bound values (ciphertexts, token digests).

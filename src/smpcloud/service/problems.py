@@ -70,16 +70,30 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def problem_for_exception(exc: SmpcError) -> JSONResponse:
-    """Map an smpcloud exception to its problem response (see the module docstring)."""
+def problem_for_exception(
+    exc: SmpcError, *, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """Map an smpcloud exception to its problem response (see the module docstring).
+
+    Args:
+        exc: the exception.
+        headers: extra response headers (e.g. ``Connection: close``).
+
+    Returns:
+        The problem+json response.
+    """
     row = problem_type_for(exc)
     extra: dict[str, Any] | None = None
     if isinstance(exc, InvalidPartialDecryptionError):
         extra = {"holders": list(exc.holders)}
     if row.status >= 500:
         logger.error("internal error: %s", type(exc).__name__)
-        return problem_response(row.status, row.slug, row.title, "internal server error")
-    return problem_response(row.status, row.slug, row.title, str(exc) or row.title, extra=extra)
+        return problem_response(
+            row.status, row.slug, row.title, "internal server error", headers=headers
+        )
+    return problem_response(
+        row.status, row.slug, row.title, str(exc) or row.title, extra=extra, headers=headers
+    )
 
 
 def summarize_validation_error(exc: RequestValidationError) -> str:

@@ -122,8 +122,9 @@ class TaskService:
 
         Raises:
             AuthenticationError: no token.
-            NotFoundError: unknown task.
-            PermissionDeniedError: unknown token, another task's token, or the wrong role.
+            NotFoundError: unknown task, for the administrator only.
+            PermissionDeniedError: unknown token, another task's token (whether or not the
+                task exists: the same answer), or the wrong role.
         """
         return self._auth.authenticate(token, task_id, allowed, action)
 
