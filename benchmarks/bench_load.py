@@ -16,10 +16,11 @@ What is measured, per number of connections C (``--connections``, default 8,32):
   alike whatever its value;
 * the uploads, sent by a load generator running in a process of its own over C keep-alive
   connections (plain sockets and a selector: no HTTP library), each connection sending its
-  next request as soon as the previous answer arrived. Reported: accepted uploads per second
-  (201s over the wall time of the burst), the median and 99th percentile latency, the
-  requests that got anything but 201 or no answer, the generator's own CPU time and the
-  server's (from /proc, Linux only) per upload.
+  next request as soon as the previous answer arrived (with ``--new-connections``, on a new
+  connection each time, like devices that connect, upload and leave). Reported: accepted
+  uploads per second (201s over the wall time of the burst), the median and 99th percentile
+  latency, the requests that got anything but 201 or no answer, the generator's own CPU time
+  and the server's (from /proc, Linux only) per upload.
 
 Within each run the values of C alternate order (8,32 then 32,8, ...), and with ``--server-src``
 given twice or more the servers alternate as well (a base checkout against this one, in the
@@ -359,7 +360,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--connections",
         type=_connections,
-        default=[8, 32],
+        default="8,32",
         metavar="C1,C2,...",
         help="numbers of concurrent keep-alive connections to measure (each in 1..512; "
         "the target compares 8 with 32)",
@@ -399,8 +400,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="LABEL=PATH",
         help="run a server from the smpcloud package under PATH (a checkout's src), named "
-        "LABEL; give it twice to compare two checkouts in the same run (default: one server, "
-        "the smpcloud this script imports)",
+        "LABEL; give it twice to compare two checkouts in the same run (without it: one "
+        "server, the smpcloud this script imports)",
     )
     args = parser.parse_args(argv)
     if not 100 <= args.uploads <= 100_000:

@@ -8,17 +8,18 @@ on the busy timeout. Write transactions begin with ``BEGIN IMMEDIATE`` on SQLite
 
 **Group commit of uploads** (:meth:`Storage.store_report`). An upload is one INSERT, so uploads
 never contend for a shared row. One upload at a time leads: it takes the write turn and commits,
-in one transaction, every report waiting at that moment, wakes each of their uploads, and hands
-the lead to the oldest report that arrived meanwhile. The other uploads never touch the write
+in one transaction, every report waiting at that moment, hands the lead to the oldest report
+that arrived meanwhile, and wakes the uploads of its batch. The other uploads never touch the write
 turn: each sleeps on an event of its own until its report is committed or the lead is handed to
 it, so a commit of k reports costs one pass through the write turn, not k (before, every waiting
 upload queued on the write turn only to find its report done: a chain of k lock hand-offs, each
-needing the interpreter lock that the busy event loop holds, which halved uploads per second
-from 8 to 32 concurrent connections; ``benchmarks/bench_load.py`` measures it). One statement
-checks the task states, one finds the clients that already reported, one multi-row INSERT
-stores the rest; the statements are built once (through SQLAlchemy Core with a prebuilt
-statement, with no ORM session, a group of reports is checked and stored with three statements
-instead of three per report). Every upload returns only after the transaction holding its
+needing the interpreter lock that the busy event loop holds, and the next commit waited behind
+them; ``benchmarks/bench_load.py`` measures uploads per second against concurrent connections).
+
+One statement checks the task states, one finds the clients that already reported, one
+multi-row INSERT stores the rest; the statements are built once (through SQLAlchemy Core with
+a prebuilt statement, with no ORM session, a group of reports is checked and stored with three
+statements instead of three per report). Every upload returns only after the transaction holding its
 report has committed (``synchronous=FULL`` on SQLite), so an acknowledged report survives a
 crash; one fsync serves many uploads. The group commit does not look inside a report: each
 scheme encodes its own (see :mod:`smpcloud.service.db`).
