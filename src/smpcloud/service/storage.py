@@ -7,12 +7,19 @@ on the busy timeout. Write transactions begin with ``BEGIN IMMEDIATE`` on SQLite
 (:func:`smpcloud.service.db.write_engine`).
 
 **Group commit of uploads** (:meth:`Storage.store_report`). An upload is one INSERT, so uploads
-never contend for a shared row. The upload that gets the write turn commits, in one
-transaction, every report waiting at that moment; the others find theirs done. One statement
-checks the task states, one finds the clients that already reported, one multi-row INSERT
-stores the rest; the statements are built once (through SQLAlchemy Core with a prebuilt
-statement, with no ORM session, a group of reports is checked and stored with three statements
-instead of three per report). Every upload returns only after the transaction holding its
+never contend for a shared row. One upload at a time leads: it takes the write turn and commits,
+in one transaction, every report waiting at that moment, hands the lead to the oldest report
+that arrived meanwhile, and wakes the uploads of its batch. The other uploads never touch the write
+turn: each sleeps on an event of its own until its report is committed or the lead is handed to
+it, so a commit of k reports costs one pass through the write turn, not k (before, every waiting
+upload queued on the write turn only to find its report done: a chain of k lock hand-offs, each
+needing the interpreter lock that the busy event loop holds, and the next commit waited behind
+them; ``benchmarks/bench_load.py`` measures uploads per second against concurrent connections).
+
+One statement checks the task states, one finds the clients that already reported, one
+multi-row INSERT stores the rest; the statements are built once (through SQLAlchemy Core with
+a prebuilt statement, with no ORM session, a group of reports is checked and stored with three
+statements instead of three per report). Every upload returns only after the transaction holding its
 report has committed (``synchronous=FULL`` on SQLite), so an acknowledged report survives a
 crash; one fsync serves many uploads. The group commit does not look inside a report: each
 scheme encodes its own (see :mod:`smpcloud.service.db`).
@@ -58,13 +65,18 @@ def duplicate_report(client_id: int) -> DuplicateSubmissionError:
 
 @dataclass(slots=True)
 class _PendingReport:
-    """A report waiting for the group commit, and its outcome once committed."""
+    """A report waiting for the group commit, and its outcome once committed.
+
+    ``wake`` is set once, either when the report's transaction has ended (``done``) or when
+    the lead of the group commit is handed to its upload (``done`` still False).
+    """
 
     task_id: str
     client_id: int
     blob: bytes = field(repr=False)
     now: datetime
-    done: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
     error: BaseException | None = None
 
 
@@ -81,9 +93,11 @@ class Storage:
         self._write_lock: threading.Lock | None = (
             threading.Lock() if is_sqlite(engine.url) else None
         )
-        # Reports waiting to be committed (group commit, see store_report).
+        # Reports waiting to be committed, and whether an upload leads the group commit (see
+        # store_report); both guarded by _pending_lock.
         self._pending_reports: list[_PendingReport] = []
         self._pending_lock = threading.Lock()
+        self._leading = False
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -152,17 +166,43 @@ class Storage:
         item = _PendingReport(task_id, client_id, blob, now)
         with self._pending_lock:
             self._pending_reports.append(item)
-        with self.writer_turn():
-            if not item.done.is_set():
-                with self._pending_lock:
-                    batch, self._pending_reports = self._pending_reports, []
-                self._commit_reports(batch)
-        item.done.wait()
+            follow = self._leading
+            self._leading = True
+        if follow:
+            item.wake.wait()  # committed, or the lead was handed to this upload
+        if not item.done:
+            self._lead()
         if item.error is not None:
             raise item.error
 
+    def _lead(self) -> None:
+        """Commit every waiting report (the leader's among them), then hand the lead on.
+
+        Only the leader removes reports from the queue, and it leads while its own report is
+        queued, so the batch it takes (once it has the write turn, so that the batch is as
+        large as it can be) holds its report. The lead goes to the oldest report that arrived
+        meanwhile (its upload is woken with ``done`` still False) before the uploads of the
+        batch are woken, so that the next commit does not wait behind their wake-ups; with
+        nothing waiting, the lead lapses.
+        """
+        batch: list[_PendingReport] = []
+        try:
+            with self.writer_turn():
+                with self._pending_lock:
+                    batch, self._pending_reports = self._pending_reports, []
+                self._commit_reports(batch)
+        finally:
+            with self._pending_lock:
+                if self._pending_reports:
+                    self._pending_reports[0].wake.set()
+                else:
+                    self._leading = False
+            for item in batch:
+                item.done = True
+                item.wake.set()
+
     def _commit_reports(self, batch: list[_PendingReport]) -> None:
-        """Insert a batch of reports in one transaction; record each report's outcome.
+        """Insert a batch of reports in one transaction; record each report's error, if any.
 
         One statement checks the task states, one finds the clients that already reported,
         one multi-row INSERT stores the rest (a repeat inside the batch fails like any
@@ -184,9 +224,6 @@ class Storage:
             for item in batch:
                 item.error = item.error or exc
             raise
-        finally:
-            for item in batch:
-                item.done.set()
 
     @staticmethod
     def _insert_reports(conn: Connection, batch: list[_PendingReport], *, savepoints: bool) -> None:
