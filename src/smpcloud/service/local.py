@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 import httpx
 
@@ -61,8 +62,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float) -> str | None:
-    """Poll until the server answers; return None, or its stderr if it exited meanwhile.
+def _wait_ready(
+    proc: subprocess.Popen[bytes], url: str, timeout: float, log: IO[bytes]
+) -> str | None:
+    """Poll until the server answers; return None, or its stderr (``log``) if it exited.
 
     Raises:
         TransportError: it neither answered nor exited within ``timeout`` seconds.
@@ -70,7 +73,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float) -> str 
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            return proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            log.seek(0)
+            return log.read().decode(errors="replace")
         try:
             if httpx.get(f"{url}/openapi.json", timeout=1.0).status_code == 200:
                 return None
@@ -108,22 +112,27 @@ def local_server(
     stderr = ""
     for _attempt in range(PORT_ATTEMPTS):
         port = free_port()
+        # stderr goes to an anonymous temporary file, not a pipe: nobody reads the server's
+        # log while it runs, and a full pipe would block the server.
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             _command(db_path, port, allow_insecure_keys),
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            exited = _wait_ready(proc, url, timeout)
+            exited = _wait_ready(proc, url, timeout, log)
         except BaseException:
             _stop(proc)
+            log.close()
             raise
         if exited is None:
             break
         stderr = exited
         _stop(proc)
+        log.close()
         if not _address_in_use(stderr):
             raise TransportError(f"the server exited during start-up: {stderr[-_STDERR_TAIL:]}")
     else:
@@ -135,6 +144,7 @@ def local_server(
         yield url
     finally:
         _stop(proc)
+        log.close()
 
 
 __all__ = ["PORT_ATTEMPTS", "local_server"]
