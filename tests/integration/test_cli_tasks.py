@@ -26,10 +26,24 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2048-bit 2-of-3 key made by `smpcloud keygen` (the CLI refuses smaller keys)."""
     out = tmp_path_factory.mktemp("keys")
     done = subprocess.run(
-        [*SMPCLOUD, "keygen", "--holders", "3", "--threshold", "2", "--bits", "2048", "--out",
-         str(out), "--force"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            *SMPCLOUD,
+            "keygen",
+            "--holders",
+            "3",
+            "--threshold",
+            "2",
+            "--bits",
+            "2048",
+            "--out",
+            str(out),
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -43,7 +57,9 @@ def env(server: ServerProcess) -> dict[str, str]:
     }
 
 
-def smp(env: dict[str, str], *args: str, task: str | None = None) -> subprocess.CompletedProcess[str]:
+def smp(
+    env: dict[str, str], *args: str, task: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full = {**env, **({"SMPCLOUD_TASK": task} if task else {})}
     return subprocess.run(
         [*SMPCLOUD, *args], capture_output=True, text=True, env=full, timeout=120, check=False
@@ -61,10 +77,21 @@ def create_task(
 ) -> str:
     ok(
         smp(
-            env, "task", "create", "--public-key", str(keys / "public_key.json"), "--name",
-            f"task in {out.name}", "--clients", str(clients), "--min-clients", str(min_clients),
-            "--out", str(out), *extra,
-        )  # fmt: skip
+            env,
+            "task",
+            "create",
+            "--public-key",
+            str(keys / "public_key.json"),
+            "--name",
+            f"task in {out.name}",
+            "--clients",
+            str(clients),
+            "--min-clients",
+            str(min_clients),
+            "--out",
+            str(out),
+            *extra,
+        )
     )
     task_id = json.loads((out / "task.json").read_text())["task_id"]
     assert isinstance(task_id, str)
@@ -72,9 +99,7 @@ def create_task(
 
 
 def remember_tokens(server: ServerProcess, task_dir: Path) -> None:
-    server.secrets_handed_out.extend(
-        p.read_text().strip() for p in task_dir.glob("*.token")
-    )
+    server.secrets_handed_out.extend(p.read_text().strip() for p in task_dir.glob("*.token"))
 
 
 # ------------------------------------------------------------------ 1. task close dead end
@@ -102,8 +127,16 @@ def test_close_with_enough_reports_exits_zero(
     task = create_task(env, keys, tmp_path / "t", "--range", "0", "100", min_clients=2)
     remember_tokens(server, tmp_path / "t")
     for j in (1, 2):
-        ok(smp(env, "submit", "--token-file", str(tmp_path / "t" / f"client_{j}.token"), "4",
-               task=task))  # fmt: skip
+        ok(
+            smp(
+                env,
+                "submit",
+                "--token-file",
+                str(tmp_path / "t" / f"client_{j}.token"),
+                "4",
+                task=task,
+            )
+        )
     out = ok(smp(env, "task", "close", task=task))
     assert "closed" in out and "2 of 2 required reports" in out
 
@@ -114,11 +147,21 @@ def test_close_with_enough_reports_exits_zero(
 def test_submit_takes_negative_values(
     server: ServerProcess, env: dict[str, str], keys: Path, tmp_path: Path
 ) -> None:
-    task = create_task(env, keys, tmp_path / "t", "--fixed", "16", "--range", "-1", "1",
-                       "--length", "2")  # fmt: skip
+    task = create_task(
+        env, keys, tmp_path / "t", "--fixed", "16", "--range", "-1", "1", "--length", "2"
+    )
     remember_tokens(server, tmp_path / "t")
-    out = ok(smp(env, "submit", "--token-file", str(tmp_path / "t" / "client_1.token"),
-                 "-0.5", "-1", task=task))  # fmt: skip
+    out = ok(
+        smp(
+            env,
+            "submit",
+            "--token-file",
+            str(tmp_path / "t" / "client_1.token"),
+            "-0.5",
+            "-1",
+            task=task,
+        )
+    )
     assert "submitted 2" in out
     # A real unknown option is still refused as one.
     bad = smp(env, "submit", "--token-fil", "x", "0.5", task=task)
@@ -128,8 +171,21 @@ def test_submit_takes_negative_values(
 def test_submit_from_file_csv_npy_json(
     server: ServerProcess, env: dict[str, str], keys: Path, tmp_path: Path
 ) -> None:
-    task = create_task(env, keys, tmp_path / "t", "--fixed", "16", "--range", "-1", "1",
-                       "--length", "4", "--clients", "5", "--packed")  # fmt: skip
+    task = create_task(
+        env,
+        keys,
+        tmp_path / "t",
+        "--fixed",
+        "16",
+        "--range",
+        "-1",
+        "1",
+        "--length",
+        "4",
+        "--clients",
+        "5",
+        "--packed",
+    )
     remember_tokens(server, tmp_path / "t")
     vector = [0.5, -0.25, 1.0, -1.0]
     (tmp_path / "row.csv").write_text(",".join(map(str, vector)) + "\n")
@@ -137,8 +193,17 @@ def test_submit_from_file_csv_npy_json(
     np.save(tmp_path / "vector.npy", np.array(vector))
     (tmp_path / "vector.json").write_text(json.dumps(vector))
     for j, name in enumerate(["row.csv", "column.csv", "vector.npy", "vector.json"], start=1):
-        out = ok(smp(env, "submit", "--token-file", str(tmp_path / "t" / f"client_{j}.token"),
-                     "--from-file", str(tmp_path / name), task=task))  # fmt: skip
+        out = ok(
+            smp(
+                env,
+                "submit",
+                "--token-file",
+                str(tmp_path / "t" / f"client_{j}.token"),
+                "--from-file",
+                str(tmp_path / name),
+                task=task,
+            )
+        )
         assert "submitted 4" in out
     with Admin(server.base_url, server.admin_token) as admin:
         assert admin.status(task).reports == 4
@@ -180,8 +245,15 @@ def test_wrong_length_is_clear(
     task = create_task(env, keys, tmp_path / "t", "--range", "-5", "5", "--length", "4")
     remember_tokens(server, tmp_path / "t")
     (tmp_path / "short.json").write_text("[1, 2]")
-    out = smp(env, "submit", "--token-file", str(tmp_path / "t" / "client_1.token"),
-              "--from-file", str(tmp_path / "short.json"), task=task)  # fmt: skip
+    out = smp(
+        env,
+        "submit",
+        "--token-file",
+        str(tmp_path / "t" / "client_1.token"),
+        "--from-file",
+        str(tmp_path / "short.json"),
+        task=task,
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "4 value(s) per client; got 2" in out.stderr
 
@@ -190,8 +262,16 @@ def test_values_and_from_file_are_exclusive(env: dict[str, str], tmp_path: Path)
     (tmp_path / "v.json").write_text("[1]")
     token = tmp_path / "client.token"
     token.write_text("smpc_c_x\n")
-    both = smp(env, "submit", "--token-file", str(token), "--from-file", str(tmp_path / "v.json"),
-               "1", task="x")  # fmt: skip
+    both = smp(
+        env,
+        "submit",
+        "--token-file",
+        str(token),
+        "--from-file",
+        str(tmp_path / "v.json"),
+        "1",
+        task="x",
+    )
     assert both.returncode == 2 and "either VALUES or --from-file" in both.stderr
     neither = smp(env, "submit", "--token-file", str(token), task="x")
     assert neither.returncode == 2 and "VALUES or --from-file" in neither.stderr
@@ -293,17 +373,43 @@ def test_vector_result_is_one_value_per_line(
     server: ServerProcess, env: dict[str, str], keys: Path, tmp_path: Path
 ) -> None:
     task_dir = tmp_path / "t"
-    task = create_task(env, keys, task_dir, "--range", "-100", "100", "--length", "14",
-                       min_clients=2)  # fmt: skip
+    task = create_task(
+        env, keys, task_dir, "--range", "-100", "100", "--length", "14", min_clients=2
+    )
     remember_tokens(server, task_dir)
-    ok(smp(env, "submit", "--token-file", str(task_dir / "client_1.token"),
-           *[str(i) for i in range(14)], task=task))  # fmt: skip
-    ok(smp(env, "submit", "--token-file", str(task_dir / "client_2.token"),
-           *[str(-2 * i) for i in range(14)], task=task))  # fmt: skip
+    ok(
+        smp(
+            env,
+            "submit",
+            "--token-file",
+            str(task_dir / "client_1.token"),
+            *[str(i) for i in range(14)],
+            task=task,
+        )
+    )
+    ok(
+        smp(
+            env,
+            "submit",
+            "--token-file",
+            str(task_dir / "client_2.token"),
+            *[str(-2 * i) for i in range(14)],
+            task=task,
+        )
+    )
     ok(smp(env, "task", "close", task=task))
     for i in (1, 3):
-        ok(smp(env, "decrypt", "--token-file", str(task_dir / f"holder_{i}.token"),
-               "--key-share", str(keys / f"key_share_{i}.json"), task=task))  # fmt: skip
+        ok(
+            smp(
+                env,
+                "decrypt",
+                "--token-file",
+                str(task_dir / f"holder_{i}.token"),
+                "--key-share",
+                str(keys / f"key_share_{i}.json"),
+                task=task,
+            )
+        )
     text = ok(smp(env, "result", task=task))
     assert "[" not in text
     assert "... 4 more" in text
