@@ -1,10 +1,13 @@
 """Key and token files: JSON (keys) or one line of text (tokens) on disk, secrets written
 with mode 0600 from the moment they exist.
 
-``crypto/`` stays pure (no files); this module is the file layer above it. The file format is
-exactly the JSON object of ``to_json()`` (see ``smpcloud.crypto.paillier``), UTF-8, one object
-per file. Reading is strict: duplicate keys, NaN/Infinity, non-UTF-8 bytes and files over 1 MiB
-are refused, and every decoding error names the file (never its secret contents).
+``crypto/`` stays pure (no files); this module is the file layer above it. A key file is
+exactly the JSON object of ``to_json()`` (see ``smpcloud.crypto.paillier`` and
+``smpcloud.crypto.threshold``: :func:`load_threshold_public_key`, :func:`load_key_share`),
+UTF-8, one object per file. A token file (:func:`write_secret_text`, :func:`read_token_file`)
+is one line of plain text, the token; reading also accepts the earlier form, a JSON string.
+Reading is strict: duplicate keys, NaN/Infinity, non-UTF-8 bytes and files over 1 MiB are
+refused, and every decoding error names the file (never its secret contents).
 
 Writing a secret file never goes through a moment where the file exists with wider permissions or
 half-written under its final name when overwriting:
@@ -15,7 +18,10 @@ half-written under its final name when overwriting:
   then ``os.replace`` onto path (atomic on POSIX).
 
 In both cases the mode is then set to exactly 0600 with ``fchmod`` (a umask can only remove bits,
-but an odd umask such as 0277 would otherwise leave the owner unable to write).
+but an odd umask such as 0277 would otherwise leave the owner unable to write). Files that
+belong together (a public key and its key shares) are written as one set by
+:func:`write_json_set`: all of them in full first, then moved into place, the old set restored
+if anything fails.
 """
 
 from __future__ import annotations

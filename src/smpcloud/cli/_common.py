@@ -89,9 +89,10 @@ def describe_error(exc: BaseException, server: str | None = None) -> str:
         return f"{command_name()} {exc.needs()}"
     if isinstance(exc, TransportError):
         where = f" at {server}" if server else ""
+        reason = str(exc) if not server else str(exc).rsplit(": ", 1)[-1]
         return (
-            f"cannot reach the aggregation server{where} ({exc}); is `smpcloud serve` running "
-            "there? Set --server or SMPCLOUD_SERVER"
+            f"cannot reach the aggregation server{where} ({reason}): is `smpcloud serve` "
+            "running there? Set --server or SMPCLOUD_SERVER"
         )
     if isinstance(exc, SmpcError):
         return f"{type(exc).__name__}: {exc}"

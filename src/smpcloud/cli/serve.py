@@ -25,6 +25,14 @@ import click
 
 from smpcloud.service.__main__ import serve_command
 
+
+class DatabaseUnusable(click.ClickException):
+    """The --db URL cannot work (exit status 1, one line starting with the URL)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"--db {message}")
+
+
 _WORKING_URLS: Final = (
     "use sqlite:///PATH (a file; sqlite:////ABSOLUTE/PATH) or postgresql://USER@HOST/DB"
 )
@@ -65,7 +73,7 @@ def check_database(url: str) -> None:
         url: the ``--db`` URL.
 
     Raises:
-        click.BadParameter: the URL cannot work, with the reason in one line (never the
+        DatabaseUnusable: the URL cannot work, with the reason in one line (never the
             password of the URL).
     """
     from sqlalchemy import create_engine
@@ -75,35 +83,35 @@ def check_database(url: str) -> None:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise click.BadParameter(f"{url!r} is not a database URL; {_WORKING_URLS}") from None
-    shown = parsed.render_as_string(hide_password=True)
+        raise DatabaseUnusable(f"{url!r} is not a database URL; {_WORKING_URLS}") from None
+    shown = url if parsed.password is None else parsed.render_as_string(hide_password=True)
     try:
         dialect = parsed.get_dialect()
     except NoSuchModuleError:
-        raise click.BadParameter(
+        raise DatabaseUnusable(
             f"{shown}: unknown kind of database {parsed.drivername!r}; {_WORKING_URLS}"
         ) from None
     try:
         dialect.import_dbapi()
     except ImportError as exc:
         if parsed.get_backend_name() == "postgresql":
-            raise click.BadParameter(
+            raise DatabaseUnusable(
                 f"{shown}: PostgreSQL needs its Python driver (psycopg), which is not "
                 "installed: pip install 'smpcloud[postgres]'"
             ) from None
-        raise click.BadParameter(
+        raise DatabaseUnusable(
             f"{shown}: the Python driver of this database is not installed ({exc})"
         ) from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or "mode=memory" in url:
-            raise click.BadParameter(
+            raise DatabaseUnusable(
                 f"{shown}: an in-memory database would lose every task when the server "
                 "stops; use a file, e.g. sqlite:///smpcloud.db"
             )
         problem = _sqlite_problem(database)
         if problem is not None:
-            raise click.BadParameter(f"{shown}: {problem}")
+            raise DatabaseUnusable(f"{shown}: {problem}")
         return
     engine = create_engine(parsed, hide_parameters=True)
     try:
@@ -111,7 +119,7 @@ def check_database(url: str) -> None:
             pass
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-        raise click.BadParameter(
+        raise DatabaseUnusable(
             f"{shown}: cannot connect ({reason[0] if reason else type(exc).__name__})"
         ) from None
     finally:
@@ -151,4 +159,4 @@ serve = click.Command(
     context_settings=serve_command.context_settings,
 )
 
-__all__ = ["check_database", "serve"]
+__all__ = ["DatabaseUnusable", "check_database", "serve"]
