@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/smpcloud demo
+	@echo
+	@echo "smpcloud is installed in $(VENV), not on your PATH: run '. $(BIN)/activate'"
+	@echo "(then 'smpcloud --help'), or call it as '$(BIN)/smpcloud --help'."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -563,7 +563,7 @@ def test_cli_task_create_packed(server: ServerProcess, tmp_path: Path) -> None:
     )
     task_id = json.loads((task_dir / "task.json").read_text())["task_id"]
     server.secrets_handed_out.extend(
-        json.loads((task_dir / name).read_text())
+        (task_dir / name).read_text().strip()  # plain-text token files (issue 13)
         for name in [f"client_{j}.token" for j in (1, 2, 3)]
         + [f"holder_{i}.token" for i in (1, 2, 3)]
     )

@@ -3,10 +3,15 @@
 Secrets (admin and client tokens, key shares) are read from files or environment variables,
 never from command-line arguments (which other users of the machine can see in ``ps``).
 
-One module per command group: :mod:`.demo`, :mod:`.keys` (keygen, certs), :mod:`.service`
-(serve, task, submit, decrypt, result), :mod:`.health`, :mod:`.peers` (party, dealer),
-:mod:`.examples`, :mod:`.bench`; what they share is in :mod:`._common`. Each command imports
-the library lazily, inside its function, so that ``smpcloud --help`` stays fast.
+One module per command group: :mod:`.demo`, :mod:`.keys` (keygen, certs), :mod:`.serve`
+(serve), :mod:`.task` (task create, list, status, close), :mod:`.service` (submit, decrypt,
+result), :mod:`.health`, :mod:`.peers` (party, dealer), :mod:`.examples`, :mod:`.bench`; what
+they share is in :mod:`._common` (errors and exit statuses), :mod:`.show` (human-readable
+output) and :mod:`.value_files` (a client's values from a file). Each command imports the
+library lazily, inside its function, so that ``smpcloud --help`` stays fast.
+
+Every error a user can cause ends in one line and a non-zero exit status, never a traceback
+(:class:`smpcloud.cli._common.SmpcloudGroup`); the statuses are listed in ``smpcloud --help``.
 """
 
 from __future__ import annotations
@@ -14,17 +19,23 @@ from __future__ import annotations
 import click
 
 from smpcloud import __version__
+from smpcloud.cli._common import EXIT_CODES_HELP, SmpcloudGroup
 from smpcloud.cli.bench import bench as bench_group
 from smpcloud.cli.demo import demo as demo_command
 from smpcloud.cli.examples import example
 from smpcloud.cli.health import health
 from smpcloud.cli.keys import certs, keygen
 from smpcloud.cli.peers import dealer, party
-from smpcloud.cli.service import decrypt, result, submit, task
-from smpcloud.service.__main__ import serve_command
+from smpcloud.cli.serve import serve
+from smpcloud.cli.service import decrypt, result, submit
+from smpcloud.cli.task import task
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=SmpcloudGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP + "\nSMPCLOUD_DEBUG=1 shows the traceback of an unexpected error.",
+)
 @click.version_option(__version__, prog_name="smpcloud")
 def main() -> None:
     """smpcloud: compute sums, averages and statistics over data nobody may see.
@@ -41,6 +52,7 @@ def main() -> None:
     Aggregation:   smpcloud keygen -> smpcloud serve -> smpcloud task create
                    -> smpcloud submit (each client) -> smpcloud task close
                    -> smpcloud decrypt (t key holders) -> smpcloud result
+                   (smpcloud task list and task status show where each task is)
     Peer MPC:      smpcloud certs -> smpcloud dealer + smpcloud party (each party)
     """
 
@@ -53,6 +65,7 @@ for _command in (
     dealer,
     example,
     bench_group,
+    serve,
     task,
     submit,
     decrypt,
@@ -60,6 +73,5 @@ for _command in (
     health,
 ):
     main.add_command(_command)
-main.add_command(serve_command, name="serve")
 
 __all__ = ["main"]

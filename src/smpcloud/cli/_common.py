@@ -1,21 +1,53 @@
-"""What the command groups share: error reporting, secrets, common options, output helpers."""
+"""What the command groups share: error reporting, exit codes, secrets, common options, output.
+
+Every error a user can cause ends in one line on stderr and a non-zero exit status, never a
+traceback. The exit statuses (also listed in ``smpcloud --help``):
+
+* 0: done;
+* 1: an error (bad file, unreachable server, refused by the server, ...);
+* 2: a usage error (a missing or invalid option or argument);
+* 3: ``smpcloud task close`` closed a task that will never release a result (too few
+  reports) — a dead end, distinct from an error;
+* 130: interrupted (Ctrl-C).
+
+:class:`SmpcloudGroup` is the root command's class: it turns any exception that escapes a
+command into that one line (set ``SMPCLOUD_DEBUG=1`` to see the traceback instead).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Final, TypeVar
 
 import click
 from rich.console import Console
 
-from smpcloud.errors import SmpcError
+from smpcloud.errors import SmpcError, TransportError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 err_console = Console(stderr=True)
+
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_NO_RESULT: Final = 3
+EXIT_INTERRUPTED: Final = 130
+DEBUG_ENV: Final = "SMPCLOUD_DEBUG"
+
+EXIT_CODES_HELP: Final = (
+    "Exit status: 0 done; 1 error; 2 usage error; 3 a task closed that will never "
+    "release a result (task close); 130 interrupted (Ctrl-C)."
+)
+
+
+class NoResultError(click.ClickException):
+    """A task closed with too few reports (or withheld): it will never release a result."""
+
+    exit_code = EXIT_NO_RESULT
 
 
 def command_name() -> str:
@@ -28,23 +60,80 @@ def command_name() -> str:
     return " ".join(["smpcloud", *reversed(names)])
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file error: what went wrong, and with which file."""
+    reasons = {
+        errno.ENOENT: "does not exist",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+        errno.EISDIR: "is a directory",
+        errno.ENOTDIR: "a part of the path is not a directory",
+        errno.EEXIST: "already exists",
+        errno.ENOSPC: "no space left on the device",
+        errno.EROFS: "read-only file system",
+    }
+    reason = reasons.get(exc.errno or -1, exc.strerror or str(exc))
+    if exc.errno == errno.EEXIST and exc.strerror:
+        reason = f"already exists ({exc.strerror})"
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
+
+
+def describe_error(exc: BaseException, server: str | None = None) -> str:
+    """The one line shown for an exception a user can cause (never a secret: messages of
+    smpcloud's exceptions contain none by convention)."""
+    from smpcloud.datasets.extras import MissingExtraError
+
+    if isinstance(exc, MissingExtraError):
+        return f"{command_name()} {exc.needs()}"
+    if isinstance(exc, TransportError):
+        where = f" at {server}" if server else ""
+        reason = str(exc) if not server else str(exc).rsplit(": ", 1)[-1]
+        return (
+            f"cannot reach the aggregation server{where} ({reason}): is `smpcloud serve` "
+            "running there? Set --server or SMPCLOUD_SERVER"
+        )
+    if isinstance(exc, SmpcError):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    return f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)"
+
+
 @contextmanager
-def friendly_errors() -> Iterator[None]:
+def friendly_errors(server: str | None = None) -> Iterator[None]:
     """Turn smpcloud and file errors into one-line CLI errors (exit status 1), no traceback.
 
     A missing optional extra becomes ``smpcloud <command> needs the optional '<extra>' extra
-    (...): pip install 'smpcloud[<extra>]'``.
+    (...): pip install 'smpcloud[<extra>]'``; an unreachable server names ``server``.
     """
     try:
         yield
-    except SmpcError as exc:
-        from smpcloud.datasets.extras import MissingExtraError
+    except (SmpcError, OSError) as exc:
+        raise click.ClickException(describe_error(exc, server)) from exc
 
-        if isinstance(exc, MissingExtraError):
-            raise click.ClickException(f"{command_name()} {exc.needs()}") from exc
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
-    except (FileNotFoundError, FileExistsError, PermissionError) as exc:
-        raise click.ClickException(str(exc)) from exc
+
+class SmpcloudGroup(click.Group):
+    """The root command: any exception escaping a command becomes one line and an exit status.
+
+    Ctrl-C prints ``interrupted`` and exits with 130; anything else unexpected prints one
+    line naming the exception (``SMPCLOUD_DEBUG=1`` re-raises it, traceback included).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; see the class docstring for what happens to exceptions."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted (Ctrl-C); nothing more was done", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise click.ClickException(describe_error(exc)) from None
 
 
 def needs_extra(*modules: str) -> None:
@@ -57,14 +146,42 @@ def needs_extra(*modules: str) -> None:
 
 
 def read_secret(path: str | None, env: str, what: str) -> str:
-    """Read a secret from a file (first line) or an environment variable."""
+    """Read a secret from its file (one line; see :func:`smpcloud.keyfiles.read_token_file`)
+    or from an environment variable.
+
+    Raises:
+        click.UsageError: neither given.
+        click.ClickException: the file is missing, unreadable or not one line.
+    """
     if path:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    else:
-        text = os.environ.get(env, "").strip()
+        from smpcloud.keyfiles import read_token_file
+
+        with friendly_errors():
+            return read_token_file(path)
+    text = os.environ.get(env, "").strip()
     if not text:
         raise click.UsageError(f"no {what}: pass --{what.replace(' ', '-')}-file or set {env}")
     return text
+
+
+def _check_server(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise click.BadParameter(
+            f"{value!r} is not a URL: give it as http://HOST:PORT or https://HOST"
+        )
+    return value
+
+
+def server_option(func: F) -> F:
+    """Add --server (also read from SMPCLOUD_SERVER), checked to be an http(s) URL."""
+    return click.option(
+        "--server",
+        envvar="SMPCLOUD_SERVER",
+        default="http://127.0.0.1:8000",
+        show_default=True,
+        callback=_check_server,
+        help="Aggregation server URL (or SMPCLOUD_SERVER).",
+    )(func)
 
 
 def server_options(func: F) -> F:
@@ -76,35 +193,28 @@ def server_options(func: F) -> F:
         required=True,
         help="Task id (or SMPCLOUD_TASK).",
     )(func)
-    func = click.option(
-        "--server",
-        envvar="SMPCLOUD_SERVER",
-        default="http://127.0.0.1:8000",
-        show_default=True,
-        help="Aggregation server URL (or SMPCLOUD_SERVER).",
-    )(func)
-    return func
+    return server_option(func)
 
 
 def admin_token_option(func: F) -> F:
     """Add --admin-token-file (the admin token's file; else SMPCLOUD_ADMIN_TOKEN)."""
     return click.option(
         "--admin-token-file",
-        type=click.Path(dir_okay=False, exists=True),
-        help="File holding the admin token (or set SMPCLOUD_ADMIN_TOKEN).",
+        type=click.Path(dir_okay=False),
+        help="File holding the admin token, one line (or set SMPCLOUD_ADMIN_TOKEN).",
     )(func)
 
 
 def token_from(token_file: str | None) -> str:
     """Read a client's or key holder's token from its token file, or from SMPCLOUD_TOKEN."""
-    if token_file:
-        from smpcloud.keyfiles import read_json
+    return read_secret(token_file, "SMPCLOUD_TOKEN", "token")
 
-        value = read_json(token_file)
-        if not isinstance(value, str):
-            raise click.UsageError(f"{token_file} does not hold a token")
-        return value
-    return read_secret(None, "SMPCLOUD_TOKEN", "token")
+
+def json_default(obj: object) -> object:
+    """``json.dumps`` default: datetimes as RFC 3339 (as the server sends them)."""
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    return str(obj)
 
 
 def plain(obj: object) -> object:
@@ -124,15 +234,27 @@ def progress_printer(as_json: bool) -> Callable[[str], None] | None:
 
 
 __all__ = [
+    "DEBUG_ENV",
+    "EXIT_CODES_HELP",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_NO_RESULT",
+    "EXIT_USAGE",
     "F",
+    "NoResultError",
+    "SmpcloudGroup",
     "admin_token_option",
     "command_name",
+    "describe_error",
+    "describe_os_error",
     "err_console",
     "friendly_errors",
+    "json_default",
     "needs_extra",
     "plain",
     "progress_printer",
     "read_secret",
+    "server_option",
     "server_options",
     "token_from",
 ]

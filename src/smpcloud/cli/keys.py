@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from pathlib import Path
 
@@ -10,7 +12,20 @@ import click
 from smpcloud.cli._common import err_console, friendly_errors
 
 
-@click.command("keygen")
+def _existing_key_files(out_dir: Path) -> list[Path]:
+    if not out_dir.is_dir():
+        return []
+    return sorted([*out_dir.glob("public_key.json"), *out_dir.glob("key_share_*.json")])
+
+
+@click.command(
+    "keygen",
+    epilog="""\b
+Examples:
+  smpcloud keygen --holders 5 --threshold 3 --bits 3072 --out keys/
+  smpcloud keygen --holders 5 --threshold 3 --bits 3072 --out keys/ --force
+""",
+)
 @click.option(
     "--holders",
     default=5,
@@ -40,31 +55,67 @@ from smpcloud.cli._common import err_console, friendly_errors
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for public_key.json and key_share_<i>.json (created).",
 )
-def keygen(holders: int, t: int, bits: str, out_dir: Path) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace a key already in OUT (all its files, as one set; tasks created under the "
+    "old key can then never be decrypted with these shares).",
+)
+def keygen(holders: int, t: int, bits: str, out_dir: Path, force: bool) -> None:
     """Deal a threshold Paillier key: a public key and one secret share per key holder.
 
     Runs the dealer's ceremony (two random safe primes, the decryption exponent Shamir-shared
     with t of n needed). Writes OUT/public_key.json (give it to the server and the clients) and
     OUT/key_share_<i>.json, mode 0600 (give file i to key holder i, over a secure channel, then
-    delete it here). Existing files are never overwritten. The dealer's primes are discarded.
+    delete it here). A key already in OUT is refused before anything is generated, unless
+    --force: then the new files replace the old set at once (never a mixture of the two). The
+    dealer's primes are discarded.
     """
     from smpcloud.crypto import threshold
-    from smpcloud.keyfiles import write_public_json, write_secret_json
+    from smpcloud.keyfiles import write_json_set
 
     if t > holders:
         raise click.BadParameter(
             f"threshold {t} exceeds holders {holders}", param_hint="--threshold"
         )
+    existing = _existing_key_files(out_dir)
+    if existing and not force:
+        names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise click.ClickException(
+            f"refusing to overwrite the key already in {out_dir} ({names}): pass --force to "
+            "replace it, or choose another --out"
+        )
     with friendly_errors():
         out_dir.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        with err_console.status(f"searching two {int(bits) // 2}-bit safe primes..."):
-            public_key, shares = threshold.deal(int(bits), n=holders, t=t)
-        write_public_json(out_dir / "public_key.json", threshold.public_key_to_json(public_key))
-        for share in shares:
-            write_secret_json(
-                out_dir / f"key_share_{share.index}.json", threshold.key_share_to_json(share)
-            )
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "not writable", str(out_dir))
+    start = time.perf_counter()
+    click.echo(
+        f"searching two {int(bits) // 2}-bit safe primes for a {t}-of-{holders} key "
+        "(seconds to minutes; Ctrl-C stops)...",
+        err=True,
+    )
+    with friendly_errors(), err_console.status("dealing the key..."):
+        public_key, shares = threshold.deal(int(bits), n=holders, t=t)
+    stale = [
+        p
+        for p in existing
+        if p.name.startswith("key_share_")
+        and p.name != "key_share_.json"
+        and p.stem.removeprefix("key_share_").isdigit()
+        and not 1 <= int(p.stem.removeprefix("key_share_")) <= holders
+    ]
+    with friendly_errors():
+        write_json_set(
+            {out_dir / "public_key.json": threshold.public_key_to_json(public_key)},
+            {
+                out_dir / f"key_share_{share.index}.json": threshold.key_share_to_json(share)
+                for share in shares
+            },
+            overwrite=force,
+        )
+        for path in stale:  # shares of the replaced key that the new one does not have
+            path.unlink(missing_ok=True)
     click.echo(
         f"dealt a {bits}-bit {t}-of-{holders} key in {time.perf_counter() - start:.1f} s "
         f"(fingerprint {public_key.fingerprint()})"

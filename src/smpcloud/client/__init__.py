@@ -37,8 +37,10 @@ from smpcloud.client.sdk import (
     PreparedReport,
     TaskCreated,
     TaskInfo,
+    TaskList,
     TaskResult,
     TaskStatus,
+    TaskSummary,
     prepare_report,
 )
 from smpcloud.client.shamir import (
@@ -99,9 +101,11 @@ __all__ = [
     "TaskCreated",
     "TaskEncoding",
     "TaskInfo",
+    "TaskList",
     "TaskResult",
     "TaskStateError",
     "TaskStatus",
+    "TaskSummary",
     "UploadError",
     "UploadSummary",
     "prepare_report",

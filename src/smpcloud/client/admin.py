@@ -2,7 +2,7 @@
 
 Holds the server's admin token (never shown in messages or ``repr``); creates a task under a
 threshold public key from the key ceremony, registers clients (their tokens are shown once),
-closes the task and reads its status, info and released result.
+closes the task and reads its status, info and released result, and lists the server's tasks.
 """
 
 from __future__ import annotations
@@ -18,19 +18,23 @@ from smpcloud.client.models import (
     ClientCredentials,
     TaskCreated,
     TaskInfo,
+    TaskList,
     TaskResult,
     TaskStatus,
     read_result,
     read_status,
     read_task_info,
+    read_task_list,
 )
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing
 from smpcloud.errors import InvalidInputError
 from smpcloud.protocol.schemas import (
     DEFAULT_MAX_CLIENTS,
+    DEFAULT_TASK_LIST_LIMIT,
     INTEGER_ENCODING,
     MAX_REGISTRATIONS_PER_REQUEST,
+    MAX_TASK_LIST_LIMIT,
     ClientsIn,
     ClientsOut,
     ResultOut,
@@ -38,6 +42,7 @@ from smpcloud.protocol.schemas import (
     TaskEncoding,
     TaskIn,
     TaskInfoOut,
+    TaskListOut,
     TaskStatusOut,
 )
 
@@ -163,6 +168,25 @@ class Admin(Participant):
     def close(self, task_id: str) -> TaskStatus:
         """Close the task now (idempotent): publish the aggregate, or mark it insufficient."""
         return read_status(self._conn.request("POST", task_path(task_id, "close"), TaskStatusOut))
+
+    def list_tasks(self, *, limit: int = DEFAULT_TASK_LIST_LIMIT) -> TaskList:
+        """Return the server's tasks, newest first: state and report counts of each.
+
+        Args:
+            limit: the most tasks to return, 1..1000 (default 100); ``total`` in the answer
+                says how many there are in all.
+
+        Returns:
+            The page of tasks and the total.
+
+        Raises:
+            InvalidInputError: limit outside 1..1000.
+            PermissionDeniedError: wrong admin token.
+        """
+        if type(limit) is not int or not 1 <= limit <= MAX_TASK_LIST_LIMIT:
+            raise InvalidInputError(f"limit must be an integer in 1..{MAX_TASK_LIST_LIMIT}")
+        out = self._conn.request("GET", f"/v1/tasks?limit={limit}", TaskListOut)
+        return read_task_list(out)
 
     def status(self, task_id: str) -> TaskStatus:
         """Return the task's state and counters."""

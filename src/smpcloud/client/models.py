@@ -1,11 +1,11 @@
 """What the Paillier SDK returns, and how it is read from the service's response bodies.
 
 :class:`TaskCreated`, :class:`ClientCredentials`, :class:`TaskInfo`, :class:`TaskStatus`,
-:class:`TaskResult` and :class:`PreparedReport` are the value types of
-:class:`~smpcloud.client.Admin`, :class:`~smpcloud.client.Client` and
-:class:`~smpcloud.client.KeyHolder`; :func:`read_task_info`, :func:`read_status` and
-:func:`read_result` turn the wire bodies (:mod:`smpcloud.protocol.schemas`) into them. Secrets
-(tokens) are never shown in ``repr``.
+:class:`TaskResult`, :class:`TaskList` (of :class:`TaskSummary`) and :class:`PreparedReport`
+are the value types of :class:`~smpcloud.client.Admin`, :class:`~smpcloud.client.Client` and
+:class:`~smpcloud.client.KeyHolder`; :func:`read_task_info`, :func:`read_status`,
+:func:`read_result` and :func:`read_task_list` turn the wire bodies
+(:mod:`smpcloud.protocol.schemas`) into them. Secrets (tokens) are never shown in ``repr``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from smpcloud.protocol.schemas import (
     Scheme,
     TaskEncoding,
     TaskInfoOut,
+    TaskListOut,
     TaskState,
     TaskStatusOut,
 )
@@ -134,6 +135,42 @@ class TaskStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskSummary:
+    """One task in the administrator's list (:meth:`Admin.list_tasks`).
+
+    Attributes:
+        state: as in :class:`TaskStatus`.
+        reports: reports received so far; ``min_clients`` are needed for a result.
+        registered_clients: client tokens issued.
+    """
+
+    task_id: str
+    name: str
+    scheme: Scheme
+    state: TaskState
+    reports: int
+    registered_clients: int
+    min_clients: int
+    max_clients: int
+    created_at: datetime
+    closed_at: datetime | None
+    deadline: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskList:
+    """A page of tasks, newest first, and the number of tasks on the server (``total``).
+
+    ``limit`` is the most tasks the page could hold: ``total > len(tasks)`` means there are
+    more than were listed.
+    """
+
+    tasks: list[TaskSummary]
+    total: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class TaskResult:
     """The released result: per element, the sum and the average over ``count`` reports.
 
@@ -193,6 +230,22 @@ def read_status(out: TaskStatusOut) -> TaskStatus:
         The same fields as a :class:`TaskStatus`.
     """
     return TaskStatus(**out.model_dump())
+
+
+def read_task_list(out: TaskListOut) -> TaskList:
+    """Return a page of the task list as the SDK shows it.
+
+    Args:
+        out: the service's task list response.
+
+    Returns:
+        A :class:`TaskList` of :class:`TaskSummary`.
+    """
+    return TaskList(
+        tasks=[TaskSummary(**task.model_dump()) for task in out.tasks],
+        total=out.total,
+        limit=out.limit,
+    )
 
 
 def read_result(out: ResultOut) -> TaskResult:
@@ -270,9 +323,12 @@ __all__ = [
     "PreparedReport",
     "TaskCreated",
     "TaskInfo",
+    "TaskList",
     "TaskResult",
     "TaskStatus",
+    "TaskSummary",
     "read_result",
     "read_status",
     "read_task_info",
+    "read_task_list",
 ]

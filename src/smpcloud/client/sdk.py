@@ -36,8 +36,10 @@ from smpcloud.client.models import (
     PreparedReport,
     TaskCreated,
     TaskInfo,
+    TaskList,
     TaskResult,
     TaskStatus,
+    TaskSummary,
 )
 
 __all__ = [
@@ -49,7 +51,9 @@ __all__ = [
     "PreparedReport",
     "TaskCreated",
     "TaskInfo",
+    "TaskList",
     "TaskResult",
     "TaskStatus",
+    "TaskSummary",
     "prepare_report",
 ]

@@ -41,6 +41,9 @@ MAX_CLIENTS_LIMIT: Final = 1 << 31
 MAX_REGISTRATIONS_PER_REQUEST: Final = 10_000
 #: Most key holders of a task's threshold key (holders! appears in every proof exponent).
 MAX_HOLDERS: Final = 64
+#: Tasks listed by ``GET /v1/tasks`` unless ``?limit=`` says otherwise, and the most it allows.
+DEFAULT_TASK_LIST_LIMIT: Final = 100
+MAX_TASK_LIST_LIMIT: Final = 1000
 
 TaskState = Literal["open", "closed", "decrypted", "insufficient", "withheld"]
 """``open``: accepting reports. ``closed``: aggregate published, waiting for t partial
@@ -331,6 +334,30 @@ class TaskStatusOut(Out):
     )
 
 
+class TaskSummaryOut(Out):
+    """One task in the administrator's task list: what it is and how far it got."""
+
+    task_id: str
+    name: str
+    scheme: Scheme
+    state: TaskState
+    reports: int
+    registered_clients: int
+    min_clients: int
+    max_clients: int
+    created_at: datetime
+    closed_at: datetime | None
+    deadline: datetime | None
+
+
+class TaskListOut(Out):
+    """A page of the administrator's tasks, newest first, and how many there are in all."""
+
+    tasks: list[TaskSummaryOut]
+    total: int = Field(description="Tasks on this server (the page holds at most `limit`).")
+    limit: int = Field(description="The most tasks this page could hold.")
+
+
 class ReportAcceptedOut(Out):
     """Acknowledgement of a durable upload (committed before this response was sent)."""
 
@@ -475,12 +502,14 @@ class ResultOut(Out):
 
 __all__ = [
     "DEFAULT_MAX_CLIENTS",
+    "DEFAULT_TASK_LIST_LIMIT",
     "INTEGER_ENCODING",
     "MAX_CLIENTS_LIMIT",
     "MAX_FRAC_BITS",
     "MAX_HOLDERS",
     "MAX_REGISTRATIONS_PER_REQUEST",
     "MAX_SUM_DIGITS",
+    "MAX_TASK_LIST_LIMIT",
     "AggregateOut",
     "ClientCredentialsOut",
     "ClientsIn",
@@ -501,6 +530,8 @@ __all__ = [
     "TaskEncoding",
     "TaskIn",
     "TaskInfoOut",
+    "TaskListOut",
     "TaskState",
     "TaskStatusOut",
+    "TaskSummaryOut",
 ]

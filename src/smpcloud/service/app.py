@@ -3,6 +3,7 @@
 Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are problem+json)::
 
     POST /v1/tasks                       admin   201 TaskCreatedOut      create a task
+    GET  /v1/tasks?limit=100             admin   200 TaskListOut         newest first, <= 1000
     GET  /v1/tasks/{id}                  any     200 TaskInfoOut         key, encoding, length
     GET  /v1/tasks/{id}/status           any     200 TaskStatusOut       state and counters
     POST /v1/tasks/{id}/clients          admin   201 ClientsOut          register clients
@@ -48,7 +49,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
@@ -56,6 +57,8 @@ from starlette.concurrency import run_in_threadpool
 
 from smpcloud import __version__
 from smpcloud.protocol.schemas import (
+    DEFAULT_TASK_LIST_LIMIT,
+    MAX_TASK_LIST_LIMIT,
     AggregateOut,
     ClientsIn,
     ClientsOut,
@@ -71,6 +74,7 @@ from smpcloud.protocol.schemas import (
     TaskCreatedOut,
     TaskIn,
     TaskInfoOut,
+    TaskListOut,
     TaskStatusOut,
 )
 from smpcloud.service.auth import (
@@ -171,7 +175,11 @@ def build_router(service: TaskService) -> APIRouter:
     def admin_only(credentials: BearerToken) -> Principal:
         return service.authenticate(_token(credentials), None, ADMIN, "create tasks")
 
+    def admin_lister(credentials: BearerToken) -> Principal:
+        return service.authenticate(_token(credentials), None, ADMIN, "list tasks")
+
     AdminAny = Annotated[Principal, Depends(admin_only)]
+    AdminLister = Annotated[Principal, Depends(admin_lister)]
     AdminOfTask = Annotated[Principal, Depends(on_task(ADMIN, "manage this task"))]
     Reader = Annotated[Principal, Depends(on_task(ANY_ROLE, "read this task"))]
     Reporter = Annotated[Principal, Depends(on_task(CLIENT, "upload reports"))]
@@ -187,6 +195,20 @@ def build_router(service: TaskService) -> APIRouter:
     def create_task(_admin: AdminAny, body: TaskIn, response: Response) -> TaskCreatedOut:
         _no_store(response)
         return service.create_task(body)
+
+    @router.get(
+        "/tasks",
+        responses=_problem(401, 403, 422),
+        summary="List the tasks (administrator), newest first, with their state and counts",
+    )
+    def list_tasks(
+        _admin: AdminLister,
+        limit: Annotated[
+            int,
+            Query(ge=1, le=MAX_TASK_LIST_LIMIT, description="The most tasks to return."),
+        ] = DEFAULT_TASK_LIST_LIMIT,
+    ) -> TaskListOut:
+        return service.list_tasks(limit)
 
     @router.get(
         "/tasks/{task_id}",

@@ -44,7 +44,9 @@ from smpcloud.protocol.schemas import (
     TaskCreatedOut,
     TaskIn,
     TaskInfoOut,
+    TaskListOut,
     TaskStatusOut,
+    TaskSummaryOut,
 )
 from smpcloud.service.auth import Authenticator, Principal, Role, hash_token
 from smpcloud.service.closing import Deadlines
@@ -220,6 +222,58 @@ class TaskService:
         return self._deadlines.close_due_tasks()
 
     # ------------------------------------------------------------------ views
+
+    def list_tasks(self, limit: int) -> TaskListOut:
+        """Return up to ``limit`` tasks, newest first, with their state and report counts.
+
+        States are as stored: a task whose deadline passed a moment ago may still show
+        ``open`` until the deadline loop (or a request about it) closes it.
+
+        Args:
+            limit: the most tasks to return (the route bounds it).
+
+        Returns:
+            The page and the total number of tasks.
+        """
+        with self._storage.read() as session:
+            total = session.scalar(select(func.count()).select_from(TaskRow)) or 0
+            rows = list(
+                session.scalars(
+                    select(TaskRow).order_by(TaskRow.created_at.desc(), TaskRow.id).limit(limit)
+                )
+            )
+            ids = [row.id for row in rows]
+            reports = self._count_by_task(session, ReportRow.task_id, ids)
+            clients = self._count_by_task(session, ClientRow.task_id, ids)
+        return TaskListOut(
+            tasks=[
+                TaskSummaryOut(
+                    task_id=row.id,
+                    name=row.name,
+                    scheme=row.scheme,  # type: ignore[arg-type]
+                    state=row.state,  # type: ignore[arg-type]
+                    reports=reports.get(row.id, 0),
+                    registered_clients=clients.get(row.id, 0),
+                    min_clients=row.min_clients,
+                    max_clients=row.max_clients,
+                    created_at=row.created_at,
+                    closed_at=row.closed_at,
+                    deadline=row.deadline,
+                )
+                for row in rows
+            ],
+            total=total,
+            limit=limit,
+        )
+
+    @staticmethod
+    def _count_by_task(session: Session, column: Any, task_ids: list[str]) -> dict[str, int]:
+        if not task_ids:
+            return {}
+        counted = session.execute(
+            select(column, func.count()).where(column.in_(task_ids)).group_by(column)
+        )
+        return {task_id: count for task_id, count in counted.tuples()}
 
     def info(self, task_id: str) -> TaskInfoOut:
         """Return what participants need: key (or Shamir parameters), encoding, length, limits."""
