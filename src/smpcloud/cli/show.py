@@ -8,6 +8,7 @@ JSON of the server's response (:func:`wire_json`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import datetime
 from typing import Final
 
@@ -24,7 +25,17 @@ def wire_json(model: _WireModel, value: TaskStatus | TaskList | TaskResult) -> s
     """The JSON the server sent for ``value`` (the SDK's dataclass), byte for byte in content:
     the same schema serialises it again (times as RFC 3339, exactly as on the wire)."""
     data = dataclasses.asdict(value)
+    if isinstance(value, TaskResult):
+        # The SDK reads an out-of-range element as NaN and the exact sums as ints; the wire
+        # has null and decimal strings.
+        data["sum"] = [None if _missing(v) else v for v in value.sum]
+        data["average"] = [None if _missing(v) else v for v in value.average]
+        data["encoded_sum"] = [str(v) for v in value.encoded_sum]
     return model.model_validate(data).model_dump_json()
+
+
+def _missing(value: float) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def when(moment: datetime | None) -> str:
@@ -35,7 +46,12 @@ def when(moment: datetime | None) -> str:
 
 
 def number(value: float) -> str:
-    """A sum or an average: ints as they are, floats with up to 12 significant digits."""
+    """A sum or an average: ints as they are, floats with up to 12 significant digits.
+
+    NaN is how the SDK reads an element the server reports out of range: ``out of range``.
+    """
+    if _missing(value):
+        return "out of range"
     if isinstance(value, int):
         return str(value)
     return format(value, ".12g")
@@ -161,6 +177,12 @@ def result_lines(res: TaskResult, *, show_all: bool) -> list[str]:
                 f"... {len(res.sum) - shown} more (--all shows every value, --json prints them "
                 "as JSON)"
             )
+    for index in res.out_of_range[: len(res.sum) if show_all else VECTOR_PREVIEW]:
+        exact = res.encoded_sum[index] if index < len(res.encoded_sum) else None
+        lines.append(
+            f"out of range: value {index} (a client sent a value outside the declared range"
+            + (f"; exact encoded sum {exact})" if exact is not None else ")")
+        )
     if not res.within_declared_range:
         lines.append(
             "warning: some sum lies outside count x the declared range: at least one client "
