@@ -180,8 +180,16 @@ class MeshSetup:
         try:
             await self._accept(reader, writer)
         except asyncio.CancelledError:
+            # Connection setup ended (every peer is connected, the deadline passed, or the
+            # caller gave up) while this handshake was pending: expected, so one DEBUG line and
+            # no re-raise. This task is asyncio's client_connected_cb, which nobody awaits; a
+            # cancelled one makes asyncio log a full traceback per connection (Python 3.11).
             abort_stream(writer)
-            raise
+            log.debug(
+                "party %d dropped a pending connection from %s: connection setup ended",
+                self.party,
+                peername(writer),
+            )
         finally:
             if task is not None:
                 self.handshakes.discard(task)
@@ -193,7 +201,23 @@ class MeshSetup:
             return
         budget = max(0.1, min(HANDSHAKE_TIMEOUT, self.remaining()))
         try:
-            await writer.start_tls(self.server_ctx, ssl_handshake_timeout=budget)
+            # Our own timer, so that a silent client surfaces as TimeoutError (asyncio's
+            # handshake timeout aborts with a ConnectionAbortedError like any other failure).
+            await asyncio.wait_for(
+                writer.start_tls(self.server_ctx, ssl_handshake_timeout=budget + 1.0), budget
+            )
+        except TimeoutError:
+            # A connection that never completes a handshake (a port scanner, a stalled peer):
+            # expected on an open port, so DEBUG only; the genuine peer is still awaited.
+            self.refused += 1
+            log.debug(
+                "party %d dropped a silent connection from %s: no TLS handshake within %.3g s",
+                self.party,
+                who,
+                budget,
+            )
+            abort_stream(writer)
+            return
         except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
             self._refuse(writer, who, f"TLS handshake failed ({describe_error(exc)})")
             return
