@@ -203,9 +203,8 @@ class MeshSetup:
         try:
             # Our own timer, so that a silent client surfaces as TimeoutError (asyncio's
             # handshake timeout aborts with a ConnectionAbortedError like any other failure).
-            await asyncio.wait_for(
-                writer.start_tls(self.server_ctx, ssl_handshake_timeout=budget + 1.0), budget
-            )
+            async with asyncio.timeout(budget):
+                await writer.start_tls(self.server_ctx, ssl_handshake_timeout=budget + 1.0)
         except TimeoutError:
             # A connection that never completes a handshake (a port scanner, a stalled peer):
             # expected on an open port, so DEBUG only; the genuine peer is still awaited.
