@@ -18,7 +18,7 @@ from smpcloud.cli.bench import bench as bench_group
 from smpcloud.cli.demo import demo as demo_command
 from smpcloud.cli.examples import example
 from smpcloud.cli.keys import certs, keygen
-from smpcloud.cli.peers import dealer, party
+from smpcloud.cli.peers import dealer, party, split_diabetes
 from smpcloud.cli.service import decrypt, result, submit, task
 from smpcloud.service.__main__ import serve_command
 
@@ -59,5 +59,6 @@ for _command in (
 ):
     main.add_command(_command)
 main.add_command(serve_command, name="serve")
+example.add_command(split_diabetes)
 
 __all__ = ["main"]
