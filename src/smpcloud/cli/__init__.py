@@ -20,6 +20,7 @@ from smpcloud.cli.examples import example
 from smpcloud.cli.keys import certs, keygen
 from smpcloud.cli.peers import dealer, party, split_diabetes
 from smpcloud.cli.service import decrypt, result, submit, task
+from smpcloud.cli.shamir import shamir
 from smpcloud.service.__main__ import serve_command
 
 
@@ -56,6 +57,7 @@ for _command in (
     submit,
     decrypt,
     result,
+    shamir,
 ):
     main.add_command(_command)
 main.add_command(serve_command, name="serve")
