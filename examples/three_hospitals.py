@@ -3,9 +3,11 @@
 Runs everything on 127.0.0.1, each party in its own process, exactly as three organisations
 would on three hosts:
 
-    smpcloud certs --parties 3 --out DIR            # deployment CA + one certificate each
-    smpcloud dealer --config DIR/parties.toml       # the Beaver-triple dealer (id 0)
-    smpcloud party  --config DIR/parties.toml --id I --input hospital-I.csv \\
+    smpcloud example split-diabetes --parties 3 --out DIR/data   # the hospitals' CSV files
+    smpcloud certs --parties 3 --out DIR/deploy     # deployment CA + one certificate each
+    smpcloud dealer --config DIR/deploy/parties.toml          # the Beaver-triple dealer (id 0)
+    smpcloud party  --config DIR/deploy/parties.toml --id I \\
+                    --input DIR/data/hospital-I.csv --column bmi \\
                     --compute count,mean,variance,std
 
 The patients are scikit-learn's diabetes dataset (442 real records) split in three. Each party
@@ -23,7 +25,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from sklearn.datasets import load_diabetes
 
 from smpcloud.ports import free_port_range
@@ -33,7 +34,6 @@ SMPCLOUD = [sys.executable, "-m", "smpcloud"]
 
 def main() -> int:
     bmi = load_diabetes(scaled=False).data[:, 2]
-    splits = np.array_split(bmi, 3)
     with tempfile.TemporaryDirectory(prefix="smpcloud-hospitals-") as tmp:
         out = Path(tmp)
         base = free_port_range(4)
@@ -53,9 +53,11 @@ def main() -> int:
             check=True,
         )
         config = out / "deploy" / "parties.toml"
-        for i, rows in enumerate(splits, start=1):
-            lines = ["bmi", *(f"{v:.1f}" for v in rows)]
-            (out / f"hospital-{i}.csv").write_text("\n".join(lines) + "\n")
+        subprocess.run(
+            [*SMPCLOUD, "example", "split-diabetes", "--parties", "3", "--out", str(out / "data")],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         dealer = subprocess.Popen(
             [*SMPCLOUD, "dealer", "--config", str(config)],
             stdout=subprocess.PIPE,
@@ -72,7 +74,7 @@ def main() -> int:
                     "--id",
                     str(i),
                     "--input",
-                    str(out / f"hospital-{i}.csv"),
+                    str(out / "data" / f"hospital-{i}.csv"),
                     "--column",
                     "bmi",
                     "--compute",

@@ -383,7 +383,12 @@ def test_dealer_free_party_processes_give_the_dealers_results(tmp_path: Path) ->
 
     dealt = run(3, 2, program, triples="dealer")  # the same statistics with the dealer
     for got, reference in zip(free, dealt):
-        assert got == {"party": got["party"], "rows": len(DATA[got["party"]]), **reference}
+        assert got == {
+            "party": got["party"],
+            "column": 0,
+            "rows": len(DATA[got["party"]]),
+            **reference,
+        }
     everything = np.concatenate([np.array(v) for v in DATA.values()])
     assert free[0]["count"] == everything.size
     assert free[0]["variance"] == pytest.approx(everything.var(), abs=1e-4)

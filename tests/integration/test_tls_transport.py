@@ -796,3 +796,51 @@ def test_throughput_of_16_mib_messages_between_processes(dep: Deployment) -> Non
         f"{rate / 1e6:.0f} MB/s, {elapsed[1] / 20 * 1000:.1f} ms per message"
     )
     assert rate > 20e6
+
+
+# -- quiet logs for abandoned handshakes -------------------------------------------------------
+
+
+def _assert_quiet(caplog: pytest.LogCaptureFixture, connections: int) -> None:
+    """No traceback anywhere in the log, and at most a few lines per silent connection."""
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info or r.stack_info]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text[:2000]
+    assert len(caplog.records) <= 2 * connections + 10, caplog.text[:2000]
+
+
+@pytest.mark.parametrize("how", ["deadline", "cancelled"])
+def test_silent_connections_to_a_listening_party_log_no_traceback(
+    dep: Deployment, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    """100 TCP connections that never start TLS, then the listening party stops waiting."""
+    connections = 100
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario() -> None:
+        addresses = addresses_for([1, 2])
+        waiting = asyncio.ensure_future(connect(dep, 1, addresses, connect_deadline=3.0))
+        host, port = addresses[1]
+        streams: list[asyncio.StreamWriter] = []
+        for _ in range(50):  # until the party listens
+            try:
+                streams.append((await asyncio.open_connection(host, port))[1])
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        for _ in range(connections - 1):
+            streams.append((await asyncio.open_connection(host, port))[1])
+        await asyncio.sleep(0.3)  # every handshake is pending now
+        if how == "cancelled":
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        else:
+            with pytest.raises(TransportError, match="could not connect to party 2"):
+                await waiting
+        for writer in streams:
+            writer.close()
+        await asyncio.sleep(0.2)  # let the loop report whatever it would report
+
+    run(scenario())
+    _assert_quiet(caplog, connections)

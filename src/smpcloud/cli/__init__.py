@@ -25,9 +25,10 @@ from smpcloud.cli.demo import demo as demo_command
 from smpcloud.cli.examples import example
 from smpcloud.cli.health import health
 from smpcloud.cli.keys import certs, keygen
-from smpcloud.cli.peers import dealer, party
+from smpcloud.cli.peers import dealer, party, split_diabetes
 from smpcloud.cli.serve import serve
 from smpcloud.cli.service import decrypt, result, submit
+from smpcloud.cli.shamir import shamir
 from smpcloud.cli.task import task
 
 
@@ -53,7 +54,9 @@ def main() -> None:
                    -> smpcloud submit (each client) -> smpcloud task close
                    -> smpcloud decrypt (t key holders) -> smpcloud result
                    (smpcloud task list and task status show where each task is)
-    Peer MPC:      smpcloud certs -> smpcloud dealer + smpcloud party (each party)
+    Shamir mode:   smpcloud shamir create|register|submit|close|result (n servers)
+    Peer MPC:      smpcloud example split-diabetes (example inputs) -> smpcloud certs
+                   -> smpcloud dealer + smpcloud party (each party)
     """
 
 
@@ -71,7 +74,9 @@ for _command in (
     decrypt,
     result,
     health,
+    shamir,
 ):
     main.add_command(_command)
+example.add_command(split_diabetes)
 
 __all__ = ["main"]

@@ -19,8 +19,9 @@ def example() -> None:
     stats       joint statistics of 3 hospitals (diabetes dataset), peer MPC and cloud
     federated   federated logistic regression (breast-cancer dataset), secure aggregation
     regression  a bank and an insurer fit a regression on their joint columns (peer MPC)
+    split-diabetes  write the hospitals' CSV files that `smpcloud party` reads (example inputs)
 
-    Each prints what was revealed, writes its plot to --out and exits with status 1 if the
+    Each use case prints what was revealed, writes its plot to --out and exits with status 1 if the
     secure result is not within the documented tolerance of the plaintext one.
     """
 

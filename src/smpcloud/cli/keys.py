@@ -161,6 +161,12 @@ def keygen(holders: int, t: int, bits: str, out_dir: Path, force: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the CA, the certificates, the keys and parties.toml.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace a deployment already in --out: a new CA, new certificates and keys (0600) "
+    "and a new parties.toml; every party then needs the new files.",
+)
 def certs(
     parties: int,
     t: int | None,
@@ -168,15 +174,17 @@ def certs(
     hosts: tuple[str, ...],
     base_port: int,
     out_dir: Path,
+    force: bool,
 ) -> None:
     """Create a deployment CA, one TLS certificate + key per party, and a parties.toml.
 
     Parties authenticate each other with these certificates (TLS 1.3, mutual): a connection
     from anything not signed by this CA is refused. Keys are written with mode 0600; keep
     ca-key.pem offline. Give party i its party-i.pem, party-i-key.pem, ca.pem and the
-    parties.toml (edit the hosts and ports there for a real deployment).
+    parties.toml (edit the hosts and ports there for a real deployment). A directory that
+    already holds a deployment is refused unless --force.
     """
-    from smpcloud.mpc.certs import create_deployment
+    from smpcloud.mpc.certs import create_deployment, deployment_files
     from smpcloud.mpc.config import render_deployment
 
     threshold_t = t if t is not None else parties // 2 + 1
@@ -186,9 +194,14 @@ def certs(
         )
     config = out_dir / "parties.toml"
     with friendly_errors():
-        if config.exists():
-            raise FileExistsError(f"refusing to overwrite {config}")
-        create_deployment(out_dir, parties=parties, dealer=not no_dealer, hosts=hosts)
+        if not force and (config.exists() or deployment_files(out_dir)):
+            raise click.ClickException(
+                f"{out_dir} already holds a deployment (CA, keys or parties.toml); pass --force "
+                "to replace it (a new CA and new keys for every party), or choose another --out"
+            )
+        create_deployment(
+            out_dir, parties=parties, dealer=not no_dealer, hosts=hosts, overwrite=force
+        )
         config.write_text(
             render_deployment(
                 parties=parties,

@@ -128,10 +128,39 @@ def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _write_certificate(path: Path, cert: x509.Certificate) -> None:
+def _write_certificate(path: Path, cert: x509.Certificate, *, overwrite: bool = False) -> None:
     # "x": exclusive create, never follows or replaces an existing file; mode 0666 & ~umask.
-    with path.open("xb") as handle:
-        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    # Overwriting writes a new file the same way and renames it over the old one (atomic).
+    target = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp") if overwrite else path
+    try:
+        with target.open("xb") as handle:
+            handle.write(cert.public_bytes(serialization.Encoding.PEM))
+        if overwrite:
+            os.replace(target, path)
+    except BaseException:
+        if overwrite:
+            target.unlink(missing_ok=True)
+        raise
+
+
+_ENDPOINT_FILE = re.compile(r"party-(0|[1-9][0-9]{0,4})(-key)?\.pem")
+
+
+def deployment_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """The files of a deployment already in ``directory``: the CA's and every endpoint's.
+
+    Returns:
+        ``ca.pem``, ``ca-key.pem``, ``party-<id>.pem`` and ``party-<id>-key.pem`` files that
+        exist there, sorted (nothing else, whatever else the directory holds).
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        entry
+        for entry in folder.iterdir()
+        if entry.name in ("ca.pem", "ca-key.pem") or _ENDPOINT_FILE.fullmatch(entry.name)
+    )
 
 
 def _make_ca(
@@ -228,6 +257,7 @@ def create_deployment(
     dealer: bool = True,
     hosts: Sequence[str] = ("127.0.0.1", "localhost"),
     days: int = 365,
+    overwrite: bool = False,
 ) -> Deployment:
     """Create a deployment CA and one certificate + private key per endpoint in ``out_dir``.
 
@@ -244,6 +274,9 @@ def create_deployment(
         dealer: also issue a certificate for the dealer, id 0.
         hosts: host names / IP addresses the endpoints are reached at.
         days: validity of every certificate, from now (minus 5 minutes for clock skew).
+        overwrite: replace a deployment already in ``out_dir``: a new CA and new keys (still
+            0600 from the moment they exist, each file replaced atomically), and the endpoint
+            files of ids the new deployment does not have are deleted (:func:`deployment_files`).
 
     Returns:
         The paths written (see the module docstring for the layout).
@@ -251,7 +284,8 @@ def create_deployment(
     Raises:
         InvalidInputError: parties or days out of range, a host that is neither an IP address
             nor an ASCII DNS name.
-        FileExistsError: any of the files already exists; then nothing is written.
+        FileExistsError: any of the files already exists and ``overwrite`` is false; then
+            nothing is written.
     """
     if not 1 <= parties <= MAX_PARTIES:
         raise InvalidInputError(f"parties must be in 1..{MAX_PARTIES}, got {parties}")
@@ -280,19 +314,22 @@ def create_deployment(
     for entry in layout.endpoints:
         targets += [entry.cert, entry.key]
     existing = [str(p) for p in targets if os.path.lexists(p)]
-    if existing:
+    if existing and not overwrite:
         raise FileExistsError(f"refusing to overwrite existing files: {', '.join(existing)}")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stale = [p for p in deployment_files(directory) if p not in targets] if overwrite else []
 
     now = datetime.datetime.now(datetime.UTC)
     ca_key, ca_cert = _make_ca(now, days)
     # Private keys first: if a write fails half-way, no certificate points at a missing key.
-    write_secret_bytes(layout.ca_key, _private_pem(ca_key))
-    _write_certificate(layout.ca_cert, ca_cert)
+    write_secret_bytes(layout.ca_key, _private_pem(ca_key), overwrite=overwrite)
+    _write_certificate(layout.ca_cert, ca_cert, overwrite=overwrite)
     for entry in layout.endpoints:
         key, cert = _make_endpoint(entry.id, ca_key, ca_cert, general_names, now, days)
-        write_secret_bytes(entry.key, _private_pem(key))
-        _write_certificate(entry.cert, cert)
+        write_secret_bytes(entry.key, _private_pem(key), overwrite=overwrite)
+        _write_certificate(entry.cert, cert, overwrite=overwrite)
+    for path in stale:  # endpoints of the replaced deployment that the new one does not have
+        path.unlink(missing_ok=True)
     return layout
 
 
@@ -375,6 +412,7 @@ __all__ = [
     "Deployment",
     "EndpointFiles",
     "create_deployment",
+    "deployment_files",
     "load_certificate",
     "party_id_from_certificate",
 ]

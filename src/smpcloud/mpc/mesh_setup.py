@@ -19,6 +19,10 @@ identity that matters is the party id in a CA-signed certificate.
 
 The dialler retries with backoff (50 ms doubling to 1 s) until ``connect_deadline``; failed
 attempts are logged (never a payload) and remembered per peer for the final error message.
+While peers are missing, :meth:`MeshSetup.report_waiting` tells a ``progress`` callback who is
+still awaited and at which address, first after :data:`WAIT_REPORT_FIRST` seconds and then
+every :data:`WAIT_REPORT_EVERY` seconds (a command prints it on stderr); :func:`describe_missing`
+gives the same names and addresses to the final error.
 """
 
 from __future__ import annotations
@@ -45,6 +49,22 @@ HANDSHAKE_TIMEOUT: Final = 10.0
 READ_LIMIT: Final = 1 << 20
 _RETRY_FIRST: Final = 0.05
 _RETRY_MAX: Final = 1.0
+#: Seconds before the first "waiting for ..." progress message (a fast mesh prints none).
+WAIT_REPORT_FIRST: Final = 1.0
+#: Seconds between two "waiting for ..." progress messages.
+WAIT_REPORT_EVERY: Final = 5.0
+
+
+def endpoint_name(pid: int) -> str:
+    """``party <id>``, or ``the dealer (id 0)``."""
+    return "the dealer (id 0)" if pid == 0 else f"party {pid}"
+
+
+def describe_missing(missing: list[int], addresses: Mapping[int, tuple[str, int]]) -> str:
+    """Name each missing endpoint with its address: ``party 3 at 127.0.0.1:9103, ...``."""
+    return ", ".join(
+        f"{endpoint_name(p)} at {addresses[p][0]}:{addresses[p][1]}" for p in sorted(missing)
+    )
 
 
 def peer_id(writer: asyncio.StreamWriter) -> int:
@@ -147,7 +167,9 @@ class MeshSetup:
         is_closed: Callable[[], bool],
     ) -> None:
         self.party = party
-        self.register = register
+        self.peers = peers
+        self.connected: set[int] = set()
+        self._register = register
         self.is_closed = is_closed
         self.addresses = addresses
         self.server_ctx = server_ctx
@@ -164,7 +186,43 @@ class MeshSetup:
             self.all_accepted.set()
 
     def remaining(self) -> float:
+        """Seconds left until the deadline (negative once it passed)."""
         return self.deadline - asyncio.get_running_loop().time()
+
+    def register(self, link: Link) -> None:
+        """Hand an authenticated connection to the transport and count its peer as connected."""
+        self.connected.add(link.peer)
+        self._register(link)
+
+    def missing(self) -> list[int]:
+        """The peers not connected yet, sorted."""
+        return [p for p in self.peers if p not in self.connected]
+
+    async def report_waiting(self, progress: Callable[[str], None], total: float) -> None:
+        """Call ``progress`` with who is still awaited, until cancelled or nobody is missing.
+
+        Messages look like ``party 1: waiting for party 3 at 127.0.0.1:9103 (6 s of 60 s)``;
+        the first comes after :data:`WAIT_REPORT_FIRST` seconds, then one every
+        :data:`WAIT_REPORT_EVERY` seconds. A callback that raises is not called again.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        delay = WAIT_REPORT_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            delay = WAIT_REPORT_EVERY
+            missing = self.missing()
+            if not missing or self.remaining() <= 0:
+                return
+            me = "dealer" if self.party == 0 else f"party {self.party}"
+            try:
+                progress(
+                    f"{me}: waiting for {describe_missing(missing, self.addresses)} "
+                    f"({loop.time() - started:.0f} s of {total:g} s)"
+                )
+            except Exception:  # a broken progress callback must not break the mesh
+                log.debug("party %d: the progress callback failed", self.party, exc_info=True)
+                return
 
     def _refuse(self, writer: asyncio.StreamWriter, who: str, why: str) -> None:
         self.refused += 1
@@ -180,8 +238,16 @@ class MeshSetup:
         try:
             await self._accept(reader, writer)
         except asyncio.CancelledError:
+            # Connection setup ended (every peer is connected, the deadline passed, or the
+            # caller gave up) while this handshake was pending: expected, so one DEBUG line and
+            # no re-raise. This task is asyncio's client_connected_cb, which nobody awaits; a
+            # cancelled one makes asyncio log a full traceback per connection (Python 3.11).
             abort_stream(writer)
-            raise
+            log.debug(
+                "party %d dropped a pending connection from %s: connection setup ended",
+                self.party,
+                peername(writer),
+            )
         finally:
             if task is not None:
                 self.handshakes.discard(task)
@@ -193,7 +259,22 @@ class MeshSetup:
             return
         budget = max(0.1, min(HANDSHAKE_TIMEOUT, self.remaining()))
         try:
-            await writer.start_tls(self.server_ctx, ssl_handshake_timeout=budget)
+            # Our own timer, so that a silent client surfaces as TimeoutError (asyncio's
+            # handshake timeout aborts with a ConnectionAbortedError like any other failure).
+            async with asyncio.timeout(budget):
+                await writer.start_tls(self.server_ctx, ssl_handshake_timeout=budget + 1.0)
+        except TimeoutError:
+            # A connection that never completes a handshake (a port scanner, a stalled peer):
+            # expected on an open port, so DEBUG only; the genuine peer is still awaited.
+            self.refused += 1
+            log.debug(
+                "party %d dropped a silent connection from %s: no TLS handshake within %.3g s",
+                self.party,
+                who,
+                budget,
+            )
+            abort_stream(writer)
+            return
         except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
             self._refuse(writer, who, f"TLS handshake failed ({describe_error(exc)})")
             return
@@ -302,8 +383,12 @@ class MeshSetup:
 __all__ = [
     "HANDSHAKE_TIMEOUT",
     "READ_LIMIT",
+    "WAIT_REPORT_EVERY",
+    "WAIT_REPORT_FIRST",
     "MeshSetup",
     "check_addresses",
+    "describe_missing",
+    "endpoint_name",
     "peer_id",
     "peername",
     "tls_contexts",

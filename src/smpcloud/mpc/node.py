@@ -25,23 +25,43 @@ R = TypeVar("R")
 
 
 async def connect(
-    config: DeploymentConfig, party: int, *, connect_deadline: float | None = None
+    config: DeploymentConfig,
+    party: int,
+    *,
+    connect_deadline: float | None = None,
+    include_dealer: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> TlsTransport:
     """Open the TLS mesh for ``party`` (listening on its own address, dialling the others).
 
+    Args:
+        config: the deployment.
+        party: this endpoint's id.
+        connect_deadline: seconds to wait for every peer (default: the deployment's).
+        include_dealer: also connect to the dealer (id 0) when the deployment lists one;
+            False for dealer-free computations, which never talk to it.
+        progress: called with one line naming the peers still awaited and their addresses,
+            every few seconds while some are missing (see
+            :func:`~smpcloud.mpc.tcp.connect_mesh`).
+
     Raises:
         InvalidInputError: ``party`` is not in the deployment.
-        TransportError: some peers were unreachable by ``connect_deadline`` (named).
+        TransportError: some peers were unreachable by ``connect_deadline`` (named, with their
+            addresses).
     """
     me = config.endpoint(party)
+    addresses = config.addresses()
+    if not include_dealer and party != 0:
+        addresses.pop(0, None)
     return await connect_mesh(
         party,
-        config.addresses(),
+        addresses,
         cert=me.cert,
         key=me.key,
         ca=config.ca,
         timeout=config.timeout,
         connect_deadline=config.connect_timeout if connect_deadline is None else connect_deadline,
+        progress=progress,
     )
 
 
@@ -54,6 +74,7 @@ async def run_party(
     field: Field = MPC_FIELD,
     connect_deadline: float | None = None,
     triples: Literal["dealer", "ot"] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> R:
     """Run ``program`` as computing party ``party`` (1..n) of the deployment and return its result.
 
@@ -69,7 +90,10 @@ async def run_party(
         triples: where Beaver triples come from: ``"dealer"`` (the deployment's dealer, id 0)
             or ``"ot"`` (dealer-free, by oblivious transfer between the parties:
             :class:`~smpcloud.mpc.ot_triples.OTTriples`); None picks the dealer when the
-            deployment has one and OT otherwise.
+            deployment has one and OT otherwise. With ``"ot"`` the dealer, if the deployment
+            lists one, is neither awaited nor contacted.
+        progress: called with one line naming the peers still awaited, every few seconds
+            while the mesh forms (a command prints it on stderr).
 
     Raises:
         InvalidInputError: ``party`` is the dealer's id or not in the deployment, or
@@ -83,7 +107,13 @@ async def run_party(
         raise InvalidInputError(f"triples must be 'dealer' or 'ot', got {mode!r}")
     if mode == "dealer" and not config.has_dealer:
         raise InvalidInputError("this deployment has no dealer (id 0): use dealer-free triples")
-    transport = await connect(config, party, connect_deadline=connect_deadline)
+    transport = await connect(
+        config,
+        party,
+        connect_deadline=connect_deadline,
+        include_dealer=mode == "dealer",
+        progress=progress,
+    )
     try:
         source: TripleSource
         if mode == "dealer":
@@ -120,9 +150,13 @@ async def run_dealer_node(
     session: str = "smpc",
     field: Field = MPC_FIELD,
     connect_deadline: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> DealerStats:
     """Serve Beaver triples and truncation pairs as the deployment's dealer (id 0) until every
     party is done.
+
+    ``progress`` is called with one line naming the parties still awaited, every few seconds
+    while the mesh forms.
 
     Raises:
         InvalidInputError: the deployment has no dealer.
@@ -130,7 +164,7 @@ async def run_dealer_node(
     """
     if not config.has_dealer:
         raise InvalidInputError("this deployment has no dealer (no [[party]] with id = 0)")
-    transport = await connect(config, 0, connect_deadline=connect_deadline)
+    transport = await connect(config, 0, connect_deadline=connect_deadline, progress=progress)
     try:
         return await run_dealer(
             transport, n=config.parties, t=config.threshold, field=field, session=session

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -52,7 +52,14 @@ from smpcloud.mpc.frames import KIND_READY as KIND_READY
 from smpcloud.mpc.frames import MAX_STEP as MAX_STEP
 from smpcloud.mpc.mailbox import Mailbox
 from smpcloud.mpc.mesh_setup import HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT
-from smpcloud.mpc.mesh_setup import READ_LIMIT, MeshSetup, check_addresses, tls_contexts
+from smpcloud.mpc.mesh_setup import (
+    READ_LIMIT,
+    MeshSetup,
+    check_addresses,
+    describe_missing,
+    endpoint_name,
+    tls_contexts,
+)
 from smpcloud.mpc.transport import DEFAULT_TIMEOUT, Tag
 
 log = logging.getLogger(__name__)
@@ -319,6 +326,7 @@ async def connect_mesh(
     connect_deadline: float = 30.0,
     max_frame: int = DEFAULT_MAX_FRAME,
     check_hostname: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> TlsTransport:
     """Connect ``party`` to every other endpoint in ``addresses`` over mutual TLS 1.3.
 
@@ -336,12 +344,16 @@ async def connect_mesh(
         connect_deadline: seconds to get every connection up.
         max_frame: largest payload sent or accepted, in bytes.
         check_hostname: also require the dialled host to be in the peer certificate's SANs.
+        progress: called with a one-line message naming the peers still awaited and their
+            addresses, after a second of waiting and then every few seconds
+            (:meth:`~smpcloud.mpc.mesh_setup.MeshSetup.report_waiting`).
 
     Raises:
         InvalidInputError: bad parameters, unreadable TLS files, or a certificate that is not
             ``party``'s.
         TransportError: cannot listen on the address, or some peers were not connected by the
-            deadline (the message names them and the last error seen for each).
+            deadline (the message names them, their addresses and the last error seen for
+            each).
     """
     if timeout <= 0 or connect_deadline <= 0:
         raise InvalidInputError("timeout and connect_deadline must be positive")
@@ -378,15 +390,28 @@ async def connect_mesh(
                 raise TransportError(
                     f"party {party} cannot listen on {host}:{port}: {describe_error(exc)}"
                 ) from None
-        await asyncio.gather(setup.wait_accepted(), *(setup.dial(p) for p in setup.dial_to))
-        missing = [p for p in peers if p not in transport._links]
+        reporter = (
+            asyncio.ensure_future(setup.report_waiting(progress, connect_deadline))
+            if progress is not None
+            else None
+        )
+        try:
+            await asyncio.gather(setup.wait_accepted(), *(setup.dial(p) for p in setup.dial_to))
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+                await asyncio.gather(reporter, return_exceptions=True)
+        missing = setup.missing()
         if missing:
             details = "; ".join(
-                f"party {p}: {setup.last_error.get(p, 'never connected')}" for p in missing
+                f"{endpoint_name(p)}: {setup.last_error.get(p, 'it never connected')}"
+                for p in missing
             )
             raise TransportError(
-                f"party {party} could not connect to part{'y' if len(missing) == 1 else 'ies'} "
-                f"{', '.join(map(str, missing))} within {connect_deadline:g} s ({details})"
+                f"{endpoint_name(party)} could not connect to "
+                f"part{'y' if len(missing) == 1 else 'ies'} {', '.join(map(str, missing))} "
+                f"within {connect_deadline:g} s: waited for {describe_missing(missing, checked)} "
+                f"({details}); is every one of them running with this deployment file?"
             )
         ok = True
     finally:
