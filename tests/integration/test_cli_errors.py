@@ -153,14 +153,14 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str]]] = [
         "wrong admin token",
         ["task", "list"],
         {"SMPCLOUD_ADMIN_TOKEN": "Zq8-wrong-but-long-Kp3x"},
-        ["invalid token"],
+        ["only the administrator's token"],
     ),
     ("wrong task id", ["task", "status", "--task", "no-such-task"], {}, ["no task 'no-such-task'"]),
     (
         "another task's token",
         ["submit", "--task", "{task}", "--token-file", "{other}/client_1.token", "1"],
         {},
-        ["not valid for task"],
+        ["not valid for this task"],
     ),
     (
         "holder token to submit",

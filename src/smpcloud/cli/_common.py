@@ -21,10 +21,13 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from smpcloud.protocol.task_encoding import TaskEncoding
 
 from smpcloud.errors import SmpcError, TransportError
 
@@ -233,6 +236,50 @@ def progress_printer(as_json: bool) -> Callable[[str], None] | None:
     return None if as_json else (lambda message: err_console.print(f"[dim]... {message}[/dim]"))
 
 
+def encoding_options(func: F) -> F:
+    """Add --length, --fixed and --range: how a task's values are encoded (every scheme)."""
+    func = click.option(
+        "--range",
+        "value_range",
+        type=(float, float),
+        default=None,
+        help="Declared range MIN MAX of each client value (required with --fixed).",
+    )(func)
+    func = click.option(
+        "--fixed",
+        "frac_bits",
+        type=click.IntRange(0, 64),
+        default=None,
+        help="Fixed-point values with this many fractional bits (default: integers).",
+    )(func)
+    return click.option(
+        "--length",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Values per client (1 = a scalar; more = a vector, summed element-wise).",
+    )(func)
+
+
+def check_encoding_options(frac_bits: int | None, value_range: tuple[float, float] | None) -> None:
+    """Refuse --fixed without --range, and a range whose MIN is not below its MAX."""
+    if frac_bits is not None and value_range is None:
+        raise click.UsageError("--fixed needs --range MIN MAX")
+    if value_range is not None and value_range[0] >= value_range[1]:
+        raise click.BadParameter("MIN must be below MAX", param_hint="--range")
+
+
+def task_encoding(frac_bits: int | None, value_range: tuple[float, float] | None) -> TaskEncoding:
+    """The task encoding --fixed and --range describe (integers when neither is given)."""
+    from smpcloud.protocol.task_encoding import TaskEncoding
+
+    if frac_bits is not None and value_range is not None:
+        return TaskEncoding.fixed(frac_bits, *value_range)
+    if value_range is not None:
+        return TaskEncoding.integer(int(value_range[0]), int(value_range[1]))
+    return TaskEncoding.integer()
+
+
 __all__ = [
     "DEBUG_ENV",
     "EXIT_CODES_HELP",
@@ -244,9 +291,11 @@ __all__ = [
     "NoResultError",
     "SmpcloudGroup",
     "admin_token_option",
+    "check_encoding_options",
     "command_name",
     "describe_error",
     "describe_os_error",
+    "encoding_options",
     "err_console",
     "friendly_errors",
     "json_default",
@@ -256,5 +305,6 @@ __all__ = [
     "read_secret",
     "server_option",
     "server_options",
+    "task_encoding",
     "token_from",
 ]

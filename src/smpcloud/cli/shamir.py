@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from smpcloud.cli._common import F, friendly_errors, plain
+from smpcloud.cli._common import (
+    F,
+    check_encoding_options,
+    encoding_options,
+    friendly_errors,
+    plain,
+    task_encoding,
+)
 
 if TYPE_CHECKING:
     from smpcloud.client.shamir import ShamirAggregation
@@ -132,27 +139,6 @@ def shamir() -> None:
     help="Most clients the task accepts (default: the service's).",
 )
 @click.option(
-    "--length",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Values per client (1 = a scalar; more = a vector, summed element-wise).",
-)
-@click.option(
-    "--fixed",
-    "frac_bits",
-    type=click.IntRange(0, 64),
-    default=None,
-    help="Real values with this many fractional bits (default: integers).",
-)
-@click.option(
-    "--range",
-    "value_range",
-    type=(float, float),
-    default=None,
-    help="Declared range MIN MAX of each value (required with --fixed).",
-)
-@click.option(
     "--deadline",
     type=click.DateTime(),
     default=None,
@@ -165,6 +151,7 @@ def shamir() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for task.json (created).",
 )
+@encoding_options
 def create(
     servers_path: str,
     name: str,
@@ -184,21 +171,14 @@ def create(
     """
     from smpcloud.cli.shamir_files import load_servers, write_task
     from smpcloud.client.shamir import ShamirAggregation
-    from smpcloud.protocol.schemas import TaskEncoding
 
-    if frac_bits is not None and value_range is None:
-        raise click.UsageError("--fixed needs --range MIN MAX")
+    check_encoding_options(frac_bits, value_range)
     task_file = out_dir / "task.json"
     with shamir_errors():
         if task_file.exists():
             raise FileExistsError(f"refusing to overwrite {task_file}: choose another --out")
         servers = load_servers(servers_path)
-        if frac_bits is not None and value_range is not None:
-            encoding = TaskEncoding.fixed(frac_bits, *value_range)
-        elif value_range is not None:
-            encoding = TaskEncoding.integer(int(value_range[0]), int(value_range[1]))
-        else:
-            encoding = TaskEncoding.integer()
+        encoding = task_encoding(frac_bits, value_range)
         limits: dict[str, Any] = {} if max_clients is None else {"max_clients": max_clients}
         with ShamirAggregation.create_on_servers(
             servers,

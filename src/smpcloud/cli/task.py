@@ -11,10 +11,13 @@ from smpcloud.cli._common import (
     EXIT_CODES_HELP,
     NoResultError,
     admin_token_option,
+    check_encoding_options,
+    encoding_options,
     friendly_errors,
     read_secret,
     server_option,
     server_options,
+    task_encoding,
 )
 
 #: Task list rows shown unless --limit says otherwise (the server's default and maximum).
@@ -90,27 +93,6 @@ Example (keys/ from smpcloud keygen, a server from smpcloud serve):
     help="No result is released unless at least this many clients reported.",
 )
 @click.option(
-    "--length",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Values per report (1 = a scalar; more = a vector, summed element-wise).",
-)
-@click.option(
-    "--fixed",
-    "frac_bits",
-    type=click.IntRange(0, 64),
-    default=None,
-    help="Fixed-point values with this many fractional bits (default: integers).",
-)
-@click.option(
-    "--range",
-    "value_range",
-    type=(float, float),
-    default=None,
-    help="Declared range MIN MAX of each client value (required with --fixed).",
-)
-@click.option(
     "--packed",
     is_flag=True,
     help="Pack many values into each ciphertext (long vectors: 20x or more fewer "
@@ -129,6 +111,7 @@ Example (keys/ from smpcloud keygen, a server from smpcloud serve):
     type=click.Path(file_okay=False, path_type=Path),
     help="New directory (or one without a task) for task.json and the token files.",
 )
+@encoding_options
 def task_create(
     server: str,
     admin_token_file: str | None,
@@ -154,12 +137,9 @@ def task_create(
     from smpcloud.keyfiles import load_threshold_public_key, write_public_json, write_secret_text
 
     token = admin_token(admin_token_file)
-    if frac_bits is not None and value_range is None:
-        raise click.UsageError("--fixed needs --range MIN MAX")
+    check_encoding_options(frac_bits, value_range)
     if packed and value_range is None:
         raise click.UsageError("--packed needs --range MIN MAX")
-    if value_range is not None and value_range[0] >= value_range[1]:
-        raise click.BadParameter("MIN must be below MAX", param_hint="--range")
     with friendly_errors(server):
         public_key = load_threshold_public_key(public_key_path)
     _check_out_dir(out_dir)
@@ -179,12 +159,8 @@ def task_create(
                 frac_bits=frac_bits or 0,
             )
             encoding = None  # implied by the layout
-        elif frac_bits is not None and value_range is not None:
-            encoding = TaskEncoding.fixed(frac_bits, *value_range)
-        elif value_range is not None:
-            encoding = TaskEncoding.integer(int(value_range[0]), int(value_range[1]))
         else:
-            encoding = TaskEncoding.integer()
+            encoding = task_encoding(frac_bits, value_range)
         with Admin(server, token) as admin:
             created = admin.create_task(
                 public_key,
