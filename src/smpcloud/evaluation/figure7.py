@@ -54,11 +54,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from smpcloud.client import (
     Admin,
     KeyHolder,
     ShamirAggregation,
+    ShamirResult,
     ShamirServer,
+    TaskResult,
     upload_reports,
     upload_shares,
 )
@@ -215,6 +220,25 @@ def _label(mode: Mode, clients: int, what: str) -> str:
     return f"{mode}, {clients:,} clients: {what}"
 
 
+def _checked_rows(
+    mode: Mode,
+    clients: int,
+    phases: Sequence[str],
+    seconds: dict[str, float],
+    result: TaskResult | ShamirResult,
+    values: npt.NDArray[np.float64],
+    setup: float,
+    requests: int,
+) -> tuple[list[Figure7Row], Figure7Check]:
+    """Check the secure sum against the plaintext; the run's rows and its check."""
+    check_secure_sum(count=result.count, secure_sum=float(result.sum[0]), values=values)
+    rows = [Figure7Row(mode, clients, phase, seconds[phase]) for phase in phases]
+    check = Figure7Check(
+        mode, clients, result.count, float(result.average[0]), float(values.mean()), setup, requests
+    )
+    return rows, check
+
+
 def _run_paillier(
     *,
     url: str,
@@ -274,16 +298,8 @@ def _run_paillier(
                 holder.contribute()
         result = admin.result(task.task_id)
         seconds[PAILLIER_PHASES[3]] = time.perf_counter() - start
-    check_secure_sum(count=result.count, secure_sum=float(result.sum[0]), values=values)
-    rows = [Figure7Row("paillier", clients, phase, seconds[phase]) for phase in PAILLIER_PHASES]
-    return rows, Figure7Check(
-        "paillier",
-        clients,
-        result.count,
-        float(result.average[0]),
-        float(values.mean()),
-        setup,
-        uploaded.requests,
+    return _checked_rows(
+        "paillier", clients, PAILLIER_PHASES, seconds, result, values, setup, uploaded.requests
     )
 
 
@@ -339,17 +355,7 @@ def _run_shamir(
         start = time.perf_counter()
         result = aggregation.result()
         seconds[SHAMIR_PHASES[3]] = time.perf_counter() - start
-    check_secure_sum(count=result.count, secure_sum=float(result.sum[0]), values=values)
-    rows = [Figure7Row("shamir", clients, phase, seconds[phase]) for phase in SHAMIR_PHASES]
-    return rows, Figure7Check(
-        "shamir",
-        clients,
-        result.count,
-        float(result.average[0]),
-        float(values.mean()),
-        setup,
-        uploads,
-    )
+    return _checked_rows("shamir", clients, SHAMIR_PHASES, seconds, result, values, setup, uploads)
 
 
 # ------------------------------------------------------------------------------- outputs
