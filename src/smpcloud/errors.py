@@ -40,6 +40,11 @@ class VerificationError(SmpcError):
     """A proof or consistency check failed. Deliberately says little about which check."""
 
 
+class SignatureError(VerificationError):
+    """A signature that does not verify, or fewer valid signatures from a roster than its
+    threshold: a statement nobody pinned vouches for."""
+
+
 class ProtocolError(SmpcError):
     """An unexpected message, a peer that went silent, or an aborted protocol."""
 
@@ -55,6 +60,7 @@ __all__ = [
     "OverflowDetectedError",
     "ProtocolError",
     "ShareError",
+    "SignatureError",
     "SmpcError",
     "ThresholdNotMetError",
     "TransportError",

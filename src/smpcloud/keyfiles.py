@@ -3,7 +3,8 @@ with mode 0600 from the moment they exist.
 
 ``crypto/`` stays pure (no files); this module is the file layer above it. A key file is
 exactly the JSON object of ``to_json()`` (see ``smpcloud.crypto.paillier`` and
-``smpcloud.crypto.threshold``: :func:`load_threshold_public_key`, :func:`load_key_share`),
+``smpcloud.crypto.threshold``: :func:`load_threshold_public_key`, :func:`load_key_share`;
+``smpcloud.crypto.signatures``: :func:`load_signing_key`, :func:`load_roster`),
 UTF-8, one object per file. A token file (:func:`write_secret_text`, :func:`read_token_file`)
 is one line of plain text, the token; reading also accepts the earlier form, a JSON string.
 Reading is strict: duplicate keys, NaN/Infinity, non-UTF-8 bytes and files over 1 MiB are
@@ -36,6 +37,7 @@ from typing import Final
 
 from smpcloud.crypto import threshold
 from smpcloud.crypto.paillier import PrivateKey, PublicKey
+from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.crypto.threshold import KeyShare, ThresholdPublicKey
 from smpcloud.errors import InvalidInputError
 
@@ -421,6 +423,37 @@ def load_private_key(path: StrPath, *, insecure: bool = False) -> PrivateKey:
         raise _rename_error(path, exc) from None
 
 
+def load_signing_key(path: StrPath) -> SigningKey:
+    """Read a key holder's (or a server's) Ed25519 signing key file (mode 0600).
+
+    ``smpcloud keygen`` writes ``signing_key_<i>.json`` beside ``key_share_<i>.json``; write
+    one with ``write_secret_json(path, key.to_json())``.
+
+    Raises:
+        FileNotFoundError: if path does not exist.
+        InvalidInputError: not a signing key; the message names the file, never the key.
+    """
+    data = read_json(path)
+    try:
+        return SigningKey.from_json(data)
+    except InvalidInputError as exc:
+        raise type(exc)(f"{Path(path)}: not a signing key ({exc})") from None
+
+
+def load_roster(path: StrPath) -> Roster:
+    """Read a roster of pinned signers (``holders.json`` from ``smpcloud keygen``).
+
+    Raises:
+        FileNotFoundError: if path does not exist.
+        InvalidInputError: not a roster; the message names the file.
+    """
+    data = read_json(path)
+    try:
+        return Roster.from_json(data)
+    except InvalidInputError as exc:
+        raise type(exc)(f"{Path(path)}: not a holder roster ({exc})") from None
+
+
 __all__ = [
     "MAX_FILE_BYTES",
     "MAX_TOKEN_FILE_BYTES",
@@ -429,6 +462,8 @@ __all__ = [
     "load_key_share",
     "load_private_key",
     "load_public_key",
+    "load_roster",
+    "load_signing_key",
     "load_threshold_public_key",
     "read_json",
     "read_token_file",
