@@ -344,6 +344,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class ServerKeyRow(Base):
+    """A long-term secret key of this service (every process on the database shares it).
+
+    ``name`` says what the key is for (``"receipts"``: the Ed25519 key that signs upload
+    receipts and published logs; ``"shares"``: the X25519 key clients seal Shamir shares to);
+    ``secret`` is its private form (see :mod:`smpcloud.service.server_keys`). The database file
+    is mode 0600 like every secret file.
+    """
+
+    __tablename__ = "server_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 __all__ = [
     "AggregateRow",
     "Base",
@@ -354,6 +370,7 @@ __all__ = [
     "PartialRow",
     "ReportRow",
     "ResultRow",
+    "ServerKeyRow",
     "ShamirAggregateRow",
     "ShamirClientRow",
     "ShamirTaskRow",
