@@ -140,7 +140,7 @@ def test_a_whole_shamir_task(service: TaskService, tmp_path: Path) -> None:
     ):
         with pytest.raises(SealError, match="does not open"):
             service.submit_report(task_id, who[3], wrong)
-    with pytest.raises(ShareError, match="sealed_share.enc"):
+    with pytest.raises(ShareError, match=r"sealed_share\.enc"):
         bad = SealedShareIn(enc="A+", ciphertext="AAAA")
         service.submit_report(task_id, who[3], ReportIn(sealed_share=bad))
     share_key = SealingKey.from_text(service.info(task_id).share_key)
