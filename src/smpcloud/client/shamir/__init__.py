@@ -27,7 +27,9 @@ Clients refuse, before sending anything, plain http to a non-loopback host, two 
 one non-loopback host (loopback is the one exception, so that local demonstrations with n
 ports on 127.0.0.1 work), two servers with one key, and a server that serves another key than
 the pinned one (:mod:`smpcloud.client.shamir.pinning`). Trusted: the administrator, for the
-keys it pins and the credentials it writes; each server, to keep its opening key to itself.
+keys it pins and the credentials it writes (it holds no opening key, so on the path it sees
+sealed shares only; but an administrator who pinned keys of its own would read every share);
+each server, to keep its opening key to itself; fewer than t servers colluding.
 Every server closes once, over one participant set, and t > n/2 is required, so no second sum
 over a set that differs by one client (which would reveal that client's value) can be
 reconstructed. Not protected against: malicious clients (no range proofs), an administrator

@@ -202,6 +202,7 @@ class ShamirScheme(Scheme[ShamirMeta]):
         check_sum_range(encoding.max_abs_encoded(), body.max_clients, field)
         now = self.context.clock()
         check_deadline(body, now)
+        self.opening_key()  # this server's share key exists before any client asks for it
         task_id = new_task_id()
         with self.context.storage.write() as session:
             session.add(new_task_row(task_id, body, self.name, encoding, now))
