@@ -45,6 +45,12 @@ class SignatureError(VerificationError):
     threshold: a statement nobody pinned vouches for."""
 
 
+class SealError(VerificationError):
+    """A sealed message (HPKE, :mod:`smpcloud.crypto.sealing`) that does not open: a wrong
+    key, a changed byte, or another context (info or associated data) than it was sealed for.
+    Deliberately says nothing about which."""
+
+
 class ProtocolError(SmpcError):
     """An unexpected message, a peer that went silent, or an aborted protocol."""
 
@@ -59,6 +65,7 @@ __all__ = [
     "MalformedCiphertextError",
     "OverflowDetectedError",
     "ProtocolError",
+    "SealError",
     "ShareError",
     "SignatureError",
     "SmpcError",

@@ -22,6 +22,7 @@ from smpcloud.client import (
     upload_reports,
     upload_shares,
 )
+from smpcloud.crypto.sealing import OpeningKey
 from smpcloud.errors import InvalidInputError
 
 
@@ -141,12 +142,14 @@ def shamir_reports(clients: int) -> list[tuple[ShamirCredentials, object]]:
         deadline=None,
     )
     out = []
+    keys = {j: OpeningKey.generate().sealing_key for j in (1, 2, 3)}
     for c in range(1, clients + 1):
         endpoints = tuple(
-            ShamirEndpoint(j, f"http://server{j}.test", f"task-{j}", f"token-{c}-{j}")
+            ShamirEndpoint(j, f"https://server{j}.test", f"task-{j}", f"token-{c}-{j}", keys[j])
             for j in (1, 2, 3)
         )
-        out.append((ShamirCredentials(c, 2, endpoints), prepare_shares(info, c)))
+        credentials = ShamirCredentials(c, 2, endpoints)
+        out.append((credentials, prepare_shares(info, c, credentials)))
     return out
 
 

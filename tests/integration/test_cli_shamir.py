@@ -111,6 +111,8 @@ def test_the_whole_flow_with_a_server_down_and_wrong_tokens(
     assert "3 servers" in created and "t = 2" in created
     listed = json.loads(Path(task).read_text())["servers"]
     assert [s["base_url"] for s in listed] == [s.base_url for s in servers]
+    pinned = [s["share_key"] for s in listed]  # each server's share key, pinned at creation
+    assert len(set(pinned)) == 3 and all(len(key) == 43 for key in pinned)
 
     registered = ok(
         smpcloud(
@@ -131,6 +133,8 @@ def test_the_whole_flow_with_a_server_down_and_wrong_tokens(
     for path in creds.values():
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     tokens = [e["token"] for p in creds.values() for e in json.loads(p.read_text())["endpoints"]]
+    for path in creds.values():
+        assert [e["share_key"] for e in json.loads(path.read_text())["endpoints"]] == pinned
     for server in servers:
         server.secrets_handed_out.extend(tokens)
 
@@ -247,6 +251,33 @@ def test_user_errors_are_one_line(tmp_path: Path, servers: list[ServerProcess]) 
         )
     )
     cred = str(tmp_path / "creds" / "client_1.json")
+    # Files written before shares were sealed (no share keys): refused, saying what to re-run.
+    old_cred = json.loads(Path(cred).read_text())
+    for endpoint in old_cred["endpoints"]:
+        del endpoint["share_key"]
+    (tmp_path / "old-cred.json").write_text(json.dumps(old_cred))
+    line = one_clear_line(
+        smpcloud("shamir", "submit", "--credentials", str(tmp_path / "old-cred.json"), "1")
+    )
+    assert "smpcloud shamir register" in line
+    old_task = json.loads(Path(task).read_text())
+    for server in old_task["servers"]:
+        del server["share_key"]
+    (tmp_path / "old-task.json").write_text(json.dumps(old_task))
+    line = one_clear_line(
+        smpcloud(
+            "shamir", "status", "--servers", str(conf), "--task", str(tmp_path / "old-task.json")
+        )
+    )
+    assert "re-run smpcloud shamir create" in line
+    # Credentials naming plain http to a host that is not loopback: refused, nothing sent.
+    insecure = json.loads(Path(cred).read_text())
+    insecure["endpoints"][1]["base_url"] = "http://server-2.invalid:8000"
+    (tmp_path / "insecure.json").write_text(json.dumps(insecure))
+    line = one_clear_line(
+        smpcloud("shamir", "submit", "--credentials", str(tmp_path / "insecure.json"), "1")
+    )
+    assert "InsecureServerURLError" in line and "server 2 (http://server-2.invalid:8000)" in line
     # Values out of the declared range, too many values, non-numbers, none at all.
     assert one_clear_line(smpcloud("shamir", "submit", "--credentials", cred, "1", "2"))
     assert one_clear_line(smpcloud("shamir", "submit", "--credentials", cred, "abc"))

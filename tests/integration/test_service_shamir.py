@@ -26,14 +26,16 @@ from smpcloud.client import (
     ShamirAggregation,
     ShamirClient,
     ShamirCredentials,
+    ShamirEndpoint,
     ShamirServer,
     TaskEncoding,
 )
 from smpcloud.crypto.field import DEFAULT_FIELD, Field
+from smpcloud.crypto.sealing import seal
 from smpcloud.crypto.shamir import share_elements
 from smpcloud.errors import InvalidInputError, ThresholdNotMetError
 from smpcloud.mpc.codec import encode_vectors
-from smpcloud.protocol.sharing import encode_share
+from smpcloud.protocol.sharing import SHARE_SEAL_INFO, encode_share, share_seal_aad
 
 N, T = 3, 2
 
@@ -244,13 +246,26 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _raw(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sealed(endpoint: ShamirEndpoint, client: int, plaintext: bytes) -> dict[str, object]:
+    """A report body: ``plaintext`` sealed to the endpoint's server for ``client``, as the SDK
+    seals a share (any bytes: to reach the server's checks of what a sealed share holds)."""
+    aad = share_seal_aad(endpoint.task_id, endpoint.server, client)
+    enc, ct = seal(endpoint.share_key, plaintext, info=SHARE_SEAL_INFO, aad=aad)
+    return {"sealed_share": {"enc": _b64(enc), "ciphertext": _b64(ct)}}
+
+
 def test_duplicate_upload_is_409_and_the_first_share_is_kept(trio: list[ServerProcess]) -> None:
     aggregation, creds = new_task(trio, 3)
     endpoint = creds[0].endpoints[0]
     url = f"{endpoint.base_url}/v1/tasks/{endpoint.task_id}/reports"
     with aggregation:
         submit(creds[0], 7)
-        again = httpx.post(url, headers=bearer(endpoint.token), json={"share": _share_text(1)})
+        body = _sealed(endpoint, 1, _raw(_share_text(1)))
+        again = httpx.post(url, headers=bearer(endpoint.token), json=body)
         assert_problem(again, 409, "duplicate-submission", "client 1", "first report is kept")
         # A fresh client object with the same credentials sends nothing at all.
         with (
@@ -274,34 +289,47 @@ def test_malformed_shares_are_422(trio: list[ServerProcess]) -> None:
     too_big = bytearray(raw)
     too_big[header : header + 4] = struct.pack("<I", DEFAULT_FIELD.moduli[0])  # residue = p_1
     other_field = Field((4294967291, 4294967279, 65521))
-    cases: list[tuple[object, str, str]] = [
-        (_share_text(2), "invalid-share", "expected shared vectors of length 3, got 2"),
-        (_share_text(4), "invalid-share", "length 3, got 4"),
-        (_b64(bytes(too_big)), "invalid-share", "residue outside the field"),
-        (_share_text(3, field=other_field), "invalid-share", "another field"),
-        (
-            _b64(encode_vectors(Field((65521, 65519)), np.zeros((2, 3), np.uint64))),
-            "invalid-share",
-            "2 moduli",
-        ),
-        (_b64(raw + b"\0\0\0\0"), "invalid-share", "bytes, expected"),
-        (_b64(raw[:-4]), "invalid-share", "bytes, expected"),
-        ("not base64!", "invalid-share", "base64url"),
-        (good + "=", "invalid-share", "base64url"),
-        (_b64(b"XMPC" + raw[4:]), "invalid-share", "bad magic"),
-        (12345, "invalid-input", "share"),
+    cases: list[tuple[bytes, str]] = [  # what a sealed share holds, once opened
+        (_raw(_share_text(2)), "expected shared vectors of length 3, got 2"),
+        (_raw(_share_text(4)), "length 3, got 4"),
+        (bytes(too_big), "residue outside the field"),
+        (_raw(_share_text(3, field=other_field)), "another field"),
+        (encode_vectors(Field((65521, 65519)), np.zeros((2, 3), np.uint64)), "2 moduli"),
+        (raw + b"\0\0\0\0", "bytes, expected"),
+        (raw[:-4], "bytes, expected"),
+        (b"XMPC" + raw[4:], "bad magic"),
+    ]
+    sealed_good = _sealed(endpoint, 1, raw)["sealed_share"]
+    other = _sealed(endpoint, 1, raw)["sealed_share"]  # another ephemeral key
+    assert isinstance(sealed_good, dict) and isinstance(other, dict)
+    other_enc = other["enc"]
+    texts: list[tuple[object, str, str]] = [  # the sealed share's own texts
+        ({**sealed_good, "enc": "not base64!"}, "invalid-share", "sealed_share.enc"),
+        ({**sealed_good, "ciphertext": "AAAA="}, "invalid-share", "sealed_share.ciphertext"),
+        ({**sealed_good, "enc": other_enc}, "sealed-share-not-opened", "does not open"),
+        ({"enc": sealed_good["enc"]}, "invalid-input", "ciphertext"),
+        (12345, "invalid-input", "sealed_share"),
     ]
     with aggregation:
-        for value, slug, fragment in cases:
+        for plaintext, fragment in cases:
+            response = httpx.post(url, headers=auth, json=_sealed(endpoint, 1, plaintext))
+            body = assert_problem(response, 422, "invalid-share", fragment)
+            assert body["detail"].startswith("sealed share: "), body
+        for value, slug, fragment in texts:
+            response = httpx.post(url, headers=auth, json={"sealed_share": value})
+            assert_problem(response, 422, slug, fragment)
+        # A plain share, however well formed, is refused: shares must be sealed.
+        for value in (good, "not base64!"):
             response = httpx.post(url, headers=auth, json={"share": value})
-            body = assert_problem(response, 422, slug, fragment)
-            if slug == "invalid-share":
-                assert body["detail"].startswith("share: "), body
+            body = assert_problem(response, 422, "share-not-sealed", "must be sealed")
+            assert body["title"] == "Shares must be sealed to the server's key"
         # A Paillier report to a Shamir task, and a report with both forms.
         response = httpx.post(url, headers=auth, json={"key_id": "k", "ciphertexts": ["Aw"]})
-        assert_problem(response, 422, "invalid-input", "Shamir task", "'share'")
+        assert_problem(response, 422, "invalid-input", "Shamir task", "'sealed_share'")
         response = httpx.post(url, headers=auth, json={"share": good, "key_id": "k"})
         assert_problem(response, 422, "invalid-input", "share alone")
+        both = {"share": good, "sealed_share": sealed_good}
+        assert_problem(httpx.post(url, headers=auth, json=both), 422, "invalid-input", "alone")
         # Nothing was stored: the client can still upload its (good) shares once.
         assert all(server.alive() for server in trio)
         submit(creds[0], [1, 2, 3])
@@ -352,7 +380,9 @@ def test_close_rules(trio: list[ServerProcess]) -> None:
         # Too late for uploads and registrations now.
         endpoint = creds[3].endpoints[0]
         response = httpx.post(
-            f"{url}/reports", headers=bearer(endpoint.token), json={"share": _share_text(1)}
+            f"{url}/reports",
+            headers=bearer(endpoint.token),
+            json=_sealed(endpoint, 4, _raw(_share_text(1))),
         )
         assert_problem(response, 409, "task-state", "is closed", "no longer accepted")
         response = httpx.post(f"{url}/clients", headers=admin, json={"count": 1})
@@ -502,12 +532,13 @@ def test_prepare_then_upload(trio: list[ServerProcess]) -> None:
         with ShamirClient(creds[0], timeout=30.0) as client:
             prepared = client.prepare(values[0])
             assert isinstance(prepared, ShamirPreparedReport) and len(prepared.shares) == N
-            assert "redacted" in repr(prepared) and prepared.shares[0] not in repr(prepared)
-            assert set(prepared.request_body(2)) == {"share"}
+            assert "sealed" in repr(prepared)
+            assert prepared.shares[0]["ciphertext"] not in repr(prepared)
+            assert set(prepared.request_body(2)) == {"sealed_share"}
             with pytest.raises(DuplicateSubmissionError):
                 client.prepare(values[0])  # a second sharing would not match the first
             with pytest.raises(InvalidInputError, match="prepare"):
-                client.upload(ShamirPreparedReport(prepared.shares))  # not its own object
+                client.upload(ShamirPreparedReport(1, prepared.shares))  # not its own object
             outcome = client.upload(prepared)
             assert outcome.complete
         for cred, value in zip(creds[1:], values[1:]):

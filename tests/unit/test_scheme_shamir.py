@@ -2,7 +2,9 @@
 
 One server (j = 2 of n = 3) runs a whole task: create, register, accept shares, list
 reporters, close over a participant set, serve its share of the sum; a second close over
-another set is refused; the deadline stops uploads but never closes the task.
+another set is refused; the deadline stops uploads but never closes the task. Shares arrive
+sealed to the server's share key: a plain share, or a sealed one made for another client, task
+or server, is refused.
 """
 
 from __future__ import annotations
@@ -16,11 +18,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from smpcloud.crypto.field import Residues
+from smpcloud.crypto.sealing import SealingKey, seal
 from smpcloud.crypto.shamir import Share, reconstruct_elements, share_elements
-from smpcloud.errors import InvalidInputError, ShareError
-from smpcloud.protocol.problems import DuplicateSubmissionError, TaskStateError
-from smpcloud.protocol.schemas import ClientsIn, PartialsIn, ReportIn, ShamirAggregateOut, TaskIn
-from smpcloud.protocol.sharing import SHAMIR_FIELD, decode_share, encode_share
+from smpcloud.crypto.wire import b64url
+from smpcloud.errors import InvalidInputError, SealError, ShareError
+from smpcloud.protocol.problems import (
+    DuplicateSubmissionError,
+    TaskStateError,
+    UnsealedShareError,
+)
+from smpcloud.protocol.schemas import (
+    ClientsIn,
+    PartialsIn,
+    ReportIn,
+    SealedShareIn,
+    ShamirAggregateOut,
+    TaskIn,
+)
+from smpcloud.protocol.sharing import (
+    SHAMIR_FIELD,
+    SHARE_SEAL_INFO,
+    decode_share,
+    encode_share,
+    seal_share,
+    share_seal_aad,
+)
 from smpcloud.service.auth import CLIENT, Principal
 from smpcloud.service.config import Settings
 from smpcloud.service.db import make_engine
@@ -72,9 +95,22 @@ def clients(service: TaskService, task_id: str, count: int) -> list[Principal]:
     return [service.authenticate(c.token, task_id, CLIENT, "upload reports") for c in out]
 
 
-def share_for_this_server(values: list[int]) -> str:
+def share_for_this_server(values: list[int]) -> Residues:
     blocks = share_elements(FIELD, FIELD.from_ints(np.array(values, dtype=object)), n=3, t=2)
-    return encode_share(blocks[SERVER - 1], FIELD)
+    block: Residues = blocks[SERVER - 1]
+    return block
+
+
+def sealed(
+    service: TaskService, task_id: str, number: int, block: Residues, server: int = SERVER
+) -> ReportIn:
+    """The report of client ``number``: ``block`` sealed to the server's published key."""
+    share_key = service.info(task_id).share_key
+    assert share_key is not None
+    box = seal_share(
+        SealingKey.from_text(share_key), block, task_id=task_id, server_index=server, client=number
+    )
+    return ReportIn(sealed_share=SealedShareIn.model_validate(box))
 
 
 def test_a_whole_shamir_task(service: TaskService, tmp_path: Path) -> None:
@@ -85,14 +121,36 @@ def test_a_whole_shamir_task(service: TaskService, tmp_path: Path) -> None:
     values = {1: [5, -1], 2: [7, 2], 3: [100, 100], 4: [0, 0]}
     for number, principal in enumerate(who[:3], start=1):
         accepted = service.submit_report(
-            task_id, principal, ReportIn(share=share_for_this_server(values[number]))
+            task_id,
+            principal,
+            sealed(service, task_id, number, share_for_this_server(values[number])),
         )
         assert accepted.client_id == number  # clients are named by their number in the task
     with pytest.raises(DuplicateSubmissionError, match="client 2 has already submitted"):
-        service.submit_report(task_id, who[1], ReportIn(share=share_for_this_server([0, 0])))
-    with pytest.raises(ShareError, match="share"):
-        service.submit_report(task_id, who[3], ReportIn(share="AAAA"))
-    with pytest.raises(InvalidInputError, match="is a Shamir task: a report carries one share"):
+        service.submit_report(
+            task_id, who[1], sealed(service, task_id, 2, share_for_this_server([0, 0]))
+        )
+    plain = encode_share(share_for_this_server([1, 1]), FIELD)
+    with pytest.raises(UnsealedShareError, match="shares must be sealed"):
+        service.submit_report(task_id, who[3], ReportIn(share=plain))
+    block = share_for_this_server([1, 1])
+    for wrong in (  # sealed for client 3 (replayed as client 4's), for server 1, for a task
+        sealed(service, task_id, 3, block),
+        sealed(service, task_id, 4, block, server=1),
+    ):
+        with pytest.raises(SealError, match="does not open"):
+            service.submit_report(task_id, who[3], wrong)
+    with pytest.raises(ShareError, match=r"sealed_share\.enc"):
+        bad = SealedShareIn(enc="A+", ciphertext="AAAA")
+        service.submit_report(task_id, who[3], ReportIn(sealed_share=bad))
+    share_key = SealingKey.from_text(service.info(task_id).share_key)
+    enc, ct = seal(
+        share_key, b"not a share", info=SHARE_SEAL_INFO, aad=share_seal_aad(task_id, SERVER, 4)
+    )
+    with pytest.raises(ShareError, match="sealed share"):
+        garbage = SealedShareIn(enc=b64url(enc), ciphertext=b64url(ct))
+        service.submit_report(task_id, who[3], ReportIn(sealed_share=garbage))
+    with pytest.raises(InvalidInputError, match="is a Shamir task: a report carries one sealed"):
         service.submit_report(task_id, who[3], ReportIn(key_id="k", ciphertexts=["AQ"]))
     assert service.reporters(task_id).clients == [1, 2, 3]
     status = service.status(task_id, who[0])
@@ -170,8 +228,11 @@ def test_the_sum_of_t_servers_shares_is_the_sum(tmp_path: Path, clock: Clock) ->
             min_clients=2,
         )  # fmt: skip
         task_id = server.create_task(body).task_id
-        for principal, block in zip(clients(server, task_id, 3), blocks, strict=True):
-            server.submit_report(task_id, principal, ReportIn(share=encode_share(block[j - 1])))
+        for number, (principal, block) in enumerate(
+            zip(clients(server, task_id, 3), blocks, strict=True), start=1
+        ):
+            report = sealed(server, task_id, number, block[j - 1], server=j)
+            server.submit_report(task_id, principal, report)
         server.close(task_id, clients=[1, 2, 3])
         aggregate = server.aggregate(task_id)
         assert isinstance(aggregate, ShamirAggregateOut)
@@ -184,13 +245,16 @@ def test_the_sum_of_t_servers_shares_is_the_sum(tmp_path: Path, clock: Clock) ->
 def test_the_deadline_stops_uploads_but_never_closes(service: TaskService, clock: Clock) -> None:
     task_id = service.create_task(shamir_task(deadline=clock.now + timedelta(minutes=5))).task_id
     who = clients(service, task_id, 3)
-    for principal in who[:2]:
-        service.submit_report(task_id, principal, ReportIn(share=share_for_this_server([1, 1])))
+    for number, principal in enumerate(who[:2], start=1):
+        report = sealed(service, task_id, number, share_for_this_server([1, 1]))
+        service.submit_report(task_id, principal, report)
     clock.now += timedelta(minutes=6)
     assert service.close_due_tasks() == 0
     assert service.status(task_id).state == "open"
     with pytest.raises(TaskStateError, match="passed its deadline; reports are no longer"):
-        service.submit_report(task_id, who[2], ReportIn(share=share_for_this_server([1, 1])))
+        service.submit_report(
+            task_id, who[2], sealed(service, task_id, 3, share_for_this_server([1, 1]))
+        )
     with pytest.raises(TaskStateError, match="passed its deadline: no more clients"):
         service.register_clients(task_id, ClientsIn(count=1))
     service.close(task_id, clients=[1, 2])

@@ -28,6 +28,7 @@ from smpcloud.client import ShamirCredentials, ShamirEndpoint, ShamirServer
 from smpcloud.client.shamir import CREDENTIALS_KIND
 from smpcloud.crypto import threshold
 from smpcloud.crypto.field import DEFAULT_FIELD, Field
+from smpcloud.crypto.sealing import OpeningKey, SealingKey
 from smpcloud.crypto.shamir import Share, reconstruct_elements, share_elements
 from smpcloud.errors import InvalidInputError, ShareError
 from smpcloud.mpc.codec import encode_vectors
@@ -40,6 +41,7 @@ from smpcloud.protocol.sharing import (
     encode_share,
     residues_from_blob,
     residues_to_blob,
+    seal_share,
     share_bytes,
     share_text_chars,
 )
@@ -209,6 +211,14 @@ def test_schemas_of_the_shamir_mode() -> None:
             ReportIn(**bad)
     with pytest.raises(ValidationError, match="share alone"):
         ReportIn(share="AAAA", ciphertexts=[])
+    box = {"enc": "AAAA", "ciphertext": "BBBB"}
+    assert ReportIn.model_validate({"sealed_share": box}).sealed_share is not None
+    with pytest.raises(ValidationError, match="sealed_share alone"):
+        ReportIn.model_validate({"sealed_share": box, "share": "AAAA"})
+    with pytest.raises(ValidationError, match="sealed_share alone"):
+        ReportIn.model_validate({"sealed_share": box, "key_id": "k", "ciphertexts": []})
+    with pytest.raises(ValidationError):
+        ReportIn.model_validate({"sealed_share": {"enc": "AAAA"}})
     assert CloseIn().clients is None
     assert CloseIn.model_validate_json('{"clients": [3, 1]}').clients == [3, 1]
     for bad_json in ('{"clients": [true]}', '{"clients": ["1"]}', '{"clients": [0]}'):
@@ -259,11 +269,16 @@ def test_deadline_stops_uploads_but_leaves_the_close_to_the_administrator(app) -
     clients = http.post(f"/v1/tasks/{task_id}/clients", json={"count": 3}, headers=ADMIN).json()
     assert [c["client_id"] for c in clients["clients"]] == [1, 2, 3]
     tokens = [c["token"] for c in clients["clients"]]
-    for token in tokens[:2]:
-        share = encode_share(FIELD.random(1))
+    key = SealingKey.from_text(http.get(f"/v1/tasks/{task_id}", headers=ADMIN).json()["share_key"])
+
+    def sealed(number: int) -> dict[str, object]:
+        box = seal_share(key, FIELD.random(1), task_id=task_id, server_index=2, client=number)
+        return {"sealed_share": box}
+
+    for number, token in enumerate(tokens[:2], start=1):
         response = http.post(
             f"/v1/tasks/{task_id}/reports",
-            json={"share": share},
+            json=sealed(number),
             headers={"Authorization": f"Bearer {token}"},
         )
         assert response.status_code == 201
@@ -271,7 +286,7 @@ def test_deadline_stops_uploads_but_leaves_the_close_to_the_administrator(app) -
     assert service.close_due_tasks() == 0
     late = http.post(
         f"/v1/tasks/{task_id}/reports",
-        json={"share": encode_share(FIELD.random(1))},
+        json=sealed(3),
         headers={"Authorization": f"Bearer {tokens[2]}"},
     )
     assert late.status_code == 409 and "passed its deadline" in late.json()["detail"]
@@ -338,11 +353,14 @@ def test_client_numbers_are_per_task_and_paillier_tasks_are_unchanged(app) -> No
 
 
 def test_credentials_json_round_trip_and_redaction() -> None:
+    keys = [OpeningKey.generate().sealing_key for _ in range(3)]
     creds = ShamirCredentials(
         client_id=7,
         threshold=2,
         endpoints=tuple(
-            ShamirEndpoint(j, f"http://127.0.0.1:{8000 + j}", f"task{j}", f"smpc_c_secret{j}")
+            ShamirEndpoint(
+                j, f"http://127.0.0.1:{8000 + j}", f"task{j}", f"smpc_c_secret{j}", keys[j - 1]
+            )
             for j in (1, 2, 3)
         ),
     )
@@ -363,6 +381,19 @@ def test_credentials_json_round_trip_and_redaction() -> None:
             "empty",
         ),
         (data | {"endpoints": [{"server": 1}]}, "needs server, base_url"),
+        (
+            data | {"endpoints": [data["endpoints"][0] | {"share_key": "AAAA"}]},
+            "share_key",
+        ),
+        (  # written before shares were sealed: the message says what to do
+            data
+            | {
+                "endpoints": [
+                    {k: v for k, v in e.items() if k != "share_key"} for e in data["endpoints"]
+                ]
+            },
+            "smpcloud shamir register",
+        ),
     ]
     for bad, message in bad_cases:
         with pytest.raises(InvalidInputError, match=message):

@@ -84,7 +84,9 @@ def open_task(servers_path: str, task_path: str) -> ShamirAggregation:
     servers = load_servers(servers_path)
     task = load_task(task_path)
     check_same_servers(servers, task, servers_path)
-    return ShamirAggregation(servers, task.task_ids, threshold=task.threshold)
+    return ShamirAggregation(
+        servers, task.task_ids, threshold=task.threshold, share_keys=task.share_keys
+    )
 
 
 def _failures(failures: dict[int, str]) -> str:
@@ -100,7 +102,10 @@ def shamir() -> None:
     """The Shamir mode: n aggregation servers each get one share of every client's values.
 
     Any t servers rebuild the sum (t > n/2), so up to n - t may be offline; fewer than t
-    colluding servers learn nothing about any input. No key is involved.
+    colluding servers learn nothing about any input. Share j is sealed to server j's share key,
+    pinned in task.json and in every client's credentials at creation: a proxy or TLS
+    terminator in front of a server sees ciphertexts only. Server URLs must be https://, each on
+    its own host, except loopback ones (127.0.0.1, ::1, localhost: local demonstrations).
 
     \b
     Administrator: smpcloud shamir create -> register -> (clients submit) -> close -> result
@@ -166,8 +171,9 @@ def create(
 ) -> None:
     """Create the task on every server (all must be reachable); write OUT/task.json.
 
-    task.json is public: the servers' URLs and the task's id on each. The other commands take
-    it with --task.
+    task.json is public: the servers' URLs, the task's id on each and each server's share key
+    (pinned now: clients seal their shares to it and refuse a server that serves another). The
+    other commands take it with --task.
     """
     from smpcloud.cli.shamir_files import load_servers, write_task
     from smpcloud.client.shamir import ShamirAggregation
@@ -215,8 +221,9 @@ def create(
 def register(servers_path: str, task_path: str, count: int, out_dir: Path) -> None:
     """Register clients on every server (all must be reachable); one credentials file each.
 
-    OUT/client_<id>.json (mode 0600) holds the client's number and its token on each server:
-    give it to that client only, over a secure channel.
+    OUT/client_<id>.json (mode 0600) holds the client's number, its token on each server and
+    each server's pinned share key: give it to that client only, over a secure channel that
+    keeps it unaltered.
     """
     from smpcloud.cli.shamir_files import check_credentials_dir, write_credentials
 
@@ -252,8 +259,10 @@ def submit(
 
     Give one value for a scalar task, or as many as the task's length (negative values are
     fine: smpcloud shamir submit --credentials c.json -3.5). Each server gets only a uniformly
-    random share. The client counts once at least t servers hold its share and every server
-    reachable when the task is closed does.
+    random share, sealed to its pinned share key; nothing is sent if a server serves another
+    key, or if the credentials name plain http or shared hosts (other than loopback). The
+    client counts once at least t servers hold its share and every server reachable when the
+    task is closed does.
     """
     from smpcloud.cli.shamir_files import load_credentials, read_values
     from smpcloud.client.shamir import ShamirClient

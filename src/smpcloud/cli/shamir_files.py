@@ -12,10 +12,13 @@ against the servers file's directory)::
     url = "http://10.0.0.2:8000"
     admin_token_file = "admin-2.token"
 
-``task.json`` (public) says where a task lives: its threshold and, per server, the URL and the
-task's id there (written by ``smpcloud shamir create``). Client credentials are the SDK's
+``task.json`` (public) says where a task lives: its threshold and, per server, the URL, the
+task's id there and the server's share key as pinned at creation (written by ``smpcloud
+shamir create``). Client credentials are the SDK's
 :meth:`~smpcloud.client.shamir.ShamirCredentials.to_json` objects, one file per client, mode
-0600. Every error here is an :class:`~smpcloud.errors.InvalidInputError` naming the file.
+0600, also carrying each server's pinned share key. Files written before shares were sealed
+(no ``share_key``) are refused with a message that says which command to run again. Every
+error here is an :class:`~smpcloud.errors.InvalidInputError` naming the file.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from pathlib import Path
 from typing import Final
 
 from smpcloud.client.shamir import ShamirCredentials, ShamirServer, ShamirTask
+from smpcloud.crypto.sealing import SealingKey
 from smpcloud.errors import InvalidInputError
 from smpcloud.keyfiles import read_json, write_public_json, write_secret_json
 
 #: The ``kind`` of a task file.
 TASK_KIND: Final = "smpcloud-shamir-task"
 _VERSION: Final = 1
+_SERVER_FIELDS: Final = frozenset({"server", "base_url", "task_id", "share_key"})
 
 
 def load_servers(path: str | Path) -> list[ShamirServer]:
@@ -71,7 +76,7 @@ def load_servers(path: str | Path) -> list[ShamirServer]:
 
 
 def write_task(path: Path, task: ShamirTask) -> None:
-    """Write a task file (public: URLs and task ids, no secret).
+    """Write a task file (public: URLs, task ids and the pinned share keys; no secret).
 
     Raises:
         FileExistsError: the file exists.
@@ -83,9 +88,9 @@ def write_task(path: Path, task: ShamirTask) -> None:
             "version": _VERSION,
             "threshold": task.threshold,
             "servers": [
-                {"server": j, "base_url": url, "task_id": task_id}
-                for j, (url, task_id) in enumerate(
-                    zip(task.base_urls, task.task_ids, strict=True), start=1
+                {"server": j, "base_url": url, "task_id": task_id, "share_key": key.to_text()}
+                for j, (url, task_id, key) in enumerate(
+                    zip(task.base_urls, task.task_ids, task.share_keys, strict=True), start=1
                 )
             ],
         },
@@ -96,7 +101,8 @@ def load_task(path: str | Path) -> ShamirTask:
     """Read a task file written by :func:`write_task`.
 
     Raises:
-        InvalidInputError: not a task file of this version, or malformed.
+        InvalidInputError: not a task file of this version, or malformed; a task file written
+            before shares were sealed (no share keys: create the task again).
         FileNotFoundError: no such file.
     """
     bad = InvalidInputError(f"{path}: not a task file of smpcloud shamir create")
@@ -113,15 +119,27 @@ def load_task(path: str | Path) -> ShamirTask:
         raise bad
     urls: list[str] = []
     task_ids: list[str] = []
+    keys: list[SealingKey] = []
     for j, item in enumerate(servers, start=1):
         if not isinstance(item, dict) or item.get("server") != j:
+            raise bad
+        if set(item) == _SERVER_FIELDS - {"share_key"}:
+            raise InvalidInputError(
+                f"{path}: written before Shamir shares were sealed to each server (no share "
+                "keys): re-run smpcloud shamir create, then smpcloud shamir register"
+            )
+        if set(item) != _SERVER_FIELDS:
             raise bad
         url, task_id = item.get("base_url"), item.get("task_id")
         if not isinstance(url, str) or not isinstance(task_id, str) or not url or not task_id:
             raise bad
+        try:
+            keys.append(SealingKey.from_text(item["share_key"], f"server {j}'s share_key"))
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{path}: {exc}") from None
         urls.append(url)
         task_ids.append(task_id)
-    return ShamirTask(tuple(urls), tuple(task_ids), threshold)
+    return ShamirTask(tuple(urls), tuple(task_ids), threshold, tuple(keys))
 
 
 def check_same_servers(servers: list[ShamirServer], task: ShamirTask, where: str) -> None:

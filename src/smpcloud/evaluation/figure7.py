@@ -26,13 +26,14 @@ separately, not in the figure):
    aggregate, partial-decrypt it with a zero-knowledge proof and upload; the server verifies
    and combines; the result is read.
 
-Shamir mode (three servers, t = 2): **client sharing** (every client Shamir-shares its value,
-:func:`smpcloud.client.prepare_shares`, same process pool), **upload** (share j to server j:
-3 N requests, each with that client's token on that server, by
-:func:`smpcloud.client.upload_shares`), **aggregation**
-(:meth:`~smpcloud.client.ShamirAggregation.close_all`: one participant set, each server sums
-its shares), **reconstruction** (:meth:`~smpcloud.client.ShamirAggregation.result`: the sum
-rebuilt from the servers' shares of it, cross-checked when more than t answer).
+Shamir mode (three servers, t = 2): **client sharing** (every client Shamir-shares its value
+and seals share j to server j's key, :func:`smpcloud.client.prepare_shares`, same process
+pool), **upload** (share j to server j: 3 N requests, each with that client's token on that
+server, by :func:`smpcloud.client.upload_shares`; each server opens the sealed share),
+**aggregation** (:meth:`~smpcloud.client.ShamirAggregation.close_all`: one participant set,
+each server sums its shares), **reconstruction**
+(:meth:`~smpcloud.client.ShamirAggregation.result`: the sum rebuilt from the servers' shares of
+it, cross-checked when more than t answer).
 
 Every secure result is checked against the plaintext (:func:`check_secure_sum`); a wrong sum or
 count raises :class:`~smpcloud.errors.VerificationError`. Setting up a task (creating it and
@@ -85,6 +86,7 @@ from smpcloud.evaluation.outputs import plot_phases, write_csv
 from smpcloud.evaluation.simulate import (
     encrypt_slice,
     map_slices,
+    paired_slices,
     share_slice,
     slices,
     worker_ready,
@@ -330,7 +332,7 @@ def _run_shamir(
 
         steps.next(_label("shamir", clients, SHAMIR_PHASES[0]))
         start = time.perf_counter()
-        shared = map_slices(pool, share_slice, info, slices(values, workers))
+        shared = map_slices(pool, share_slice, info, paired_slices(credentials, values, workers))
         seconds[SHAMIR_PHASES[0]] = time.perf_counter() - start
 
         steps.next(_label("shamir", clients, SHAMIR_PHASES[1]))

@@ -19,10 +19,10 @@ measures the service end to end):
    to n) and multiplies them all, as the service does; 3 of the 5 key holders partial-decrypt
    the aggregate with proofs and the proofs are checked when combining. The server learns the
    count; only the sum is ever decrypted.
-4. **Shamir SMPC**: each client Shamir-shares its value to 3 servers, t = 2
-   (:func:`smpcloud.client.prepare_shares`); each server decodes and checks its shares and
-   adds them; the analyst rebuilds the sum from 2 servers' shares of it. Each server learns
-   only uniformly random shares (and who reported).
+4. **Shamir SMPC**: each client Shamir-shares its value to 3 servers, t = 2, and seals share
+   j to server j's key (:func:`smpcloud.client.prepare_shares`); each server opens, decodes
+   and checks its shares and adds them; the analyst rebuilds the sum from 2 servers' shares of
+   it. Each server learns only uniformly random shares (and who reported).
 
 Peers in the same run, where installed (benchmark-only dependencies, imported only inside
 the functions of :mod:`smpcloud.evaluation.table1_peers`): **python-paillier** (``phe``)
@@ -55,9 +55,17 @@ from typing import Final
 
 import numpy as np
 
-from smpcloud.client import ShamirTaskInfo, TaskInfo, prepare_report, prepare_shares
+from smpcloud.client import (
+    ShamirCredentials,
+    ShamirEndpoint,
+    ShamirTaskInfo,
+    TaskInfo,
+    prepare_report,
+    prepare_shares,
+)
 from smpcloud.crypto import threshold
 from smpcloud.crypto.paillier import Ciphertext, PublicKey
+from smpcloud.crypto.sealing import OpeningKey
 from smpcloud.crypto.shamir import Share, reconstruct_elements
 from smpcloud.crypto.wire import decode_int
 from smpcloud.datasets import check_extra, patient_bmis
@@ -86,7 +94,7 @@ from smpcloud.evaluation.table1_rows import (
     timed_each,
 )
 from smpcloud.protocol.schemas import ReportIn
-from smpcloud.protocol.sharing import SHAMIR_FIELD, decode_share
+from smpcloud.protocol.sharing import SHAMIR_FIELD, open_share
 
 MD_NAME: Final = "table1.md"
 MAX_CLIENTS: Final = 1_000_000
@@ -260,9 +268,20 @@ def _shamir(values: list[float]) -> Table1Row:
         deadline=None,
     )
     servers = range(1, SHAMIR_SERVERS + 1)
+    keys = {j: OpeningKey.generate() for j in servers}  # each server's share key
+    task_id = "table-1"
+    numbers = iter(range(1, len(values) + 1))
 
     def client(value: float) -> list[bytes]:
-        report = prepare_shares(info, value)
+        credentials = ShamirCredentials(
+            next(numbers),
+            SHAMIR_THRESHOLD,
+            tuple(
+                ShamirEndpoint(j, f"https://server-{j}.invalid", task_id, "-", keys[j].sealing_key)
+                for j in servers
+            ),
+        )
+        report = prepare_shares(info, value, credentials)
         return [json_bytes(report.request_body(j)) for j in servers]
 
     per_server, per_client = timed_each(values, client)
@@ -271,9 +290,21 @@ def _shamir(values: list[float]) -> Table1Row:
     for j in servers:
         start = time.perf_counter()
         held = []
-        for bodies in per_server:
+        for number, bodies in enumerate(per_server, start=1):
             report = ReportIn.model_validate_json(bodies[j - 1])
-            held.append(decode_share(report.share, length=1, field=SHAMIR_FIELD))
+            if report.sealed_share is None:  # pragma: no cover - prepare_shares seals
+                raise VerificationError("a Shamir report without a sealed share")
+            held.append(
+                open_share(
+                    keys[j],
+                    report.sealed_share.model_dump(),
+                    task_id=task_id,
+                    server_index=j,
+                    client=number,
+                    length=1,
+                    field=SHAMIR_FIELD,
+                )
+            )
         sums.append(SHAMIR_FIELD.sum(held))
         server_times.append(time.perf_counter() - start)
     start = time.perf_counter()

@@ -24,6 +24,7 @@ from smpcloud.errors import (
     MalformedCiphertextError,
     OverflowDetectedError,
     ProtocolError,
+    SealError,
     ShareError,
     SmpcError,
     ThresholdNotMetError,
@@ -68,6 +69,12 @@ class InsufficientReportsError(TaskStateError):
     """The task closed with fewer reports than its minimum; it will never release a result."""
 
 
+class UnsealedShareError(ShareError):
+    """A Shamir report carried a plain ``share``: shares must be sealed to the server's
+    ``share_key`` (``sealed_share``), so that nothing between the client and the server (a
+    proxy, a TLS terminator) can read them. The report is discarded; nothing is stored."""
+
+
 class ServiceError(SmpcError):
     """The server failed or answered something the SDK does not understand (HTTP 5xx, ...)."""
 
@@ -104,6 +111,10 @@ PROBLEM_TYPES: Final[tuple[ProblemType, ...]] = (
     ),
     ProblemType(MalformedCiphertextError, "malformed-ciphertext", 422, "Malformed ciphertext"),
     ProblemType(KeyMismatchError, "key-mismatch", 422, "Key mismatch"),
+    ProblemType(
+        UnsealedShareError, "share-not-sealed", 422, "Shares must be sealed to the server's key"
+    ),
+    ProblemType(SealError, "sealed-share-not-opened", 422, "Sealed share does not open"),
     ProblemType(ShareError, "invalid-share", 422, "Invalid share"),
     ProblemType(InvalidInputError, "invalid-input", 422, "Invalid input"),
     ProblemType(OverflowDetectedError, "overflow", 422, "Value out of range"),
@@ -190,6 +201,7 @@ __all__ = [
     "ProblemType",
     "ServiceError",
     "TaskStateError",
+    "UnsealedShareError",
     "exception_from_problem",
     "problem_type_for",
 ]

@@ -155,13 +155,26 @@ class ClientsIn(Schema):
     count: Annotated[StrictInt, Field(ge=1, le=MAX_REGISTRATIONS_PER_REQUEST)]
 
 
+class SealedShareIn(Schema):
+    """A Shamir share sealed to one server's ``share_key`` (RFC 9180 HPKE; see
+    :func:`smpcloud.protocol.sharing.seal_share`): both fields unpadded base64url."""
+
+    enc: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="The encapsulated key (32 bytes)."
+    )
+    ciphertext: Annotated[str, Field(min_length=1)] = Field(
+        description="The sealed VECTORS message of one share (its bytes + 16)."
+    )
+
+
 class ReportIn(Schema):
     """One client's report: ciphertexts (Paillier task) or one Shamir share (Shamir task).
 
     A Paillier report carries ``key_id`` and one ciphertext per element, in order (a packed
     task: the ``packing.ciphertexts`` ciphertexts of its layout); a Shamir
-    report carries ``share`` alone: this server's share of the client's whole vector (see
-    :func:`smpcloud.protocol.sharing.encode_share`).
+    report carries ``sealed_share`` alone: this server's share of the client's whole vector,
+    sealed to the server's ``share_key`` (see :func:`smpcloud.protocol.sharing.seal_share`); a
+    plain ``share`` is accepted by the schema only so that the server can refuse it clearly.
     """
 
     key_id: Annotated[str, Field(max_length=64)] | None = Field(
@@ -172,19 +185,31 @@ class ReportIn(Schema):
     )
     share: str | None = Field(
         default=None,
-        description="Shamir: base64url (no padding) of a VECTORS message holding one vector "
-        "of `length` elements of the task's field.",
+        description="Shamir, refused: base64url (no padding) of a VECTORS message holding one "
+        "vector of `length` elements of the task's field. Servers refuse it: send "
+        "sealed_share.",
+    )
+    sealed_share: SealedShareIn | None = Field(
+        default=None,
+        description="Shamir: this server's share sealed to its share_key (task info), bound to "
+        "the task, the server and the client.",
     )
 
     @model_validator(mode="after")
     def _check(self) -> ReportIn:
         paillier = self.key_id is not None and self.ciphertexts is not None
-        if self.share is None and not paillier:
+        shamir = self.share is not None or self.sealed_share is not None
+        if not shamir and not paillier:
             raise ValueError(
-                "a report carries key_id and ciphertexts (Paillier task) or share (Shamir task)"
+                "a report carries key_id and ciphertexts (Paillier task) or sealed_share "
+                "(Shamir task)"
             )
-        if self.share is not None and (self.key_id is not None or self.ciphertexts is not None):
-            raise ValueError("a Shamir report carries share alone (no key_id, no ciphertexts)")
+        if self.share is not None and self.sealed_share is not None:
+            raise ValueError("a Shamir report carries sealed_share alone (no plain share)")
+        if shamir and (self.key_id is not None or self.ciphertexts is not None):
+            raise ValueError(
+                "a Shamir report carries sealed_share alone (no key_id, no ciphertexts)"
+            )
         return self
 
 
@@ -301,6 +326,11 @@ class TaskInfoOut(Out):
         default=None,
         description="Paillier: the form of the key holders' uploads ('partials' or 'batch'), "
         "fixed by the first accepted one; None before it.",
+    )
+    share_key: str | None = Field(
+        default=None,
+        description="Shamir: this server's X25519 public key (unpadded base64url) that clients "
+        "seal their share to; the administrator pins it at creation.",
     )
 
 
@@ -525,6 +555,7 @@ __all__ = [
     "ReportersOut",
     "ResultOut",
     "Scheme",
+    "SealedShareIn",
     "ShamirAggregateOut",
     "TaskCreatedOut",
     "TaskEncoding",

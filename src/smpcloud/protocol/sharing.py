@@ -5,9 +5,11 @@ aggregation servers (separate processes and databases, possibly different operat
 is the x-coordinate j of every share it holds::
 
     admin     on each server j = 1..n: POST task (scheme "shamir", servers n, threshold t,
-              server_index j, the same length/encoding/limits); POST clients (the same count on
-              every server, so that client numbers 1..N line up)
-    client    encode its vector, Shamir-share it (t of n, OS CSPRNG), POST share j to server j;
+              server_index j, the same length/encoding/limits); GET task: pin server j's
+              share_key; POST clients (the same count on every server, so that client numbers
+              1..N line up); hand each client its credentials (URLs, tokens, pinned keys)
+    client    check the servers serve the pinned keys; encode its vector, Shamir-share it
+              (t of n, OS CSPRNG), seal share j to server j's key, POST it to server j;
               it counts if at least t servers took its share
     admin     GET reporters from every reachable server; participants = the clients whose share
               every reachable server holds; POST close {clients: participants} to each of them
@@ -25,13 +27,29 @@ different set (which would give one client's value by differencing) can ever be 
 What it does **not** protect against: a malicious client can send an arbitrary share (there are
 no range proofs) and bias or spoil the sum; an administrator who registers sybil clients with
 known values can isolate a real client's value (as with the Paillier scheme); t or more
-colluding servers learn every input.
+colluding servers learn every input. What carries the requests (a proxy, a TLS terminator, a
+host posing as several servers) sees sealed shares only, with their sizes and timing (below).
 
 Wire form of a share (client -> server j, and server j's share of the sum -> analyst): the
 ``VECTORS`` message of :mod:`smpcloud.mpc.codec` carrying one vector (the strict encoding the
 peer MPC uses for the same residue vectors on its TLS mesh: field moduli in the header, exact
 length, residues below their primes), as canonical base64url without padding. Servers store the
 residues alone, as little-endian ``uint32`` words, ``k x m`` per report.
+
+**Sealed shares.** A share never travels in the clear: the client seals share j to server j's
+X25519 key (:mod:`smpcloud.crypto.sealing`, RFC 9180 HPKE base mode), which server j publishes
+in its task info (``share_key``) and the administrator pins at creation in the task file and in
+every client's credentials. The plaintext is the share's ``VECTORS`` message (bytes, not
+base64); the HPKE ``info`` is :data:`SHARE_SEAL_INFO`; the associated data
+(:func:`share_seal_aad`) binds the task's id on server j, j itself and the client's number, so
+a sealed share opens only in the task, on the server and for the client it was made for (it
+cannot be replayed into another task, to another server or as another client's report). A
+report carries ``sealed_share: {"enc", "ciphertext"}`` (unpadded base64url); a plain ``share``
+is refused. So a proxy, a TLS terminator in front of the servers, or one host posing as
+several servers sees ciphertexts only; server j reads share j and nothing else. Trusted for
+this: the administrator, who fetches the servers' keys at creation and writes the credentials
+(a substituted key there would send the share to whoever holds it), and each server, to keep
+its opening key (in its database) to itself.
 
 This module is pure (no I/O); the service and the client SDK both use it.
 """
@@ -41,11 +59,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from typing import Final
 
 import numpy as np
 
 from smpcloud.crypto.field import DEFAULT_FIELD, Field, Residues
+from smpcloud.crypto.sealing import ENC_BYTES, TAG_BYTES, OpeningKey, SealingKey, open_, seal
+from smpcloud.crypto.signatures import statement
 from smpcloud.crypto.wire import b64url
 from smpcloud.errors import InvalidInputError, ShareError
 from smpcloud.mpc.codec import decode_vectors, encode_vectors, vectors_size
@@ -55,6 +76,12 @@ SHAMIR_FIELD: Final = DEFAULT_FIELD
 #: Most aggregation servers of one Shamir task (a sanity cap: every client uploads to each).
 MAX_SERVERS: Final = 64
 
+#: The HPKE ``info`` of every sealed share (RFC 9180's application context string).
+SHARE_SEAL_INFO: Final = b"smpcloud/shamir-share/v1"
+#: The fields of a sealed share on the wire (``ReportIn.sealed_share``).
+SEALED_SHARE_FIELDS: Final = ("enc", "ciphertext")
+
+_SHARE_AAD_DOMAIN: Final = "smpcloud/shamir-share/v1"
 _B64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -185,6 +212,106 @@ def decode_share(
     return vector
 
 
+def sealed_share_text_chars(length: int, field: Field = SHAMIR_FIELD) -> int:
+    """Return the characters of one sealed share's two base64url texts (enc and ciphertext)."""
+    enc = -(-4 * ENC_BYTES // 3)
+    return enc + -(-4 * (share_bytes(length, field) + TAG_BYTES) // 3)
+
+
+def share_seal_aad(task_id: str, server_index: int, client: int) -> bytes:
+    """Return the associated data a share for server j is sealed with (client and server agree).
+
+    The canonical statement (:func:`smpcloud.crypto.signatures.statement`) of the task's id on
+    server j, j, and the client's number: a sealed share opens only there.
+
+    Raises:
+        InvalidInputError: a task id that is not text, or numbers that are not positive ints.
+    """
+    if not isinstance(task_id, str) or not task_id:
+        raise InvalidInputError("a sealed share's task id must be non-empty text")
+    for name, value in (("server_index", server_index), ("client", client)):
+        if type(value) is not int or value < 1:
+            raise InvalidInputError(f"a sealed share's {name} must be an int >= 1")
+    return statement(
+        _SHARE_AAD_DOMAIN, {"task_id": task_id, "server": server_index, "client": client}
+    )
+
+
+def seal_share(
+    key: SealingKey,
+    residues: Residues,
+    *,
+    task_id: str,
+    server_index: int,
+    client: int,
+    field: Field = SHAMIR_FIELD,
+) -> dict[str, str]:
+    """Seal one share vector to server j's key, bound to (task, j, client).
+
+    Args:
+        key: server j's share key, as pinned by the administrator.
+        residues: the share (``uint64`` residues of shape ``(k, m)``, reduced).
+        task_id: the task's id on server j.
+        server_index: j.
+        client: the client's number in the task.
+        field: the task's field.
+
+    Returns:
+        ``{"enc": ..., "ciphertext": ...}`` (unpadded base64url): a report's ``sealed_share``.
+
+    Raises:
+        ShareError: a wrong shape.
+        InvalidInputError: bad task id or numbers.
+    """
+    aad = share_seal_aad(task_id, server_index, client)
+    enc, ciphertext = seal(key, encode_vectors(field, residues), info=SHARE_SEAL_INFO, aad=aad)
+    return {"enc": b64url(enc), "ciphertext": b64url(ciphertext)}
+
+
+def open_share(
+    key: OpeningKey,
+    sealed: Mapping[str, object],
+    *,
+    task_id: str,
+    server_index: int,
+    client: int,
+    length: int,
+    field: Field = SHAMIR_FIELD,
+) -> Residues:
+    """Open a sealed share with server j's key and decode it strictly.
+
+    Args:
+        key: server j's opening key.
+        sealed: the report's ``sealed_share`` (``enc`` and ``ciphertext``).
+        task_id: the task's id on this server.
+        server_index: this server's index j.
+        client: the number of the client whose report this is.
+        length: the number of elements the task declares.
+        field: the task's field.
+
+    Returns:
+        ``uint64`` residues of shape ``(k, length)``, each below its prime.
+
+    Raises:
+        SealError: it does not open with this key for this task, server and client (sealed to
+            another server's key, for another task or client, or changed on the way).
+        ShareError: ``enc`` or ``ciphertext`` not canonical base64url, missing or extra
+            fields; or what it holds is not a share of the task's field and length.
+    """
+    if not isinstance(sealed, Mapping) or set(sealed) != set(SEALED_SHARE_FIELDS):
+        raise ShareError("sealed_share: needs exactly enc and ciphertext")
+    enc = _b64url_bytes(sealed["enc"], "sealed_share.enc")
+    ciphertext = _b64url_bytes(sealed["ciphertext"], "sealed_share.ciphertext")
+    aad = share_seal_aad(task_id, server_index, client)
+    raw = open_(key, enc, ciphertext, info=SHARE_SEAL_INFO, aad=aad)
+    try:
+        block = decode_vectors(raw, field, count=1, length=length)
+    except ShareError as exc:
+        raise ShareError(f"sealed share: {exc}") from None
+    vector: Residues = block[0]
+    return vector
+
+
 def residues_to_blob(residues: Residues) -> bytes:
     """Return the storage form of a share vector: its ``k x m`` residues as little-endian u32."""
     return residues.astype("<u4").tobytes()
@@ -209,13 +336,19 @@ def residues_from_blob(blob: bytes, *, length: int, field: Field = SHAMIR_FIELD)
 
 __all__ = [
     "MAX_SERVERS",
+    "SEALED_SHARE_FIELDS",
     "SHAMIR_FIELD",
+    "SHARE_SEAL_INFO",
     "check_shamir_parameters",
     "check_sum_range",
     "decode_share",
     "encode_share",
+    "open_share",
     "residues_from_blob",
     "residues_to_blob",
+    "seal_share",
+    "sealed_share_text_chars",
     "share_bytes",
+    "share_seal_aad",
     "share_text_chars",
 ]

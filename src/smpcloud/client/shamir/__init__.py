@@ -12,13 +12,24 @@ The paper's secure sum in the cloud (protocol in :mod:`smpcloud.protocol.sharing
         credentials = aggregation.register(100)      # hand credentials[i] to client i privately
         ...                                          # on each client's machine:
         with ShamirClient(credentials[0]) as client:
-            client.submit(23.4)                      # share j goes to server j
+            client.submit(23.4)                      # share j, sealed, goes to server j
         aggregation.close_all()                      # one participant set on every server
         result = aggregation.result()                # sum, count, average from any t servers
 
 What is revealed: each server sees uniformly random shares, who reported to it and the
 participant set; the analyst (the holder of the servers' admin tokens) learns the sum and the
 count over the participant set; fewer than t colluding servers learn nothing about any input.
+Share j is sealed to server j's share key (RFC 9180 HPKE), which the administrator reads from
+server j when creating the task and pins in the task and in every client's credentials: a
+proxy, a TLS terminator in front of the servers or one host posing as several servers sees
+ciphertexts only (their sizes and timing, and the tokens and task ids of the requests).
+Clients refuse, before sending anything, plain http to a non-loopback host, two servers on
+one non-loopback host (loopback is the one exception, so that local demonstrations with n
+ports on 127.0.0.1 work), two servers with one key, and a server that serves another key than
+the pinned one (:mod:`smpcloud.client.shamir.pinning`). Trusted: the administrator, for the
+keys it pins and the credentials it writes (it holds no opening key, so on the path it sees
+sealed shares only; but an administrator who pinned keys of its own would read every share);
+each server, to keep its opening key to itself; fewer than t servers colluding.
 Every server closes once, over one participant set, and t > n/2 is required, so no second sum
 over a set that differs by one client (which would reveal that client's value) can be
 reconstructed. Not protected against: malicious clients (no range proofs), an administrator
@@ -39,7 +50,7 @@ in ``smpcloud.client.shamir._servers``.
 """
 
 from smpcloud.client.shamir.aggregation import ShamirAggregation
-from smpcloud.client.shamir.data_owner import ShamirClient, prepare_shares
+from smpcloud.client.shamir.data_owner import ShamirClient, check_credentials, prepare_shares
 from smpcloud.client.shamir.models import (
     CREDENTIALS_KIND,
     ShamirClosed,
@@ -52,9 +63,17 @@ from smpcloud.client.shamir.models import (
     ShamirTask,
     ShamirTaskInfo,
 )
+from smpcloud.client.shamir.pinning import (
+    DuplicateShareKeyError,
+    InsecureServerURLError,
+    SharedHostError,
+    ShareKeyMismatchError,
+)
 
 __all__ = [
     "CREDENTIALS_KIND",
+    "DuplicateShareKeyError",
+    "InsecureServerURLError",
     "ShamirAggregation",
     "ShamirClient",
     "ShamirClosed",
@@ -66,5 +85,8 @@ __all__ = [
     "ShamirSubmission",
     "ShamirTask",
     "ShamirTaskInfo",
+    "ShareKeyMismatchError",
+    "SharedHostError",
+    "check_credentials",
     "prepare_shares",
 ]

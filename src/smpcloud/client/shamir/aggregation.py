@@ -3,6 +3,12 @@
 :class:`ShamirAggregation` learns the sum and the count over the participant set, and who
 reported to which server; never a client's value (unless the administrator cheats with sybil
 clients, see :mod:`smpcloud.client.shamir`).
+
+At creation it reads each server's share key from the task's info and pins it in the task
+(:attr:`ShamirTask.share_keys`, the task file) and in every client's credentials: clients seal
+share j to that key and refuse a server that later serves another. The administrator is trusted
+for these keys: it reaches the servers over its own channel at creation (https, or loopback)
+and hands the credentials to the clients unaltered.
 """
 
 from __future__ import annotations
@@ -35,6 +41,12 @@ from smpcloud.client.shamir.models import (
     ShamirTask,
     ShamirTaskInfo,
 )
+from smpcloud.client.shamir.pinning import (
+    check_served_key,
+    check_server_urls,
+    check_share_keys,
+)
+from smpcloud.crypto.sealing import SealingKey
 from smpcloud.crypto.shamir import Share, reconstruct_elements
 from smpcloud.errors import InvalidInputError, SmpcError, ThresholdNotMetError, VerificationError
 from smpcloud.protocol.schemas import (
@@ -60,6 +72,21 @@ from smpcloud.protocol.sharing import (
 )
 
 
+def _served_key(server: int, url: str, info: TaskInfoOut) -> SealingKey:
+    """Server j's share key from its task info (what the administrator pins).
+
+    Raises:
+        VerificationError: none, or not a usable X25519 public key (the server is named).
+    """
+    try:
+        return SealingKey.from_text(info.share_key, "share_key")
+    except InvalidInputError as exc:
+        raise VerificationError(
+            f"server {server} ({url}) serves no usable share key ({exc}): is it an smpcloud "
+            "server that seals Shamir shares?"
+        ) from None
+
+
 class ShamirAggregation:
     """The administrator and analyst of a Shamir task on n servers.
 
@@ -73,11 +100,15 @@ class ShamirAggregation:
         servers: the n servers, in order: server j is ``servers[j - 1]``.
         task_ids: the task's id on each server, in the same order.
         threshold: t, the number of servers' shares that rebuild the sum (t > n/2).
+        share_keys: each server's share key, pinned when the task was created, in the same
+            order (:attr:`ShamirTask.share_keys` of :meth:`create_on_servers`).
         timeout: seconds per HTTP request.
         transports: ``httpx`` transports instead of the network, one per server (tests).
 
     Raises:
-        InvalidInputError: mismatched lengths or (n, t) outside 2 <= t <= n, t > n/2.
+        InvalidInputError: mismatched lengths or (n, t) outside 2 <= t <= n, t > n/2; plain
+            http to a non-loopback host, two servers on one non-loopback host, or two servers
+            with one share key (:mod:`smpcloud.client.shamir.pinning`).
     """
 
     def __init__(
@@ -86,14 +117,18 @@ class ShamirAggregation:
         task_ids: Sequence[str],
         *,
         threshold: int,
+        share_keys: Sequence[SealingKey],
         timeout: float = DEFAULT_TIMEOUT,
         transports: Sequence[httpx.BaseTransport | None] | None = None,
     ) -> None:
         if len(task_ids) != len(servers):
             raise InvalidInputError(f"{len(servers)} servers but {len(task_ids)} task ids")
         check_shamir_parameters(len(servers), threshold)
+        urls = [s.base_url for s in servers]
+        check_server_urls(urls)
+        check_share_keys(list(share_keys), urls)
         self.task = ShamirTask(
-            tuple(s.base_url for s in servers), tuple(task_ids), threshold=threshold
+            tuple(urls), tuple(task_ids), threshold=threshold, share_keys=tuple(share_keys)
         )
         self._conns = admin_connections(servers, timeout, transports)
         self._info: ShamirTaskInfo | None = None
@@ -116,19 +151,29 @@ class ShamirAggregation:
         """Create the task on every server (server j gets index j) and return its handle.
 
         Every server must be reachable. The parameters are those of
-        :meth:`smpcloud.client.Admin.create_task`, with ``threshold`` t instead of a key.
+        :meth:`smpcloud.client.Admin.create_task`, with ``threshold`` t instead of a key. Each
+        server's share key is read from the new task's info and pinned
+        (:attr:`ShamirTask.share_keys`): the administrator's view of the servers at creation is
+        what every client will trust.
 
         Raises:
             InvalidInputError: bad parameters (checked locally first, then by each server):
                 t outside 2..n or t <= n/2, sums that could wrap modulo the field's modulus.
+            InsecureServerURLError, SharedHostError: plain http to a non-loopback host, or two
+                servers on one non-loopback host (nothing sent).
+            DuplicateShareKeyError: two servers serve one share key (the task then exists on
+                the servers, unused).
+            VerificationError: a server that serves no share key or a malformed one.
             SmpcError: a server refused or could not be reached (the note names it; the task
                 may already exist on the servers before it, unused).
         """
         n = len(servers)
         check_shamir_parameters(n, threshold)
         check_sum_range(encoding.max_abs_encoded(), max_clients)
+        check_server_urls([s.base_url for s in servers if isinstance(s, ShamirServer)])
         conns = admin_connections(servers, timeout, transports)
         task_ids: list[str] = []
+        share_keys: list[SealingKey] = []
         try:
             for j, conn in enumerate(conns, start=1):
                 try:
@@ -154,13 +199,22 @@ class ShamirAggregation:
                         json=body.model_dump(mode="json"),
                         expected=201,
                     )
+                    info = conn.request("GET", task_path(out.task_id), TaskInfoOut)
                 except SmpcError as exc:
                     raise name_server(exc, j, conn.base_url) from None
                 task_ids.append(out.task_id)
+                share_keys.append(_served_key(j, conn.base_url, info))
         finally:
             for conn in conns:
                 conn.close()
-        return cls(servers, task_ids, threshold=threshold, timeout=timeout, transports=transports)
+        return cls(
+            servers,
+            task_ids,
+            threshold=threshold,
+            share_keys=share_keys,
+            timeout=timeout,
+            transports=transports,
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -204,6 +258,7 @@ class ShamirAggregation:
         """Return what the reachable servers agree on (fetched once, then cached).
 
         Raises:
+            ShareKeyMismatchError: a server serves another share key than the pinned one.
             VerificationError: servers disagree on the task.
             ThresholdNotMetError: no server answered (the message names why).
         """
@@ -211,6 +266,9 @@ class ShamirAggregation:
             infos, failures = self._get_all((), TaskInfoOut)
             if not infos:
                 raise ThresholdNotMetError(f"no server answered: {describe_failures(failures)}")
+            for j, out in sorted(infos.items()):
+                url, pinned = self.task.base_urls[j - 1], self.task.share_keys[j - 1]
+                check_served_key(j, url, pinned, out.share_key)
             self._info = agreed_info(
                 infos, servers=self.task.servers, threshold=self.task.threshold
             )
@@ -230,10 +288,12 @@ class ShamirAggregation:
     def register(self, count: int) -> list[ShamirCredentials]:
         """Register ``count`` clients on every server; return each client's credentials.
 
-        Every server must be reachable, open and have as many clients as the others, so that
-        client numbers line up. Tokens are shown only now.
+        Every server must be reachable, open, serve the share key pinned at creation and have
+        as many clients as the others, so that client numbers line up. Tokens are shown only
+        now; each client's credentials carry the pinned share keys.
 
         Raises:
+            ShareKeyMismatchError: a server serves another share key than the pinned one.
             TransportError, SmpcError: a server could not be reached or refused (named in a
                 note); VerificationError: servers with different client counts or numbering.
         """
@@ -245,6 +305,8 @@ class ShamirAggregation:
                 f"registration needs every server, to keep client numbers aligned: "
                 f"{describe_failures(failures)}"
             )
+        self._info = None
+        self.info()  # every server answered: each serves its pinned share key
         registered = {j: status.registered_clients for j, status in statuses.items()}
         if len(set(registered.values())) != 1:
             raise VerificationError(
@@ -279,9 +341,15 @@ class ShamirAggregation:
                 client_id=number,
                 threshold=self.task.threshold,
                 endpoints=tuple(
-                    ShamirEndpoint(j, base_url, task_id, per_server[j - 1][i][1])
-                    for j, (base_url, task_id) in enumerate(
-                        zip(self.task.base_urls, self.task.task_ids, strict=True), start=1
+                    ShamirEndpoint(j, base_url, task_id, per_server[j - 1][i][1], key)
+                    for j, (base_url, task_id, key) in enumerate(
+                        zip(
+                            self.task.base_urls,
+                            self.task.task_ids,
+                            self.task.share_keys,
+                            strict=True,
+                        ),
+                        start=1,
                     )
                 ),
             )

@@ -3,7 +3,14 @@
 :func:`prepare_shares` is the local half (no network); :class:`ShamirClient` checks the task with
 the servers, keeps its shares in memory until every server holds its own, and re-sends the same
 shares to the servers it missed. Reveals to each server: that this client reported, when, and
-one uniformly random share; fewer than t servers together learn nothing.
+one uniformly random share; fewer than t servers together learn nothing. Share j is sealed to
+server j's share key as pinned in the credentials, so whatever carries the request (a proxy, a
+TLS terminator, a host posing as several servers) sees a ciphertext, its size and its timing
+only; before anything is sent the client refuses plain http to a non-loopback host, two servers
+on one non-loopback host, two servers with one key, and a server that serves another key than
+the pinned one (:mod:`smpcloud.client.shamir.pinning`). Trusted: the administrator, who pinned
+the keys and wrote the credentials; fewer than t of the servers (t colluding servers rebuild
+every input).
 """
 
 from __future__ import annotations
@@ -31,33 +38,77 @@ from smpcloud.client.shamir.models import (
     ShamirSubmission,
     ShamirTaskInfo,
 )
+from smpcloud.client.shamir.pinning import (
+    check_served_key,
+    check_server_urls,
+    check_share_keys,
+)
 from smpcloud.crypto.shamir import share_elements
 from smpcloud.errors import InvalidInputError, SmpcError, ThresholdNotMetError
 from smpcloud.protocol.problems import DuplicateSubmissionError
-from smpcloud.protocol.schemas import ReportAcceptedOut, ReportIn, TaskInfoOut, TaskStatusOut
-from smpcloud.protocol.sharing import SHAMIR_FIELD, check_shamir_parameters, encode_share
+from smpcloud.protocol.schemas import (
+    ReportAcceptedOut,
+    ReportIn,
+    SealedShareIn,
+    TaskInfoOut,
+    TaskStatusOut,
+)
+from smpcloud.protocol.sharing import SHAMIR_FIELD, check_shamir_parameters, seal_share
+
+
+def check_credentials(credentials: ShamirCredentials) -> None:
+    """Refuse credentials a client must not send shares with (no request is made).
+
+    Raises:
+        InvalidInputError: not :class:`ShamirCredentials`, or servers not listed 1..n.
+        InsecureServerURLError: plain http to a non-loopback host.
+        SharedHostError: two servers on one non-loopback host.
+        DuplicateShareKeyError: two servers with one share key.
+    """
+    if not isinstance(credentials, ShamirCredentials):
+        raise InvalidInputError("credentials must be ShamirCredentials")
+    endpoints = credentials.endpoints
+    if [e.server for e in endpoints] != list(range(1, len(endpoints) + 1)):
+        raise InvalidInputError("credentials must list servers 1..n in order")
+    urls = [e.base_url for e in endpoints]
+    check_server_urls(urls)
+    check_share_keys([e.share_key for e in endpoints], urls)
 
 
 def prepare_shares(
-    info: ShamirTaskInfo, values: float | int | Sequence[float | int]
+    info: ShamirTaskInfo,
+    values: float | int | Sequence[float | int],
+    credentials: ShamirCredentials,
 ) -> ShamirPreparedReport:
-    """Encode, range-check and Shamir-share one client's values (t-of-n); no network.
+    """Encode, range-check, Shamir-share (t-of-n) and seal one client's values; no network.
 
     The local half of :meth:`ShamirClient.prepare`, for callers that already hold the task's
-    info. Shares come from the OS CSPRNG; fewer than t of them reveal nothing about the values.
+    info (bulk uploads, simulations). Shares come from the OS CSPRNG; fewer than t of them
+    reveal nothing about the values. Share j is sealed to server j's share key pinned in
+    ``credentials``, bound to the task's id on server j, j and the client's number.
 
     Args:
         info: what the servers agree on (:meth:`ShamirClient.info` or
             :meth:`ShamirAggregation.info`): encoding, length, n and t.
         values: a scalar or ``info.length`` values.
+        credentials: the client's credentials (its number; each server's URL, task id and
+            pinned share key). Checked as :class:`ShamirClient` checks them.
 
     Returns:
-        The n shares, as the report bodies carry them.
+        The n sealed shares, as the report bodies carry them.
 
     Raises:
-        InvalidInputError: wrong number of values or a non-number.
+        InvalidInputError: wrong number of values or a non-number; credentials for another
+            number of servers or threshold than ``info``'s; refused credentials (see
+            :func:`check_credentials`: http, shared hosts, duplicate keys).
         OverflowDetectedError: a value outside the declared range, NaN or infinite.
     """
+    check_credentials(credentials)
+    if (len(credentials.endpoints), credentials.threshold) != (info.servers, info.threshold):
+        raise InvalidInputError(
+            f"credentials for n={len(credentials.endpoints)}, t={credentials.threshold} but the "
+            f"task has n={info.servers}, t={info.threshold}"
+        )
     items = as_values(values)
     if len(items) != info.length:
         raise InvalidInputError(
@@ -70,16 +121,31 @@ def prepare_shares(
         plain = np.array(encoded, dtype=object)
     secret = SHAMIR_FIELD.from_ints(plain)
     blocks = share_elements(SHAMIR_FIELD, secret, n=info.servers, t=info.threshold)
-    report = ShamirPreparedReport(tuple(encode_share(y) for y in blocks))
+    sealed = tuple(
+        seal_share(
+            e.share_key,
+            y,
+            task_id=e.task_id,
+            server_index=e.server,
+            client=credentials.client_id,
+        )
+        for e, y in zip(credentials.endpoints, blocks, strict=True)
+    )
     del secret, blocks
-    return report
+    return ShamirPreparedReport(credentials.client_id, sealed)
 
 
 class ShamirClient:
     """A data owner of a Shamir task: shares its values t-of-n and uploads share j to server j.
 
     Reveals to each server: that this client reported, when, and one share, which is uniformly
-    random and independent of the values. Fewer than t servers together learn nothing.
+    random and independent of the values. Fewer than t servers together learn nothing. Share j
+    is sealed to server j's pinned share key: what carries the requests sees ciphertexts only.
+
+    Refused at construction, before any request (:func:`check_credentials`): plain http to a
+    non-loopback host, two servers on one non-loopback host (loopback is the one exception, for
+    local demonstrations), two servers with one share key. Refused by :meth:`prepare` before
+    any share is sent: a server serving another share key than the pinned one.
 
     :meth:`submit` does it all; :meth:`prepare` (check the task, share the values) and
     :meth:`upload` (one request per server) are its two halves.
@@ -88,6 +154,9 @@ class ShamirClient:
         credentials: from :meth:`ShamirAggregation.register`.
         timeout: seconds per HTTP request.
         transports: ``httpx`` transports instead of the network, by server index (tests).
+
+    Raises:
+        InvalidInputError: refused credentials (:func:`check_credentials`).
     """
 
     def __init__(
@@ -97,12 +166,10 @@ class ShamirClient:
         timeout: float = DEFAULT_TIMEOUT,
         transports: Mapping[int, httpx.BaseTransport] | None = None,
     ) -> None:
-        if not isinstance(credentials, ShamirCredentials):
-            raise InvalidInputError("credentials must be ShamirCredentials")
+        check_credentials(credentials)
         endpoints = credentials.endpoints
-        if [e.server for e in endpoints] != list(range(1, len(endpoints) + 1)):
-            raise InvalidInputError("credentials must list servers 1..n in order")
         check_shamir_parameters(len(endpoints), credentials.threshold)
+        self._credentials = credentials
         self.client_id = credentials.client_id
         self._threshold = credentials.threshold
         self._endpoints = endpoints
@@ -115,7 +182,7 @@ class ShamirClient:
             )
             for e in endpoints
         }
-        self._pending: dict[int, str] | None = None  # share texts not yet stored (secret)
+        self._pending: dict[int, dict[str, str]] | None = None  # sealed shares not yet stored
         self._prepared: ShamirPreparedReport | None = None
         self._attempted: set[int] = set()
         self._reached: set[int] = set()
@@ -166,8 +233,9 @@ class ShamirClient:
         """Check the task with the servers, then encode and Shamir-share this client's values.
 
         Sends no share. Checks, in order: that at least t servers answer and agree on the task,
-        that none already holds a report of this client, the number of values, their types and
-        the declared range. The shares (OS CSPRNG) are kept in this object, in memory only,
+        that each of them serves the share key pinned in the credentials, that none already
+        holds a report of this client, the number of values, their types and the declared
+        range. The shares (OS CSPRNG) are kept in this object, in memory only,
         until every server holds its own; :meth:`upload` sends them.
 
         Returns:
@@ -179,6 +247,8 @@ class ShamirClient:
             DuplicateSubmissionError: this client already shared its values (this object: use
                 upload or retry; or an earlier one: some server already holds a report).
             ThresholdNotMetError: fewer than t servers answer.
+            ShareKeyMismatchError: a server serves another share key than the pinned one
+                (named; nothing sent).
             VerificationError: the servers disagree on the task.
         """
         if self._pending is not None or self._reached:
@@ -194,6 +264,9 @@ class ShamirClient:
                 f"{describe_failures(failures)}"
             )
         info = agreed_info(infos, servers=n, threshold=t)
+        for j, out in sorted(infos.items()):
+            endpoint = self._endpoints[j - 1]
+            check_served_key(j, endpoint.base_url, endpoint.share_key, out.share_key)
         statuses, _ = self._get(("status",), TaskStatusOut)
         already = sorted(j for j, status in statuses.items() if status.reported)
         if already:
@@ -201,7 +274,7 @@ class ShamirClient:
                 f"server(s) {already} already hold a report of this client from an earlier "
                 "submission; new shares would not match it, so nothing was sent"
             )
-        report = prepare_shares(info, values)
+        report = prepare_shares(info, values, self._credentials)
         self._pending = dict(enumerate(report.shares, start=1))
         self._prepared = report
         return report
@@ -262,7 +335,7 @@ class ShamirClient:
     def _upload(self) -> ShamirSubmission:
         failed: dict[int, str] = {}
         pending = self._pending or {}
-        for j, text in sorted(pending.items()):
+        for j, sealed in sorted(pending.items()):
             if j in self._reached:
                 continue
             endpoint = self._endpoints[j - 1]
@@ -271,7 +344,9 @@ class ShamirClient:
                     "POST",
                     task_path(endpoint.task_id, "reports"),
                     ReportAcceptedOut,
-                    json=ReportIn(share=text).model_dump(exclude_none=True),
+                    json=ReportIn(sealed_share=SealedShareIn.model_validate(sealed)).model_dump(
+                        exclude_none=True
+                    ),
                     expected=201,
                 )
                 self._reached.add(j)
@@ -301,4 +376,4 @@ class ShamirClient:
         return self._get(("status",), TaskStatusOut)
 
 
-__all__ = ["ShamirClient", "prepare_shares"]
+__all__ = ["ShamirClient", "check_credentials", "prepare_shares"]

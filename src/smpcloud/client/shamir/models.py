@@ -3,7 +3,9 @@
 Value types of :class:`~smpcloud.client.shamir.ShamirAggregation` and
 :class:`~smpcloud.client.shamir.ShamirClient`. Secrets (admin tokens, client tokens, shares)
 are never shown in ``repr``; :meth:`ShamirCredentials.to_json` holds a client's tokens and must
-be handed over privately.
+be handed over privately. A task and a client's credentials also carry each server's share key
+as the administrator pinned it at creation (public, but it must reach the client unaltered: a
+substituted key sends the share to whoever holds it).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from smpcloud.crypto.sealing import SealingKey
 from smpcloud.crypto.wire import JSON_VERSION, check_json_object
 from smpcloud.errors import InvalidInputError
-from smpcloud.protocol.schemas import ReportIn, TaskEncoding
+from smpcloud.protocol.schemas import ReportIn, SealedShareIn, TaskEncoding
 from smpcloud.protocol.sharing import check_shamir_parameters
 
 #: The ``kind`` of :meth:`ShamirCredentials.to_json` objects.
 CREDENTIALS_KIND: Final = "smpcloud-shamir-credentials"
+_ENDPOINT_FIELDS: Final = frozenset({"server", "base_url", "task_id", "token", "share_key"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +39,13 @@ class ShamirServer:
 
 @dataclass(frozen=True, slots=True)
 class ShamirTask:
-    """Where a Shamir task lives: ``task_ids[j - 1]`` on ``base_urls[j - 1]`` is server j's part."""
+    """Where a Shamir task lives: ``task_ids[j - 1]`` on ``base_urls[j - 1]`` is server j's part,
+    and ``share_keys[j - 1]`` is server j's share key, pinned at creation."""
 
     base_urls: tuple[str, ...]
     task_ids: tuple[str, ...]
     threshold: int
+    share_keys: tuple[SealingKey, ...]
 
     @property
     def servers(self) -> int:
@@ -49,17 +55,24 @@ class ShamirTask:
 
 @dataclass(frozen=True, slots=True)
 class ShamirEndpoint:
-    """Where a client uploads its share for server ``server`` (j): URL, task id, token there."""
+    """Where a client uploads its share for server ``server`` (j): URL, task id, token there,
+    and the share key (pinned by the administrator) that the share is sealed to."""
 
     server: int
     base_url: str
     task_id: str
     token: str = field(repr=False)
+    share_key: SealingKey
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.share_key, SealingKey):
+            raise InvalidInputError("ShamirEndpoint.share_key must be a SealingKey")
 
     def __repr__(self) -> str:
         return (
             f"ShamirEndpoint(server={self.server}, base_url={self.base_url!r}, "
-            f"task_id={self.task_id!r}, token=<redacted>)"
+            f"task_id={self.task_id!r}, token=<redacted>, "
+            f"share_key={self.share_key.fingerprint()})"
         )
 
 
@@ -88,7 +101,13 @@ class ShamirCredentials:
             "client_id": self.client_id,
             "threshold": self.threshold,
             "endpoints": [
-                {"server": e.server, "base_url": e.base_url, "task_id": e.task_id, "token": e.token}
+                {
+                    "server": e.server,
+                    "base_url": e.base_url,
+                    "task_id": e.task_id,
+                    "token": e.token,
+                    "share_key": e.share_key.to_text(),
+                }
                 for e in self.endpoints
             ],
         }
@@ -109,14 +128,16 @@ class ShamirCredentials:
             raise InvalidInputError(f"{CREDENTIALS_KIND}: endpoints must be a list")
         endpoints = []
         for j, item in enumerate(items, start=1):
-            if not isinstance(item, dict) or set(item) != {
-                "server",
-                "base_url",
-                "task_id",
-                "token",
-            }:
+            if isinstance(item, dict) and set(item) == _ENDPOINT_FIELDS - {"share_key"}:
                 raise InvalidInputError(
-                    f"{CREDENTIALS_KIND}: endpoints[{j - 1}] needs server, base_url, task_id, token"
+                    f"{CREDENTIALS_KIND}: endpoints[{j - 1}] has no share_key: these credentials "
+                    "were written before shares were sealed to each server; ask the "
+                    "administrator for new ones (smpcloud shamir register)"
+                )
+            if not isinstance(item, dict) or set(item) != _ENDPOINT_FIELDS:
+                raise InvalidInputError(
+                    f"{CREDENTIALS_KIND}: endpoints[{j - 1}] needs server, base_url, task_id, "
+                    "token, share_key"
                 )
             server, url, task_id, token = (
                 item["server"],
@@ -130,7 +151,8 @@ class ShamirCredentials:
                 raise InvalidInputError(
                     f"{CREDENTIALS_KIND}: endpoints[{j - 1}] has an empty or non-text field"
                 )
-            endpoints.append(ShamirEndpoint(server, url, task_id, token))
+            key = SealingKey.from_text(item["share_key"], f"endpoints[{j - 1}].share_key")
+            endpoints.append(ShamirEndpoint(server, url, task_id, token, key))
         check_shamir_parameters(len(endpoints), t)
         return cls(client_id=client_id, threshold=t, endpoints=tuple(endpoints))
 
@@ -151,17 +173,26 @@ class ShamirTaskInfo:
 
 @dataclass(frozen=True, slots=True)
 class ShamirPreparedReport:
-    """One client's Shamir shares, ready to upload: ``shares[j - 1]`` goes to server j.
+    """One client's Shamir shares, each sealed to its server: ``shares[j - 1]`` goes to server j.
 
-    Secret: any t of the shares rebuild the client's values. Keep it in memory only, send each
-    share to its own server only, and drop it once every server holds its share. Its ``repr``
-    shows no share.
+    Share j is sealed to server j's pinned share key and bound to the task's id there, j and
+    the client's number (:func:`smpcloud.protocol.sharing.seal_share`): only server j opens it,
+    and only as this client's report in this task. Keep it until every server holds its share
+    (:meth:`ShamirClient.retry` sends the same sealed shares again). Its ``repr`` shows none.
+
+    Attributes:
+        client_id: the number of the client the shares were sealed for.
+        shares: ``{"enc", "ciphertext"}`` per server (a report's ``sealed_share``).
     """
 
-    shares: tuple[str, ...] = field(repr=False)
+    client_id: int
+    shares: tuple[dict[str, str], ...] = field(repr=False)
 
     def __repr__(self) -> str:
-        return f"ShamirPreparedReport(servers={len(self.shares)}, shares=<redacted>)"
+        return (
+            f"ShamirPreparedReport(client_id={self.client_id}, servers={len(self.shares)}, "
+            "shares=<sealed>)"
+        )
 
     def request_body(self, server: int) -> dict[str, object]:
         """Return the JSON body of the upload to server ``server`` (j, from 1), as sent.
@@ -171,7 +202,8 @@ class ShamirPreparedReport:
         """
         if type(server) is not int or not 1 <= server <= len(self.shares):
             raise InvalidInputError(f"server must be an int in 1..{len(self.shares)}")
-        return ReportIn(share=self.shares[server - 1]).model_dump(exclude_none=True)
+        sealed = SealedShareIn.model_validate(self.shares[server - 1])
+        return ReportIn(sealed_share=sealed).model_dump(exclude_none=True)
 
 
 @dataclass(frozen=True, slots=True)

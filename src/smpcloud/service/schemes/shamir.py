@@ -8,6 +8,19 @@ to the administrator. It never learns the sum or any input. It never closes a Sh
 itself: past the deadline it refuses uploads and waits for the administrator's close, since
 only the administrator sees every server and can name a participant set they all hold.
 
+Shares arrive sealed to this server's share key (:mod:`smpcloud.protocol.sharing`, "Sealed
+shares"): an X25519 key kept in the database (``server_keys``, name ``"shares"``), created on
+first use and shared by every process on the database, published in every Shamir task's info
+(``share_key``). The server opens each sealed share with the associated data of (task, its
+index, the reporting client's number), so a share sealed for another task, server or client
+does not open (422 ``sealed-share-not-opened``), and it refuses a plain ``share`` (422
+``share-not-sealed``) instead of reading a share that crossed the network in the clear. What
+this server sees: its own share of each client (uniformly random), who reported and when. What
+a proxy or TLS terminator in front of it sees: sealed shares, their sizes, the tokens and
+task ids in the requests. Whoever can read this server's database reads its opening key, and
+with it every share sealed to this server (only this server's shares: fewer than t of them
+reveal nothing).
+
 Its tables: ``shamir_tasks`` (n, t, this server's index, the field, the participant set once
 closed), ``shamir_clients`` (each client's number within its task, the same on every server
 when the administrator registers the same counts everywhere) and ``shamir_aggregates`` (this
@@ -18,6 +31,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import ClassVar, Final, Literal
@@ -26,12 +41,14 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from smpcloud.crypto.field import Field
+from smpcloud.crypto.sealing import KEY_BYTES, OpeningKey
 from smpcloud.errors import InvalidInputError
 from smpcloud.protocol.problems import (
     DuplicateSubmissionError,
     NotFoundError,
     PermissionDeniedError,
     TaskStateError,
+    UnsealedShareError,
 )
 from smpcloud.protocol.schemas import (
     PartialsAcceptedOut,
@@ -48,11 +65,11 @@ from smpcloud.protocol.sharing import (
     SHAMIR_FIELD,
     check_shamir_parameters,
     check_sum_range,
-    decode_share,
     encode_share,
+    open_share,
     residues_from_blob,
     residues_to_blob,
-    share_text_chars,
+    sealed_share_text_chars,
 )
 from smpcloud.service.db import (
     ClientRow,
@@ -72,13 +89,14 @@ from smpcloud.service.schemes.base import (
     new_task_id,
     new_task_row,
 )
+from smpcloud.service.server_keys import server_secret
 from smpcloud.service.storage import duplicate_report
 
 logger = logging.getLogger("smpcloud.service")
 
 _AGGREGATE_BATCH: Final = 512
-# JSON overhead of a Shamir report besides its share text.
-_SHARE_JSON_OVERHEAD: Final = 64
+# JSON overhead of a Shamir report besides its sealed share's two texts.
+_SHARE_JSON_OVERHEAD: Final = 96
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +137,27 @@ class ShamirScheme(Scheme[ShamirMeta]):
     name: ClassVar[Literal["shamir"]] = "shamir"
     closes_at_deadline: ClassVar[bool] = False
 
+    _opening_key: OpeningKey | None = None
+    _key_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def opening_key(self) -> OpeningKey:
+        """This server's share key (private half), read from the database once per process.
+
+        Created from the OS CSPRNG the first time any process on the database asks
+        (:func:`smpcloud.service.server_keys.server_secret`, name ``"shares"``).
+        """
+        key = self._opening_key
+        if key is None:
+            with self._key_lock:
+                key = self._opening_key
+                if key is None:
+                    secret = server_secret(
+                        self.context.storage.engine, "shares", lambda: os.urandom(KEY_BYTES)
+                    )
+                    key = OpeningKey.from_bytes(secret)
+                    self._opening_key = key
+        return key
+
     def load_meta(self, session: Session, task: TaskRow) -> ShamirMeta:
         """Read the task's Shamir parameters.
 
@@ -153,7 +192,7 @@ class ShamirScheme(Scheme[ShamirMeta]):
         check_shamir_parameters(servers, t, index)
         field = SHAMIR_FIELD
         check_length(settings, body.length)
-        needed = share_text_chars(body.length, field) + _SHARE_JSON_OVERHEAD
+        needed = sealed_share_text_chars(body.length, field) + _SHARE_JSON_OVERHEAD
         if needed > settings.max_body_bytes:
             raise InvalidInputError(
                 f"length {body.length}: each client's upload would take about {needed} bytes, "
@@ -163,6 +202,7 @@ class ShamirScheme(Scheme[ShamirMeta]):
         check_sum_range(encoding.max_abs_encoded(), body.max_clients, field)
         now = self.context.clock()
         check_deadline(body, now)
+        self.opening_key()  # this server's share key exists before any client asks for it
         task_id = new_task_id()
         with self.context.storage.write() as session:
             session.add(new_task_row(task_id, body, self.name, encoding, now))
@@ -207,28 +247,47 @@ class ShamirScheme(Scheme[ShamirMeta]):
     # ------------------------------------------------------------------ collection
 
     def accept_report(self, meta: ShamirMeta, client_id: int, body: ReportIn) -> ReportAcceptedOut:
-        """Store one client's Shamir share durably, once.
+        """Open one client's sealed Shamir share and store the share durably, once.
 
         Raises:
             InvalidInputError: a Paillier report (key_id and ciphertexts).
-            ShareError: a share that is not canonical base64url, not of the task's field or
-                length, or holds a residue not below its prime.
+            UnsealedShareError: a plain ``share`` (shares must be sealed; nothing is stored).
+            SealError: a sealed share that does not open with this server's key for this
+                task, this server and this client (sealed to another key, replayed from
+                another task, server or client, or changed on the way).
+            ShareError: a sealed share whose texts are not canonical base64url, or whose
+                content is not a share of the task's field and length.
             TaskStateError: the task passed its deadline or is closed.
             DuplicateSubmissionError: this client already reported (named by its number).
         """
         task_id = meta.task_id
-        if body.share is None:
-            raise InvalidInputError(
-                f"task {task_id!r} is a Shamir task: a report carries one share (field "
-                "'share'), not key_id and ciphertexts"
+        if body.share is not None:
+            raise UnsealedShareError(
+                f"task {task_id!r} is a Shamir task: shares must be sealed to this server's "
+                "share_key (field 'sealed_share', see the task's info); a plain 'share' is "
+                "refused, since whatever carried the request could read it"
             )
-        blob = residues_to_blob(decode_share(body.share, length=meta.length, field=meta.field))
+        if body.sealed_share is None:
+            raise InvalidInputError(
+                f"task {task_id!r} is a Shamir task: a report carries one sealed share (field "
+                "'sealed_share'), not key_id and ciphertexts"
+            )
         with self.context.storage.read() as session:
             number = session.scalar(
                 select(ShamirClientRow.number).where(ShamirClientRow.client_id == client_id)
             )
         if number is None:  # pragma: no cover - every client of a Shamir task has a number
             raise PermissionDeniedError("this client has no number in the task")
+        share = open_share(
+            self.opening_key(),
+            body.sealed_share.model_dump(),
+            task_id=task_id,
+            server_index=meta.server_index,
+            client=number,
+            length=meta.length,
+            field=meta.field,
+        )
+        blob = residues_to_blob(share)
         now = self.context.clock()
         if past_deadline(meta.deadline, now):
             raise TaskStateError(
@@ -390,7 +449,8 @@ class ShamirScheme(Scheme[ShamirMeta]):
     # ------------------------------------------------------------------ views
 
     def info(self, meta: ShamirMeta) -> TaskInfoOut:
-        """The Shamir parameters, encoding, length, limits and state (no key, no holders)."""
+        """The Shamir parameters, encoding, length, limits, state and this server's share key
+        (the public key clients seal their share to; no holders)."""
         task_id = meta.task_id
         with self.context.storage.read() as session:
             state = session.scalar(select(TaskRow.state).where(TaskRow.id == task_id))
@@ -410,6 +470,7 @@ class ShamirScheme(Scheme[ShamirMeta]):
             servers=meta.servers,
             server_index=meta.server_index,
             field=list(meta.field.moduli),
+            share_key=self.opening_key().sealing_key.to_text(),
         )
 
     def status(self, session: Session, meta: ShamirMeta) -> SchemeStatus:
