@@ -5,8 +5,8 @@ never from command-line arguments (which other users of the machine can see in `
 
 One module per command group: :mod:`.demo`, :mod:`.keys` (keygen, certs), :mod:`.serve`
 (serve), :mod:`.task` (task create, list, status, close), :mod:`.service` (submit, decrypt,
-result), :mod:`.health`, :mod:`.peers` (party, dealer), :mod:`.examples`, :mod:`.bench`; what
-they share is in :mod:`._common` (errors and exit statuses), :mod:`.show` (human-readable
+result), :mod:`.receipts` (receipt verify), :mod:`.health`, :mod:`.peers` (party, dealer),
+:mod:`.examples`, :mod:`.bench`; what they share is in :mod:`._common` (errors and exit statuses), :mod:`.show` (human-readable
 output) and :mod:`.value_files` (a client's values from a file). Each command imports the
 library lazily, inside its function, so that ``smpcloud --help`` stays fast.
 
@@ -26,6 +26,7 @@ from smpcloud.cli.examples import example
 from smpcloud.cli.health import health
 from smpcloud.cli.keys import certs, keygen
 from smpcloud.cli.peers import dealer, party, split_diabetes
+from smpcloud.cli.receipts import receipt
 from smpcloud.cli.serve import serve
 from smpcloud.cli.service import decrypt, result, submit
 from smpcloud.cli.shamir import shamir
@@ -53,6 +54,7 @@ def main() -> None:
     Aggregation:   smpcloud keygen -> smpcloud serve -> smpcloud task create
                    -> smpcloud submit (each client) -> smpcloud task close
                    -> smpcloud decrypt (t key holders) -> smpcloud result
+                   -> smpcloud receipt verify (each client)
                    (smpcloud task list and task status show where each task is)
     Shamir mode:   smpcloud shamir create|register|submit|close|result (n servers)
     Peer MPC:      smpcloud example split-diabetes (example inputs) -> smpcloud certs
@@ -73,6 +75,7 @@ for _command in (
     submit,
     decrypt,
     result,
+    receipt,
     health,
     shamir,
 ):

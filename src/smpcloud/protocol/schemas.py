@@ -229,6 +229,15 @@ class PartialsIn(Schema):
             raise ValueError("give exactly one of 'partials' (one per ciphertext) and 'batch'")
         return self
 
+    attestation: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Optional: this key holder's Ed25519 signature (unpadded base64url) over "
+        "statement('smpcloud/aggregate-attestation/v1', {task_id, count, root, aggregate}): it "
+        "checked that the aggregate is the product of exactly the logged reports "
+        "(smpcloud.protocol.receipts).",
+    )
+
     @property
     def form(self) -> PartialsForm:
         """``"batch"`` or ``"partials"``: which of the two fields this upload uses."""
@@ -358,12 +367,32 @@ class TaskListOut(Out):
     limit: int = Field(description="The most tasks this page could hold.")
 
 
+class ReceiptOut(Out):
+    """The server's signed receipt for an accepted Paillier report (smpcloud.protocol.receipts).
+
+    ``signature`` is the server's Ed25519 signature (``server_key``) over
+    ``statement("smpcloud/receipt/v1", {task_id, client_id, leaf, received_at, server_key})``;
+    ``leaf`` (hex) is the report's Merkle leaf, which the published log must include.
+    """
+
+    task_id: str
+    client_id: int
+    leaf: str
+    received_at: str
+    server_key: str
+    signature: str
+
+
 class ReportAcceptedOut(Out):
-    """Acknowledgement of a durable upload (committed before this response was sent)."""
+    """Acknowledgement of a durable upload (committed before this response was sent).
+
+    A Paillier report also gets the server's signed :class:`ReceiptOut`.
+    """
 
     task_id: str
     client_id: int
     received_at: datetime
+    receipt: ReceiptOut | None = None
 
 
 class AggregateOut(Out):
@@ -423,6 +452,25 @@ ExactInteger = Annotated[str, Field(pattern=r"^-?(0|[1-9][0-9]*)$", max_length=M
 readers beyond 2^53)."""
 
 
+class LogSummaryOut(Out):
+    """The published report log a result was decrypted from: its count, root and aggregate.
+
+    ``aggregate`` is ``smpcloud.protocol.receipts.aggregate_digest`` of the aggregate that was
+    decrypted; key holders' attestations sign (task_id, count, root, aggregate).
+    """
+
+    count: int
+    root: str
+    aggregate: str
+
+
+class AttestationOut(Out):
+    """Key holder ``holder``'s signature over the aggregate attestation statement."""
+
+    holder: int
+    signature: str
+
+
 class ResultOut(Out):
     """The released result: sum, count and average per element.
 
@@ -454,6 +502,16 @@ class ResultOut(Out):
         description="Per element: the exact decrypted sum of the encoded values as a decimal "
         "string (sum · 2^frac_bits for fixed-point tasks), out-of-range elements included.",
     )
+    log: LogSummaryOut | None = Field(
+        default=None,
+        description="The signed report log the decrypted aggregate was checked against (None "
+        "for tasks closed before logs existed).",
+    )
+    attestations: list[AttestationOut] = Field(
+        default_factory=list,
+        description="Key holders' signatures over (task_id, count, root, aggregate): each "
+        "checked the aggregate against the log before decrypting.",
+    )
 
     @classmethod
     def from_sums(
@@ -464,6 +522,8 @@ class ResultOut(Out):
         encoded_sums: list[int],
         holders: list[int],
         encoding: TaskEncoding,
+        log: LogSummaryOut | None = None,
+        attestations: list[AttestationOut] | None = None,
     ) -> ResultOut:
         """Build the result of decrypted sums: decode those in range, flag the others.
 
@@ -473,6 +533,8 @@ class ResultOut(Out):
             encoded_sums: the decrypted plaintext sums, signed, one per element.
             holders: the key holders whose partial decryptions were combined.
             encoding: the task's encoding (declares the range of each value).
+            log: the signed report log the aggregate was checked against.
+            attestations: the key holders' attestations of that log and aggregate.
 
         Returns:
             The result; never fails on a sum, however large.
@@ -497,7 +559,59 @@ class ResultOut(Out):
             within_declared_range=not out_of_range,
             out_of_range=out_of_range,
             encoded_sum=[str(int(s)) for s in encoded_sums],
+            log=log,
+            attestations=list(attestations or []),
         )
+
+
+class ReportLogOut(Out):
+    """The published report log of a closed Paillier task (``GET /v1/tasks/{id}/log``).
+
+    ``signature`` is the server's (``server_key``) over ``statement("smpcloud/log-root/v1",
+    {task_id, count, root})``; ``leaves`` (hex, in log order) unless the request asked
+    ``?leaves=false``.
+    """
+
+    task_id: str
+    count: int
+    root: str
+    server_key: str
+    signature: str
+    leaves: list[str] | None = None
+
+
+class LoggedReportOut(Out):
+    """One logged report: its client id and ciphertexts (canonical wire form)."""
+
+    client_id: int
+    ciphertexts: list[str]
+
+
+class ReportPageOut(Out):
+    """A page of the logged reports, in log order (``GET /v1/tasks/{id}/reports``).
+
+    ``count`` is the log's total; ``offset`` the position of the first report of the page;
+    ``next_offset`` where the next page starts (None after the last).
+    """
+
+    task_id: str
+    count: int
+    offset: int
+    next_offset: int | None
+    reports: list[LoggedReportOut]
+
+
+class InclusionProofOut(Out):
+    """Where a leaf is in the published log, and its audit path (RFC 9162), with the signed root."""
+
+    task_id: str
+    leaf: str
+    index: int
+    count: int
+    root: str
+    path: list[str]
+    server_key: str
+    signature: str
 
 
 __all__ = [
@@ -511,17 +625,24 @@ __all__ = [
     "MAX_SUM_DIGITS",
     "MAX_TASK_LIST_LIMIT",
     "AggregateOut",
+    "AttestationOut",
     "ClientCredentialsOut",
     "ClientsIn",
     "ClientsOut",
     "CloseIn",
     "ExactInteger",
+    "InclusionProofOut",
+    "LogSummaryOut",
+    "LoggedReportOut",
     "PartialsAcceptedOut",
     "PartialsForm",
     "PartialsIn",
     "ProblemOut",
+    "ReceiptOut",
     "ReportAcceptedOut",
     "ReportIn",
+    "ReportLogOut",
+    "ReportPageOut",
     "ReportersOut",
     "ResultOut",
     "Scheme",
