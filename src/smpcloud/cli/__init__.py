@@ -6,9 +6,10 @@ never from command-line arguments (which other users of the machine can see in `
 One module per command group: :mod:`.demo`, :mod:`.keys` (keygen, certs), :mod:`.serve`
 (serve), :mod:`.task` (task create, list, status, close), :mod:`.service` (submit, decrypt,
 result), :mod:`.receipts` (receipt verify), :mod:`.health`, :mod:`.peers` (party, dealer),
-:mod:`.examples`, :mod:`.bench`; what they share is in :mod:`._common` (errors and exit statuses), :mod:`.show` (human-readable
-output) and :mod:`.value_files` (a client's values from a file). Each command imports the
-library lazily, inside its function, so that ``smpcloud --help`` stays fast.
+:mod:`.examples`, :mod:`.bench`; what they share is in :mod:`._common` (errors and exit
+statuses), :mod:`.show` (human-readable output) and :mod:`.value_files` (a client's values
+from a file). Each command imports the library lazily, inside its function, so that
+``smpcloud --help`` stays fast.
 
 Every error a user can cause ends in one line and a non-zero exit status, never a traceback
 (:class:`smpcloud.cli._common.SmpcloudGroup`); the statuses are listed in ``smpcloud --help``.
