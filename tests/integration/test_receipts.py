@@ -183,7 +183,7 @@ def test_honest_path_attested_result_and_every_receipt_verifies(
 def test_receipt_verify_before_decryption_skips_attestations(
     server: ServerProcess, key: Key, closed, roster: Roster
 ) -> None:
-    task, creds, receipts = closed
+    _task, creds, receipts = closed
     check = verify_receipt(server.base_url, creds[0].token, receipts[0], holders=roster)
     assert check.attested_by == ()
     assert "not checked yet" in check.lines[-1]
@@ -292,7 +292,7 @@ def test_root_with_a_bad_signature(
 
 
 def test_a_forged_receipt_fails_its_own_check(server: ServerProcess, closed) -> None:
-    task, creds, receipts = closed
+    _task, creds, receipts = closed
     data = receipts[0].to_json() | {"client_id": receipts[0].client_id + 1000}
     with pytest.raises(ReceiptVerificationError) as caught:
         verify_receipt(server.base_url, creds[0].token, Receipt.from_json(data))
