@@ -18,6 +18,9 @@ statement`, canonical JSON under a domain string):
   logged reports signs ``statement("smpcloud/aggregate-attestation/v1", {"task_id", "count",
   "root", "aggregate"})`` with its own signing key (``aggregate``: :func:`aggregate_digest`).
 
+The response bodies of the receipts and the log (:class:`ReceiptOut`, :class:`ReportLogOut`,
+:class:`ReportPageOut`, :class:`InclusionProofOut`, :class:`LogSummaryOut`,
+:class:`AttestationOut`) are defined here and re-exported by :mod:`smpcloud.protocol.schemas`.
 Hashes (leaves, roots, digests) travel as 64 lower-case hex digits; keys and signatures as
 unpadded base64url (:mod:`smpcloud.crypto.signatures`).
 
@@ -43,6 +46,7 @@ from typing import Final
 from smpcloud.crypto import merkle
 from smpcloud.crypto.signatures import statement
 from smpcloud.errors import InvalidInputError, VerificationError
+from smpcloud.protocol._bases import Out
 
 REPORT_DOMAIN: Final = "smpcloud/report/v1"
 RECEIPT_DOMAIN: Final = "smpcloud/receipt/v1"
@@ -150,6 +154,95 @@ def aggregate_digest(ciphertexts: Sequence[str]) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+# ------------------------------------------------------------------ response bodies
+# (re-exported by smpcloud.protocol.schemas, where the bodies that carry them live)
+
+
+class ReceiptOut(Out):
+    """The server's signed receipt for an accepted Paillier report (smpcloud.protocol.receipts).
+
+    ``signature`` is the server's Ed25519 signature (``server_key``) over
+    ``statement("smpcloud/receipt/v1", {task_id, client_id, leaf, received_at, server_key})``;
+    ``leaf`` (hex) is the report's Merkle leaf, which the published log must include.
+    """
+
+    task_id: str
+    client_id: int
+    leaf: str
+    received_at: str
+    server_key: str
+    signature: str
+
+
+class LogSummaryOut(Out):
+    """The published report log a result was decrypted from: its count, root and aggregate.
+
+    ``aggregate`` is ``smpcloud.protocol.receipts.aggregate_digest`` of the aggregate that was
+    decrypted; key holders' attestations sign (task_id, count, root, aggregate).
+    """
+
+    count: int
+    root: str
+    aggregate: str
+
+
+class AttestationOut(Out):
+    """Key holder ``holder``'s signature over the aggregate attestation statement."""
+
+    holder: int
+    signature: str
+
+
+class ReportLogOut(Out):
+    """The published report log of a closed Paillier task (``GET /v1/tasks/{id}/log``).
+
+    ``signature`` is the server's (``server_key``) over ``statement("smpcloud/log-root/v1",
+    {task_id, count, root})``; ``leaves`` (hex, in log order) unless the request asked
+    ``?leaves=false``.
+    """
+
+    task_id: str
+    count: int
+    root: str
+    server_key: str
+    signature: str
+    leaves: list[str] | None = None
+
+
+class LoggedReportOut(Out):
+    """One logged report: its client id and ciphertexts (canonical wire form)."""
+
+    client_id: int
+    ciphertexts: list[str]
+
+
+class ReportPageOut(Out):
+    """A page of the logged reports, in log order (``GET /v1/tasks/{id}/reports``).
+
+    ``count`` is the log's total; ``offset`` the position of the first report of the page;
+    ``next_offset`` where the next page starts (None after the last).
+    """
+
+    task_id: str
+    count: int
+    offset: int
+    next_offset: int | None
+    reports: list[LoggedReportOut]
+
+
+class InclusionProofOut(Out):
+    """Where a leaf is in the published log, and its audit path (RFC 9162), with the signed root."""
+
+    task_id: str
+    leaf: str
+    index: int
+    count: int
+    root: str
+    path: list[str]
+    server_key: str
+    signature: str
+
+
 __all__ = [
     "AGGREGATE_DOMAIN",
     "ATTESTATION_DOMAIN",
@@ -158,7 +251,14 @@ __all__ = [
     "RECEIPT_DOMAIN",
     "REPORT_DOMAIN",
     "AggregateVerificationError",
+    "AttestationOut",
+    "InclusionProofOut",
+    "LogSummaryOut",
+    "LoggedReportOut",
+    "ReceiptOut",
     "ReceiptVerificationError",
+    "ReportLogOut",
+    "ReportPageOut",
     "aggregate_digest",
     "attestation_fields",
     "hash_from_hex",

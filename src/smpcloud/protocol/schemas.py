@@ -28,6 +28,15 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 
 from smpcloud.protocol._bases import Out, Schema
+from smpcloud.protocol.receipts import (
+    AttestationOut,
+    InclusionProofOut,
+    LoggedReportOut,
+    LogSummaryOut,
+    ReceiptOut,
+    ReportLogOut,
+    ReportPageOut,
+)
 from smpcloud.protocol.sharing import MAX_SERVERS
 from smpcloud.protocol.task_encoding import INTEGER_ENCODING, MAX_FRAC_BITS, TaskEncoding
 from smpcloud.protocol.task_encoding import MAX_ENCODED_BITS as MAX_ENCODED_BITS
@@ -367,22 +376,6 @@ class TaskListOut(Out):
     limit: int = Field(description="The most tasks this page could hold.")
 
 
-class ReceiptOut(Out):
-    """The server's signed receipt for an accepted Paillier report (smpcloud.protocol.receipts).
-
-    ``signature`` is the server's Ed25519 signature (``server_key``) over
-    ``statement("smpcloud/receipt/v1", {task_id, client_id, leaf, received_at, server_key})``;
-    ``leaf`` (hex) is the report's Merkle leaf, which the published log must include.
-    """
-
-    task_id: str
-    client_id: int
-    leaf: str
-    received_at: str
-    server_key: str
-    signature: str
-
-
 class ReportAcceptedOut(Out):
     """Acknowledgement of a durable upload (committed before this response was sent).
 
@@ -450,25 +443,6 @@ MAX_SUM_DIGITS: Final = 5000
 ExactInteger = Annotated[str, Field(pattern=r"^-?(0|[1-9][0-9]*)$", max_length=MAX_SUM_DIGITS + 1)]
 """A signed integer of any size as a decimal string (JSON numbers lose precision in many
 readers beyond 2^53)."""
-
-
-class LogSummaryOut(Out):
-    """The published report log a result was decrypted from: its count, root and aggregate.
-
-    ``aggregate`` is ``smpcloud.protocol.receipts.aggregate_digest`` of the aggregate that was
-    decrypted; key holders' attestations sign (task_id, count, root, aggregate).
-    """
-
-    count: int
-    root: str
-    aggregate: str
-
-
-class AttestationOut(Out):
-    """Key holder ``holder``'s signature over the aggregate attestation statement."""
-
-    holder: int
-    signature: str
 
 
 class ResultOut(Out):
@@ -562,56 +536,6 @@ class ResultOut(Out):
             log=log,
             attestations=list(attestations or []),
         )
-
-
-class ReportLogOut(Out):
-    """The published report log of a closed Paillier task (``GET /v1/tasks/{id}/log``).
-
-    ``signature`` is the server's (``server_key``) over ``statement("smpcloud/log-root/v1",
-    {task_id, count, root})``; ``leaves`` (hex, in log order) unless the request asked
-    ``?leaves=false``.
-    """
-
-    task_id: str
-    count: int
-    root: str
-    server_key: str
-    signature: str
-    leaves: list[str] | None = None
-
-
-class LoggedReportOut(Out):
-    """One logged report: its client id and ciphertexts (canonical wire form)."""
-
-    client_id: int
-    ciphertexts: list[str]
-
-
-class ReportPageOut(Out):
-    """A page of the logged reports, in log order (``GET /v1/tasks/{id}/reports``).
-
-    ``count`` is the log's total; ``offset`` the position of the first report of the page;
-    ``next_offset`` where the next page starts (None after the last).
-    """
-
-    task_id: str
-    count: int
-    offset: int
-    next_offset: int | None
-    reports: list[LoggedReportOut]
-
-
-class InclusionProofOut(Out):
-    """Where a leaf is in the published log, and its audit path (RFC 9162), with the signed root."""
-
-    task_id: str
-    leaf: str
-    index: int
-    count: int
-    root: str
-    path: list[str]
-    server_key: str
-    signature: str
 
 
 __all__ = [
