@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smpcloud.crypto import merkle
+from smpcloud.crypto.signatures import statement
 from smpcloud.crypto.wire import encode_int
 from smpcloud.protocol.receipts import (
     REPORT_DOMAIN,
@@ -78,3 +79,20 @@ def test_stored_ciphertexts_re_encode_to_the_wire_texts_sent(ints: list[int]) ->
 def test_the_aggregate_digest_names_the_ciphertexts(a: list[int], b: list[int]) -> None:
     ta, tb = [encode_int(v) for v in a], [encode_int(v) for v in b]
     assert (aggregate_digest(ta) == aggregate_digest(tb)) == (ta == tb)
+
+
+@given(
+    st.text(max_size=12),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.lists(
+        st.one_of(
+            st.text(alphabet="ABCxyz019-_", max_size=8),
+            st.text(max_size=8),
+            st.sampled_from(["a,b", "", '"', "\\", "é"]),
+        ),
+        max_size=5,
+    ),
+)
+def test_the_fast_record_is_exactly_the_statement(task: str, client: int, texts: list[str]) -> None:
+    fields = {"task_id": task, "client_id": client, "ciphertexts": texts}
+    assert report_record(task, client, texts) == statement(REPORT_DOMAIN, fields)
