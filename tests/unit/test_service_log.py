@@ -162,7 +162,8 @@ def test_who_reads_the_log_and_the_reports(http: TestClient, key: Key) -> None:
         assert [r["client_id"] for r in page["reports"]] == [task["clients"][1]["client_id"]]
     last = http.get(base + "/reports?offset=2", headers=bearer(holder)).json()
     assert last["next_offset"] is None and len(last["reports"]) == 1
-    problem(http.get(base + "/reports?offset=-1", headers=bearer(holder)), 422, "invalid-input")
+    for bad in ("offset=-1", f"offset={2**64}", "limit=0"):
+        problem(http.get(f"{base}/reports?{bad}", headers=bearer(holder)), 422, "invalid-input")
 
     proof = http.get(base + f"/log/proof?leaf={receipts[2]['leaf']}", headers=bearer(client))
     body = proof.json()

@@ -63,6 +63,7 @@ from starlette.concurrency import run_in_threadpool
 from smpcloud import __version__
 from smpcloud.protocol.schemas import (
     DEFAULT_TASK_LIST_LIMIT,
+    MAX_CLIENTS_LIMIT,
     MAX_TASK_LIST_LIMIT,
     AggregateOut,
     ClientsIn,
@@ -339,9 +340,12 @@ def build_router(service: TaskService) -> APIRouter:
     def report_page(
         task_id: TaskId,
         _who: ReportsReader,
-        offset: Annotated[int, Query(ge=0, description="First report (0-based).")] = 0,
+        offset: Annotated[
+            int, Query(ge=0, le=MAX_CLIENTS_LIMIT, description="First report (0-based).")
+        ] = 0,
         limit: Annotated[
-            int | None, Query(ge=1, description="Most reports (capped to a few MiB).")
+            int | None,
+            Query(ge=1, le=MAX_CLIENTS_LIMIT, description="Most reports (capped to a few MiB)."),
         ] = None,
     ) -> ReportPageOut:
         return service.report_page(task_id, offset, limit)
