@@ -88,9 +88,22 @@ def test_submit_decrypt_and_receipt_verify(deployment, tmp_path: Path) -> None:
         "7",
     )
     assert out.returncode == 0 and custom.exists(), out.stderr
-    # Never overwritten: refused before anything is sent (no duplicate upload either).
-    out = run(env, "submit", "--token-file", str(task_dir / "client_1.token"), "99")
+    # Never overwritten: an explicit --receipt that exists is refused before anything is sent.
+    out = run(
+        env,
+        "submit",
+        "--token-file",
+        str(task_dir / "client_1.token"),
+        "--receipt",
+        str(custom),
+        "9",
+    )
     assert out.returncode == 2 and "exists already" in out.stderr, out.stderr
+    # A second submission is the server's to refuse; the first receipt stays as it was.
+    first = (task_dir / "client_1.receipt.json").read_text()
+    out = run(env, "submit", "--token-file", str(task_dir / "client_1.token"), "99")
+    assert out.returncode == 1 and "already" in out.stderr, out.stderr
+    assert (task_dir / "client_1.receipt.json").read_text() == first
 
     verify = ["receipt", "verify", "--token-file", str(task_dir / "client_1.token")]
     early = run(env, *verify, "--receipt", str(task_dir / "client_1.receipt.json"))

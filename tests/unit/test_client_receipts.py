@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -78,3 +79,16 @@ def test_a_receipt_for_something_else_is_refused(cheat: str, message: str) -> No
     with pytest.raises(ReceiptVerificationError, match=message) as caught:
         submit(cheat)
     assert caught.value.check == "receipt"
+
+
+def test_the_cli_never_overwrites_a_receipt(tmp_path: Path) -> None:
+    from smpcloud.cli.service import write_receipt
+
+    receipt = submit("none")
+    target = tmp_path / "receipt-t.json"
+    target.write_text("an earlier receipt")
+    line = write_receipt(target, receipt)
+    assert "receipt-t-2.json" in line and "not overwritten" in line
+    assert target.read_text() == "an earlier receipt"
+    assert Receipt.from_json(json.loads((tmp_path / "receipt-t-2.json").read_text())) == receipt
+    assert (tmp_path / "receipt-t-2.json").stat().st_mode & 0o777 == 0o644

@@ -25,31 +25,34 @@ if TYPE_CHECKING:
 
 
 def receipt_target(receipt_path: Path | None, token_file: str | None, task_id: str) -> Path:
-    """Where ``submit`` writes the receipt, checked not to exist yet (before anything is sent).
+    """Where ``submit`` writes the receipt; an explicit ``--receipt`` must not exist yet.
 
     Default: beside the token file, ``<token-file-stem>.receipt.json``; without a token file
-    (SMPCLOUD_TOKEN), ``receipt-<task>.json`` in the current directory.
+    (SMPCLOUD_TOKEN), ``receipt-<task>.json`` in the current directory. An explicit file that
+    exists is refused before anything is sent; a default one that exists (a second attempt)
+    gets a numbered sibling once the server has accepted the report (:func:`write_receipt`).
 
     Raises:
-        click.UsageError: the file exists already (a receipt is never overwritten silently).
+        click.UsageError: ``receipt_path`` exists already (a receipt is never overwritten).
     """
     if receipt_path is not None:
-        target = receipt_path
-    elif token_file is not None:
+        if receipt_path.exists():
+            raise click.UsageError(
+                f"{receipt_path} exists already: move it away or give another --receipt FILE "
+                "(a receipt is never overwritten)"
+            )
+        return receipt_path
+    if token_file is not None:
         token_path = Path(token_file)
-        target = token_path.with_name(f"{token_path.stem}.receipt.json")
-    else:
-        target = Path(f"receipt-{task_id}.json")
-    if target.exists():
-        raise click.UsageError(
-            f"{target} exists already: move it away or give another --receipt FILE (a receipt "
-            "is never overwritten)"
-        )
-    return target
+        return token_path.with_name(f"{token_path.stem}.receipt.json")
+    return Path(f"receipt-{task_id}.json")
 
 
 def write_receipt(target: Path, receipt: Receipt | None) -> str:
-    """Write the server's receipt (mode 0644, a new file); return the line saying where.
+    """Write the server's receipt to a new file (mode 0644); return the line saying where.
+
+    Never overwrites: if ``target`` exists, the receipt goes to the first free
+    ``<name>-2.json``, ``<name>-3.json``, ... beside it, and the line says so.
 
     Raises:
         click.ClickException: the file cannot be written.
@@ -58,12 +61,16 @@ def write_receipt(target: Path, receipt: Receipt | None) -> str:
         return "the server issued no receipt"
     from smpcloud.keyfiles import write_public_json
 
+    chosen, number = target, 1
+    while chosen.exists():
+        number += 1
+        chosen = target.with_name(f"{target.name.removesuffix('.json')}-{number}.json")
     with friendly_errors():
-        write_public_json(target, receipt.to_json())
+        write_public_json(chosen, receipt.to_json())
+    moved = f" ({target} exists: not overwritten)" if chosen != target else ""
     return (
-        f"receipt (signed by the server, leaf {receipt.leaf[:16]}...) written to {target}; "
-        "after the task closes, check it: smpcloud receipt verify --receipt "
-        f"{target}"
+        f"receipt (signed by the server, leaf {receipt.leaf[:16]}...) written to {chosen}{moved}; "
+        f"after the task closes, check it: smpcloud receipt verify --receipt {chosen}"
     )
 
 
@@ -97,8 +104,8 @@ or a file: .csv (one row or one column), .npy (a 1-D array) or .json (a list of 
     "receipt_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the server's signed receipt here (default: beside the token file, "
-    "<token-file-stem>.receipt.json). Never overwritten.",
+    help="Write the server's signed receipt to this new file (default: beside the token "
+    "file, <token-file-stem>.receipt.json). Never overwritten.",
 )
 @click.argument("values", nargs=-1, required=False)
 def submit(

@@ -12,7 +12,7 @@ statement`, canonical JSON under a domain string):
   {"task_id", "client_id", "leaf", "received_at", "server_key"})`` with its long-term Ed25519
   key: evidence that it accepted exactly that report.
 * **Log root.** At close the server builds the Merkle tree over the leaves of the reports it
-  aggregates, in the order it stored them, and signs ``statement("smpcloud/log-root/v1",
+  aggregates, in client-id order, and signs ``statement("smpcloud/log-root/v1",
   {"task_id", "count", "root"})``.
 * **Attestation.** A key holder that checked that the aggregate is the product of exactly the
   logged reports signs ``statement("smpcloud/aggregate-attestation/v1", {"task_id", "count",

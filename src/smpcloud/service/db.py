@@ -366,7 +366,7 @@ class ReportLogRow(Base):
     """The published report log of a closed Paillier task (:mod:`smpcloud.protocol.receipts`).
 
     ``leaves``: the Merkle leaves (32 bytes each, concatenated) of the aggregated reports in
-    report order (``reports.id``); ``root`` their RFC 9162 root; ``signature`` the server's
+    log order (by client id); ``root`` their RFC 9162 root; ``signature`` the server's
     (``server_key``) over the log root statement. Written with the aggregate, from the same read
     of the reports.
     """

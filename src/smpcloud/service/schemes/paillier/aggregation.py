@@ -19,7 +19,8 @@ Packed reference case (benchmarks/bench_vector.py, same machine): 100 reports of
 ciphertexts (2048 bits) aggregate in 0.7 s on two worker processes.
 
 **The report log** (:mod:`~smpcloud.service.schemes.paillier.log`) is built in the same pass:
-each report's Merkle leaf is computed as it is read for the product, in report order, and the
+each report's Merkle leaf is computed as it is read for the product, in log order (by client
+id), and the
 signed log is stored in the aggregate's transaction, so the published log and the published
 aggregate are of the same reports (key holders check it before decrypting).
 """
@@ -197,8 +198,8 @@ class PaillierAggregation:
         finally:
             lock.release()
         logger.info(
-            "aggregated and logged task %s: %d reports x %d ciphertexts in %.3f s (%d "
-            "worker(s)); log root %s",
+            "aggregated task %s: %d reports x %d ciphertexts in %.3f s (%d worker(s)); "
+            "report log root %s",
             task_id,
             count,
             meta.ciphertexts,
@@ -210,11 +211,12 @@ class PaillierAggregation:
     def _aggregate_reports(self, meta: PaillierMeta) -> tuple[list[Ciphertext], LogBuilder]:
         """Return the element-wise product of all stored reports of a task, and their log.
 
-        Reads the reports in report order, in rounds of about _AGGREGATE_ROUND_CIPHERTEXTS
-        ciphertexts; each round is multiplied on the pool (a product tree: workers multiply
-        tiles of reports x positions, validating every stored ciphertext again), then the
-        rounds' products are multiplied here; each report's leaf is added to the log as it
-        passes (the log and the aggregate are of the same reports, by construction).
+        Reads the reports in log order (by client id: the index's order), in rounds of about
+        _AGGREGATE_ROUND_CIPHERTEXTS ciphertexts; each round is multiplied on the pool (a
+        product tree: workers multiply tiles of reports x positions, validating every stored
+        ciphertext again), then the rounds' products are multiplied here; each report's leaf
+        is added to the log as it passes (the log and the aggregate are of the same reports,
+        by construction).
         """
         pk = meta.public.public_key
         per_round = max(1, _AGGREGATE_ROUND_CIPHERTEXTS // meta.ciphertexts)
@@ -224,7 +226,7 @@ class PaillierAggregation:
             rounds = session.execute(
                 select(ReportRow.client_id, ReportRow.ciphertexts)
                 .where(ReportRow.task_id == meta.task_id)
-                .order_by(ReportRow.id)
+                .order_by(ReportRow.client_id)
                 .execution_options(yield_per=per_round)
             ).partitions()
             for batch in rounds:

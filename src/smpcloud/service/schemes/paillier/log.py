@@ -7,7 +7,10 @@ Wire contract: :mod:`smpcloud.protocol.receipts` (records, leaves, what is signe
   computed before the report enters the group commit, so outside the write lock (~60 µs for a
   scalar report: one canonical JSON, one SHA-256, one signature).
 * **The log.** At close, the same read of the reports that forms the aggregate gives the
-  leaves, in report order (``reports.id``): :class:`LogBuilder`, re-encoding each stored
+  leaves, in log order — by client id, the order of the ``reports`` table's UNIQUE(task_id,
+  client_id) index, which SQLite walks without sorting (ordering by ``reports.id`` made it
+  sort every report of the task, ciphertexts included, at close and for every page) —
+  :class:`LogBuilder`, re-encoding each stored
   fixed-width ciphertext to its canonical wire form (the form the client sent, since the server
   accepts no other), so no extra write per upload. The root is signed and stored with the
   aggregate (``report_logs``).
@@ -76,7 +79,7 @@ def wire_texts(blob: bytes, width: int) -> list[str]:
 
 
 class LogBuilder:
-    """Collects the leaves of a task's reports, in report order, while they are aggregated.
+    """Collects the leaves of a task's reports, in log order, while they are aggregated.
 
     Args:
         task_id: the task.
@@ -158,14 +161,32 @@ class ReportLog:
 
     # ------------------------------------------------------------------ what it serves
 
+    @staticmethod
+    def _no_log(task_id: str) -> TaskStateError:
+        return TaskStateError(
+            f"task {task_id!r} has no report log: it was closed by a server version that kept none"
+        )
+
     def _row(self, session: Session, task_id: str) -> ReportLogRow:
         row = session.get(ReportLogRow, task_id)
         if row is None:
-            raise TaskStateError(
-                f"task {task_id!r} has no report log: it was closed by a server version that "
-                "kept none"
-            )
+            raise self._no_log(task_id)
         return row
+
+    def _signed_root(self, session: Session, task_id: str) -> tuple[int, bytes, str, str]:
+        """(count, root, server key, signature) without reading the leaves (~3 MiB at 10^5)."""
+        row = session.execute(
+            select(
+                ReportLogRow.count,
+                ReportLogRow.root,
+                ReportLogRow.server_key,
+                ReportLogRow.signature,
+            ).where(ReportLogRow.task_id == task_id)
+        ).one_or_none()
+        if row is None:
+            raise self._no_log(task_id)
+        count, root, server_key, signature = row
+        return count, root, server_key, signature
 
     def published(self, meta: PaillierMeta, *, leaves: bool) -> ReportLogOut:
         """The signed root and count, and the leaves in log order unless ``leaves`` is False.
@@ -174,6 +195,15 @@ class ReportLog:
             TaskStateError: a task without a log (closed before logs existed).
         """
         with self._ctx.storage.read() as session:
+            if not leaves:
+                count, root, server_key, signature = self._signed_root(session, meta.task_id)
+                return ReportLogOut(
+                    task_id=meta.task_id,
+                    count=count,
+                    root=root.hex(),
+                    server_key=server_key,
+                    signature=signature,
+                )
             row = self._row(session, meta.task_id)
         return ReportLogOut(
             task_id=meta.task_id,
@@ -181,7 +211,7 @@ class ReportLog:
             root=row.root.hex(),
             server_key=row.server_key,
             signature=row.signature,
-            leaves=[leaf.hex() for leaf in _leaves_of(row)] if leaves else None,
+            leaves=[leaf.hex() for leaf in _leaves_of(row)],
         )
 
     def page_limit(self, meta: PaillierMeta) -> int:
@@ -197,16 +227,20 @@ class ReportLog:
         cap = self.page_limit(meta)
         size = cap if limit is None else min(limit, cap)
         with self._ctx.storage.read() as session:
-            count = self._row(session, meta.task_id).count
+            count = self._signed_root(session, meta.task_id)[0]
             rows = session.execute(
                 select(ReportRow.client_id, ReportRow.ciphertexts)
                 .where(ReportRow.task_id == meta.task_id)
-                .order_by(ReportRow.id)
+                .order_by(ReportRow.client_id)
                 .offset(offset)
                 .limit(size)
             ).all()
+        # Built from the server's own rows: no validation needed (model_construct is ~10x
+        # faster than validating 4,096 models per page).
         reports = [
-            LoggedReportOut(client_id=client_id, ciphertexts=wire_texts(blob, meta.width))
+            LoggedReportOut.model_construct(
+                client_id=client_id, ciphertexts=wire_texts(blob, meta.width)
+            )
             for client_id, blob in rows
         ]
         end = offset + len(reports)
