@@ -26,6 +26,7 @@ multiplication per ciphertext, on the holder's pool (``benchmarks/bench_verify.p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from smpcloud.client._http import Connection, task_path
@@ -94,6 +95,17 @@ def _signed_log(conn: Connection, task_id: str) -> ReportLogOut:
     return log
 
 
+def _fold(products: list[int] | None, pending: Future[list[int]], n2: int) -> list[int]:
+    """Multiply a page's products (once computed) into the running ones."""
+    try:
+        part = pending.result()
+    except MalformedCiphertextError as exc:
+        raise _refuse(f"a logged report holds a malformed ciphertext ({exc})") from None
+    if products is None:
+        return part
+    return [a * b % n2 for a, b in zip(products, part, strict=True)]
+
+
 def check_aggregate(
     conn: Connection,
     info: TaskInfo,
@@ -133,40 +145,41 @@ def check_aggregate(
     leaves: list[bytes] = []
     seen: set[int] = set()
     products: list[int] | None = None
+    pending: Future[list[int]] | None = None
     offset = 0
-    while True:
-        page = conn.request(
-            "GET", task_path(task_id, "reports") + f"?offset={offset}", ReportPageOut
-        )
-        if page.task_id != task_id or page.offset != offset:
-            raise _refuse("the server served a page of another task or position")
-        if not page.reports:
-            break
-        rows: list[list[str]] = []
-        for report in page.reports:
-            if report.client_id in seen:
-                raise _refuse(f"client {report.client_id} appears twice in the log")
-            seen.add(report.client_id)
-            if len(report.ciphertexts) != info.ciphertexts:
-                raise _refuse(
-                    f"client {report.client_id}'s logged report has {len(report.ciphertexts)} "
-                    f"ciphertexts; the task has {info.ciphertexts}"
-                )
-            leaves.append(report_leaf(task_id, report.client_id, report.ciphertexts))
-            rows.append(report.ciphertexts)
-        try:
-            part = pool.product_ciphertexts(pk, rows)
-        except MalformedCiphertextError as exc:
-            raise _refuse(f"a logged report holds a malformed ciphertext ({exc})") from None
-        n2 = pk.n_squared
-        products = (
-            part if products is None else [a * b % n2 for a, b in zip(products, part, strict=True)]
-        )
-        offset += len(page.reports)
-        if page.next_offset is None or len(leaves) > log.count:
-            break
-        if page.next_offset != offset:
-            raise _refuse("the server's pages of logged reports skip or repeat reports")
+    # The products of one page run on the pool (driven from a background thread) while this
+    # thread fetches and parses the next page and hashes its leaves: the two overlap.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smpcloud-check") as background:
+        while True:
+            page = conn.request(
+                "GET", task_path(task_id, "reports") + f"?offset={offset}", ReportPageOut
+            )
+            if page.task_id != task_id or page.offset != offset:
+                raise _refuse("the server served a page of another task or position")
+            if not page.reports:
+                break
+            rows: list[list[str]] = []
+            for report in page.reports:
+                if report.client_id in seen:
+                    raise _refuse(f"client {report.client_id} appears twice in the log")
+                seen.add(report.client_id)
+                if len(report.ciphertexts) != info.ciphertexts:
+                    raise _refuse(
+                        f"client {report.client_id}'s logged report has "
+                        f"{len(report.ciphertexts)} ciphertexts; the task has {info.ciphertexts}"
+                    )
+                leaves.append(report_leaf(task_id, report.client_id, report.ciphertexts))
+                rows.append(report.ciphertexts)
+            if pending is not None:
+                products = _fold(products, pending, pk.n_squared)
+            pending = background.submit(pool.product_ciphertexts, pk, rows)
+            offset += len(page.reports)
+            if page.next_offset is None or len(leaves) > log.count:
+                break
+            if page.next_offset != offset:
+                raise _refuse("the server's pages of logged reports skip or repeat reports")
+        if pending is not None:
+            products = _fold(products, pending, pk.n_squared)
     if len(leaves) != log.count:
         raise _refuse(
             f"the server served {len(leaves)} logged reports, but the signed log holds {log.count}"
