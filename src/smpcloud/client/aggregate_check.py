@@ -19,8 +19,17 @@ product of exactly the logged reports, from distinct clients, as many as the cou
 any client whose accepted report is missing from the log can tell from its receipt. What the
 check does not cover: sybil clients registered by the administrator (their reports are real
 reports), a ``min_clients`` the server misstates (pin the task's parameters), and reports the
-server refused before accepting them. Cost: one download of the logged ciphertexts and one
-multiplication per ciphertext, on the holder's pool (``benchmarks/bench_verify.py``).
+server refused before accepting them.
+
+**Cost** (``benchmarks/bench_verify.py``; 2-core machine at 0.68x the reference, server on the
+same machine, scalar task, 2048-bit key, holder pool of 2): 0.8 s for 10^4 reports and 7.9 s
+for 10^5 (pages 4.1 s, leaves and root 1.5 s, products 2.8 s, partly overlapped: a page's
+products run on the pool while the next page is fetched), against 0.2 s for the holder's
+threshold decryption of a scalar aggregate. The check is linear in the reports — at least one
+multiplication per logged ciphertext, the server's own aggregation work (its close took 4.7 s
+for 10^5) — where decrypting a scalar is one exponentiation, so the issue's target of 10% of
+the decryption phase is missed by far for large scalar tasks. Skipping the check
+(``contribute(verify_aggregate=False)``) trusts the server.
 """
 
 from __future__ import annotations
