@@ -5,10 +5,11 @@ never from command-line arguments (which other users of the machine can see in `
 
 One module per command group: :mod:`.demo`, :mod:`.keys` (keygen, certs), :mod:`.serve`
 (serve), :mod:`.task` (task create, list, status, close), :mod:`.service` (submit, decrypt,
-result), :mod:`.health`, :mod:`.peers` (party, dealer), :mod:`.examples`, :mod:`.bench`; what
-they share is in :mod:`._common` (errors and exit statuses), :mod:`.show` (human-readable
-output) and :mod:`.value_files` (a client's values from a file). Each command imports the
-library lazily, inside its function, so that ``smpcloud --help`` stays fast.
+result), :mod:`.receipts` (receipt verify), :mod:`.health`, :mod:`.peers` (party, dealer),
+:mod:`.examples`, :mod:`.bench`; what they share is in :mod:`._common` (errors and exit
+statuses), :mod:`.show` (human-readable output) and :mod:`.value_files` (a client's values
+from a file). Each command imports the library lazily, inside its function, so that
+``smpcloud --help`` stays fast.
 
 Every error a user can cause ends in one line and a non-zero exit status, never a traceback
 (:class:`smpcloud.cli._common.SmpcloudGroup`); the statuses are listed in ``smpcloud --help``.
@@ -26,6 +27,7 @@ from smpcloud.cli.examples import example
 from smpcloud.cli.health import health
 from smpcloud.cli.keys import certs, keygen
 from smpcloud.cli.peers import dealer, party, split_diabetes
+from smpcloud.cli.receipts import receipt
 from smpcloud.cli.serve import serve
 from smpcloud.cli.service import decrypt, result, submit
 from smpcloud.cli.shamir import shamir
@@ -53,6 +55,7 @@ def main() -> None:
     Aggregation:   smpcloud keygen -> smpcloud serve -> smpcloud task create
                    -> smpcloud submit (each client) -> smpcloud task close
                    -> smpcloud decrypt (t key holders) -> smpcloud result
+                   -> smpcloud receipt verify (each client)
                    (smpcloud task list and task status show where each task is)
     Shamir mode:   smpcloud shamir create|register|submit|close|result (n servers)
     Peer MPC:      smpcloud example split-diabetes (example inputs) -> smpcloud certs
@@ -73,6 +76,7 @@ for _command in (
     submit,
     decrypt,
     result,
+    receipt,
     health,
     shamir,
 ):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,60 @@ from smpcloud.cli._common import (
     token_from,
 )
 from smpcloud.cli.task import task
+
+if TYPE_CHECKING:
+    from smpcloud.client import Receipt
+    from smpcloud.crypto.signatures import SigningKey
+
+
+def receipt_target(receipt_path: Path | None, token_file: str | None, task_id: str) -> Path:
+    """Where ``submit`` writes the receipt; an explicit ``--receipt`` must not exist yet.
+
+    Default: beside the token file, ``<token-file-stem>.receipt.json``; without a token file
+    (SMPCLOUD_TOKEN), ``receipt-<task>.json`` in the current directory. An explicit file that
+    exists is refused before anything is sent; a default one that exists (a second attempt)
+    gets a numbered sibling once the server has accepted the report (:func:`write_receipt`).
+
+    Raises:
+        click.UsageError: ``receipt_path`` exists already (a receipt is never overwritten).
+    """
+    if receipt_path is not None:
+        if receipt_path.exists():
+            raise click.UsageError(
+                f"{receipt_path} exists already: move it away or give another --receipt FILE "
+                "(a receipt is never overwritten)"
+            )
+        return receipt_path
+    if token_file is not None:
+        token_path = Path(token_file)
+        return token_path.with_name(f"{token_path.stem}.receipt.json")
+    return Path(f"receipt-{task_id}.json")
+
+
+def write_receipt(target: Path, receipt: Receipt | None) -> str:
+    """Write the server's receipt to a new file (mode 0644); return the line saying where.
+
+    Never overwrites: if ``target`` exists, the receipt goes to the first free
+    ``<name>-2.json``, ``<name>-3.json``, ... beside it, and the line says so.
+
+    Raises:
+        click.ClickException: the file cannot be written.
+    """
+    if receipt is None:
+        return "the server issued no receipt"
+    from smpcloud.keyfiles import write_public_json
+
+    chosen, number = target, 1
+    while chosen.exists():
+        number += 1
+        chosen = target.with_name(f"{target.name.removesuffix('.json')}-{number}.json")
+    with friendly_errors():
+        write_public_json(chosen, receipt.to_json())
+    moved = f" ({target} exists: not overwritten)" if chosen != target else ""
+    return (
+        f"receipt (signed by the server, leaf {receipt.leaf[:16]}...) written to {chosen}{moved}; "
+        f"after the task closes, check it: smpcloud receipt verify --receipt {chosen}"
+    )
 
 
 @click.command(
@@ -44,19 +99,29 @@ or a file: .csv (one row or one column), .npy (a 1-D array) or .json (a list of 
     default=None,
     help="Read the values from a .csv, .npy or .json file instead of VALUES.",
 )
+@click.option(
+    "--receipt",
+    "receipt_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the server's signed receipt to this new file (default: beside the token "
+    "file, <token-file-stem>.receipt.json). Never overwritten.",
+)
 @click.argument("values", nargs=-1, required=False)
 def submit(
     server: str,
     task_id: str,
     token_file: str | None,
     from_file: Path | None,
+    receipt_path: Path | None,
     values: tuple[str, ...],
 ) -> None:
     """Encrypt VALUES locally and upload them as this client's one report.
 
     Give one value for a scalar task, or as many values as the task's length (or
     --from-file). Only the ciphertexts leave this machine. A second submission is refused by
-    the server.
+    the server. The server's signed receipt is checked and written to a file: with it,
+    `smpcloud receipt verify` checks that the published log includes this report.
     """
     from smpcloud.cli.value_files import values_from_arguments, values_from_file
 
@@ -69,13 +134,15 @@ def submit(
         with friendly_errors():
             numbers = values_from_file(from_file)
     token = token_from(token_file)
+    target = receipt_target(receipt_path, token_file, task_id)
 
     from smpcloud.client import Client
 
     payload = numbers[0] if len(numbers) == 1 else numbers
     with friendly_errors(server), Client(server, task_id, token) as client:
-        client.submit(payload)
+        receipt = client.submit(payload)
     click.echo(f"submitted {len(numbers)} encrypted value(s) to task {task_id}")
+    click.echo(write_receipt(target, receipt))
 
 
 @click.command(
@@ -98,11 +165,28 @@ Example (key holder 2, SMPCLOUD_TASK set, after smpcloud task close):
     type=click.Path(dir_okay=False, exists=True),
     help="key_share_<i>.json from keygen.",
 )
-def decrypt(server: str, task_id: str, token_file: str | None, key_share_path: str) -> None:
-    """As a key holder: fetch the aggregate, partially decrypt it with a proof, upload.
+@click.option(
+    "--signing-key",
+    "signing_key_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="signing_key_<i>.json from keygen: attest the log and aggregate checked (clients "
+    "that pin the holders' roster check it).",
+)
+def decrypt(
+    server: str,
+    task_id: str,
+    token_file: str | None,
+    key_share_path: str,
+    signing_key_path: str | None,
+) -> None:
+    """As a key holder: check the aggregate, partially decrypt it with a proof, upload.
 
-    The key share never leaves this machine; the partial decryption alone reveals nothing.
-    Once t key holders have done this, the server publishes the result.
+    First the aggregate is checked against the server's signed report log: it must be the
+    product of exactly the logged reports, from distinct clients, as many as its count and at
+    least the task's minimum; otherwise nothing is decrypted. The key share never leaves this
+    machine; the partial decryption alone reveals nothing. Once t key holders have done this,
+    the server publishes the result.
     """
     from smpcloud.client import KeyHolder
     from smpcloud.keyfiles import load_key_share
@@ -110,9 +194,24 @@ def decrypt(server: str, task_id: str, token_file: str | None, key_share_path: s
     token = token_from(token_file)
     with friendly_errors(server):
         share = load_key_share(key_share_path)
-        with KeyHolder(server, task_id, token, share) as holder:
-            holder.contribute()
-    click.echo(f"key holder {share.index}: partial decryption uploaded for task {task_id}")
+        signing_key = _signing_key(signing_key_path)
+        with KeyHolder(server, task_id, token, share, signing_key=signing_key) as holder:
+            checked = holder.contribute()
+    if checked is not None:
+        click.echo(checked.describe())
+    attested = " with its attestation" if signing_key is not None else ""
+    click.echo(
+        f"key holder {share.index}: partial decryption uploaded{attested} for task {task_id}"
+    )
+
+
+def _signing_key(path: str | None) -> SigningKey | None:
+    """The key holder's signing key from its file, if given."""
+    if path is None:
+        return None
+    from smpcloud.keyfiles import load_signing_key
+
+    return load_signing_key(path)
 
 
 @click.command(

@@ -24,10 +24,19 @@ sum): :class:`ShamirAggregation` (administrator and analyst) and :class:`ShamirC
 Bulk upload, for callers that carry many clients' prepared reports (simulations, benchmarks,
 gateways): :func:`upload_reports` and :func:`upload_shares`, see :mod:`smpcloud.client.uploads`.
 
+Receipts and the report log (Paillier tasks): :meth:`Client.submit` returns the server's
+signed :class:`Receipt`; :func:`verify_receipt` checks that the published log includes the
+report (and, with the key holders' roster, that t of them attested it); :meth:`KeyHolder.
+contribute` refuses to decrypt an aggregate that is not the product of exactly the logged
+reports (:class:`AggregateVerificationError`), see :mod:`smpcloud.client.aggregate_check`.
+
 Server errors come back as exceptions (:mod:`smpcloud.protocol.problems`), connection problems as
 :class:`~smpcloud.errors.TransportError`.
 """
 
+from smpcloud.client.aggregate_check import AggregateCheck
+from smpcloud.client.models import Receipt
+from smpcloud.client.receipts import ReceiptCheck, verify_receipt
 from smpcloud.client.sdk import (
     CLASSIC_ENCRYPTION_MAX,
     Admin,
@@ -69,12 +78,15 @@ from smpcloud.protocol.problems import (
     ServiceError,
     TaskStateError,
 )
+from smpcloud.protocol.receipts import AggregateVerificationError, ReceiptVerificationError
 from smpcloud.protocol.schemas import INTEGER_ENCODING, TaskEncoding
 
 __all__ = [
     "CLASSIC_ENCRYPTION_MAX",
     "INTEGER_ENCODING",
     "Admin",
+    "AggregateCheck",
+    "AggregateVerificationError",
     "AuthenticationError",
     "Client",
     "ClientCredentials",
@@ -86,6 +98,9 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PreparedReport",
+    "Receipt",
+    "ReceiptCheck",
+    "ReceiptVerificationError",
     "ServiceError",
     "ShamirAggregation",
     "ShamirClient",
@@ -112,4 +127,5 @@ __all__ = [
     "prepare_shares",
     "upload_reports",
     "upload_shares",
+    "verify_receipt",
 ]

@@ -18,12 +18,13 @@ import numpy.typing as npt
 from smpcloud.client._http import DEFAULT_TIMEOUT, task_path
 from smpcloud.client._participant import TaskParticipant
 from smpcloud.client._values import as_values
-from smpcloud.client.models import PreparedReport, TaskInfo, read_task_info
+from smpcloud.client.models import PreparedReport, Receipt, TaskInfo, read_receipt, read_task_info
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import encrypt_vector
 from smpcloud.crypto.wire import encode_int
 from smpcloud.errors import InvalidInputError, KeyMismatchError
 from smpcloud.parallel import CryptoPool
+from smpcloud.protocol.receipts import ReceiptVerificationError, report_leaf
 from smpcloud.protocol.schemas import ReportAcceptedOut, TaskInfoOut
 
 #: Reports of up to this many values are encrypted the textbook way (one r^n each, ~8 ms at
@@ -187,14 +188,22 @@ class Client(TaskParticipant):
         """
         return prepare_report(self.info(), values, pool=pool)
 
-    def upload(self, prepared: PreparedReport) -> None:
+    def upload(self, prepared: PreparedReport) -> Receipt | None:
         """Upload a report made by :meth:`prepare` (or :func:`prepare_report`) for this task.
 
         Retrying after a :class:`~smpcloud.errors.TransportError` is safe: if the first
         attempt arrived, the retry raises
         :class:`~smpcloud.protocol.problems.DuplicateSubmissionError`.
 
+        Returns:
+            The server's signed receipt, checked here: signed by the key it names, for this
+            task and client and for exactly the ciphertexts sent (keep it, and check later
+            that the published log includes it: :func:`smpcloud.client.verify_receipt`).
+            None from a server that issues no receipts.
+
         Raises:
+            ReceiptVerificationError: the server's receipt is not for this report, or its
+                signature does not verify (the report may be stored all the same).
             InvalidInputError: not a PreparedReport, or prepared for another task.
             KeyMismatchError: prepared under another key than the task's (when known here).
             DuplicateSubmissionError: this client already reported (the first report stays).
@@ -208,20 +217,21 @@ class Client(TaskParticipant):
         info = self._info
         if info is not None and prepared.key_id != info.public_key.public_key.key_id:
             raise KeyMismatchError("this report is encrypted under another key than the task's")
-        self._conn.request(
+        out = self._conn.request(
             "POST",
             task_path(self.task_id, "reports"),
             ReportAcceptedOut,
             json=prepared.request_body(),
             expected=201,
         )
+        return _checked_receipt(out, prepared)
 
     def submit(
         self,
         values: float | int | Sequence[float | int] | npt.ArrayLike,
         *,
         pool: CryptoPool | None = None,
-    ) -> None:
+    ) -> Receipt | None:
         """Encode, encrypt and upload this client's values (a scalar or ``length`` values).
 
         Same as ``upload(prepare(values, pool=pool))``. A packed task takes its vector as a
@@ -231,14 +241,41 @@ class Client(TaskParticipant):
         attempt arrived, the retry raises
         :class:`~smpcloud.protocol.problems.DuplicateSubmissionError`.
 
+        Returns:
+            The server's signed receipt, checked (see :meth:`upload`).
+
         Raises:
             InvalidInputError: wrong number of values or a non-number.
             OverflowDetectedError: a value outside the declared range, NaN or infinite.
             DuplicateSubmissionError: this client already reported (the first report stays).
             TaskStateError: the task is closed.
             TransportError: the service could not be reached.
+            ReceiptVerificationError: the receipt is not for this report (see :meth:`upload`).
         """
-        self.upload(self.prepare(values, pool=pool))
+        return self.upload(self.prepare(values, pool=pool))
+
+
+def _checked_receipt(out: ReportAcceptedOut, prepared: PreparedReport) -> Receipt | None:
+    """The receipt of an accepted upload, checked against what was sent.
+
+    Raises:
+        ReceiptVerificationError: another task or client than the acknowledgement's, another
+            leaf than the report sent, or a signature that does not verify.
+    """
+    if out.receipt is None:
+        return None
+    receipt = read_receipt(out.receipt)
+    if receipt.task_id != prepared.task_id or receipt.client_id != out.client_id:
+        raise ReceiptVerificationError(
+            "receipt", "the server's receipt names another task or client than this upload"
+        )
+    leaf = report_leaf(receipt.task_id, receipt.client_id, prepared.ciphertexts).hex()
+    if receipt.leaf != leaf:
+        raise ReceiptVerificationError(
+            "receipt", "the server's receipt is for other ciphertexts than the report sent"
+        )
+    receipt.verify_signature()
+    return receipt
 
 
 __all__ = ["CLASSIC_ENCRYPTION_MAX", "Client", "prepare_report"]

@@ -3,6 +3,11 @@
 The key share never leaves :class:`KeyHolder` (and the processes of a pool it is given); the
 server receives partial decryptions and zero-knowledge proofs that they were computed with
 this holder's share, nothing about the share itself.
+
+Before decrypting, the holder checks by default that the aggregate is the product of exactly
+the reports of the server's signed log, from distinct clients, as many as the count says and
+at least ``min_clients`` (:mod:`smpcloud.client.aggregate_check`), and, given its signing key,
+attests what it checked with its upload.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import httpx
 
 from smpcloud.client._http import task_path
 from smpcloud.client._participant import TaskParticipant
+from smpcloud.client.aggregate_check import AggregateCheck, check_aggregate
 from smpcloud.client.models import TaskInfo, read_task_info
 from smpcloud.crypto import threshold
 from smpcloud.crypto.paillier import Ciphertext, PublicKey
+from smpcloud.crypto.signatures import SigningKey
 from smpcloud.crypto.wire import decode_int
 from smpcloud.errors import InvalidInputError, KeyMismatchError, MalformedCiphertextError
 from smpcloud.parallel import CryptoPool
+from smpcloud.protocol.receipts import ATTESTATION_DOMAIN, attestation_fields
 from smpcloud.protocol.schemas import AggregateOut, PartialsAcceptedOut, PartialsIn, TaskInfoOut
 
 #: Default seconds per HTTP request of a key holder (see :class:`KeyHolder`).
@@ -41,6 +49,8 @@ class KeyHolder(TaskParticipant):
         timeout: seconds per HTTP request (default 10 minutes: in the per-ciphertext form the
             server verifies one proof per element before answering, ~40 ms each at 2048 bits).
         transport: an ``httpx`` transport instead of the network.
+        signing_key: this holder's long-term signing key: :meth:`contribute` then attests
+            the log and aggregate it checked (clients that pin the holders' roster check it).
     """
 
     def __init__(
@@ -52,11 +62,15 @@ class KeyHolder(TaskParticipant):
         *,
         timeout: float = HOLDER_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        signing_key: SigningKey | None = None,
     ) -> None:
         if not isinstance(key_share, threshold.KeyShare):
             raise InvalidInputError("key_share must be a threshold.KeyShare")
+        if signing_key is not None and not isinstance(signing_key, SigningKey):
+            raise InvalidInputError("signing_key must be a SigningKey")
         super().__init__(base_url, task_id, token, timeout=timeout, transport=transport)
         self._share = key_share
+        self._signing_key = signing_key
 
     def __repr__(self) -> str:
         return f"KeyHolder(task_id={self.task_id!r}, index={self._share.index})"
@@ -67,8 +81,17 @@ class KeyHolder(TaskParticipant):
         batch: bool | None = None,
         pool: CryptoPool | None = None,
         workers: int | None = 1,
-    ) -> None:
-        """Fetch the aggregate, partial-decrypt every ciphertext, prove it, and upload.
+        verify_aggregate: bool = True,
+    ) -> AggregateCheck | None:
+        """Check the aggregate, partial-decrypt every ciphertext, prove it, and upload.
+
+        First (unless ``verify_aggregate`` is False) the aggregate is checked against the
+        server's signed report log: fetched with every logged report, it must be their
+        element-wise product, from distinct clients, as many as its count, at least
+        ``min_clients``, under the signed Merkle root (see
+        :mod:`smpcloud.client.aggregate_check`). Nothing is decrypted or uploaded otherwise.
+        With the holder's ``signing_key``, the upload carries its attestation of the root,
+        count and aggregate it checked.
 
         Two forms: a batch (one partial value per ciphertext and ONE proof for all,
         :meth:`~smpcloud.crypto.threshold.KeyShare.partial_decrypt_batch`: about a third of
@@ -86,8 +109,15 @@ class KeyHolder(TaskParticipant):
             pool: a worker pool for the exponentiations (its processes receive the key share).
             workers: without ``pool``: 1 (default) = this process; None = every CPU; N = N
                 processes started for this call only.
+            verify_aggregate: False skips the check and TRUSTS THE SERVER to serve the product
+                of all reports with their true count (no attestation is sent then).
+
+        Returns:
+            What was checked (None with ``verify_aggregate=False``).
 
         Raises:
+            AggregateVerificationError: the aggregate failed a check (the message names it);
+                nothing was decrypted or uploaded.
             InvalidInputError: both ``pool`` and ``workers`` other than 1, or workers out of
                 range.
             KeyMismatchError: the task's key is not the key this share belongs to.
@@ -110,10 +140,14 @@ class KeyHolder(TaskParticipant):
         aggregate = self._conn.request("GET", task_path(self.task_id, "aggregate"), AggregateOut)
         ciphertexts = _aggregate_ciphertexts(aggregate, info)
         if pool is not None:
-            body = self._partials(ciphertexts, batch, pool)
+            checked, body = self._checked_partials(
+                info, aggregate, ciphertexts, batch, pool, verify_aggregate
+            )
         else:
             with CryptoPool(workers) as own:
-                body = self._partials(ciphertexts, batch, own)
+                checked, body = self._checked_partials(
+                    info, aggregate, ciphertexts, batch, own, verify_aggregate
+                )
         self._conn.request(
             "POST",
             task_path(self.task_id, "partials"),
@@ -122,6 +156,29 @@ class KeyHolder(TaskParticipant):
             json=body.model_dump(exclude_none=True),
             expected=201,
         )
+        return checked
+
+    def _checked_partials(
+        self,
+        info: TaskInfo,
+        aggregate: AggregateOut,
+        ciphertexts: list[Ciphertext],
+        batch: bool,
+        pool: CryptoPool,
+        verify: bool,
+    ) -> tuple[AggregateCheck | None, PartialsIn]:
+        """Check the aggregate (unless told not to), then partially decrypt and attest."""
+        checked = None
+        if verify:
+            checked = check_aggregate(self._conn, info, aggregate, ciphertexts, pool)
+        body = self._partials(ciphertexts, batch, pool)
+        if checked is not None and self._signing_key is not None:
+            fields = attestation_fields(
+                self.task_id, checked.count, checked.root, checked.aggregate
+            )
+            attestation = self._signing_key.sign_statement(ATTESTATION_DOMAIN, fields)
+            body = body.model_copy(update={"attestation": attestation})
+        return checked, body
 
     def _partials(self, ciphertexts: list[Ciphertext], batch: bool, pool: CryptoPool) -> PartialsIn:
         """Partially decrypt with proofs on ``pool``: one batch or one object per ciphertext."""

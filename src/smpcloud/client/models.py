@@ -16,9 +16,18 @@ from typing import Literal
 
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing
-from smpcloud.errors import InvalidInputError
+from smpcloud.crypto.signatures import VerifyKey, verify_statement
+from smpcloud.crypto.wire import check_json_object
+from smpcloud.errors import InvalidInputError, SignatureError
+from smpcloud.protocol.receipts import (
+    RECEIPT_DOMAIN,
+    ReceiptVerificationError,
+    hash_from_hex,
+    receipt_fields,
+)
 from smpcloud.protocol.schemas import (
     PartialsForm,
+    ReceiptOut,
     ReportIn,
     ResultOut,
     Scheme,
@@ -318,15 +327,102 @@ def read_task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
     )
 
 
+#: The ``kind`` of a receipt file (``smpcloud submit --receipt``).
+RECEIPT_KIND = "smpcloud-receipt"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The server's signed receipt for one accepted report (nothing secret: a public file).
+
+    Keep it: with it the client checks that the published report log includes its report
+    (:func:`smpcloud.client.verify_receipt`, ``smpcloud receipt verify``), and proves the
+    server accepted it if not.
+
+    Attributes:
+        task_id: the task.
+        client_id: the client's id as the server names it.
+        leaf: the report's Merkle leaf (64 hex digits): a hash of the task, the client and
+            the ciphertexts.
+        received_at: when the server accepted it (ISO 8601, as signed).
+        server_key: the server's Ed25519 verify key (unpadded base64url).
+        signature: the server's signature over the receipt statement.
+    """
+
+    task_id: str
+    client_id: int
+    leaf: str
+    received_at: str
+    server_key: str
+    signature: str
+
+    def fields(self) -> dict[str, object]:
+        """The signed statement's fields (:data:`smpcloud.protocol.receipts.RECEIPT_DOMAIN`)."""
+        return receipt_fields(
+            self.task_id, self.client_id, self.leaf, self.received_at, self.server_key
+        )
+
+    def verify_signature(self) -> VerifyKey:
+        """Check the server's signature on this receipt; return the server's key.
+
+        Raises:
+            ReceiptVerificationError: (check ``receipt``) a malformed key or leaf, or a
+                signature that does not verify.
+        """
+        try:
+            hash_from_hex(self.leaf, "leaf")
+            key = VerifyKey.from_text(self.server_key, "server key")
+            verify_statement(key, self.signature, RECEIPT_DOMAIN, self.fields())
+        except (InvalidInputError, SignatureError) as exc:
+            raise ReceiptVerificationError(
+                "receipt", f"the server's signature on the receipt does not verify ({exc})"
+            ) from None
+        return key
+
+    def to_json(self) -> dict[str, object]:
+        """The receipt file's JSON object."""
+        return {"kind": RECEIPT_KIND, "version": 1, **self.fields(), "signature": self.signature}
+
+    @classmethod
+    def from_json(cls, data: object) -> Receipt:
+        """Parse :meth:`to_json`'s object (the signature is not checked here).
+
+        Raises:
+            InvalidInputError: malformed.
+        """
+        names = ("task_id", "client_id", "leaf", "received_at", "server_key", "signature")
+        obj = check_json_object(data, RECEIPT_KIND, names)
+        client_id = obj["client_id"]
+        texts = [obj[name] for name in names if name != "client_id"]
+        if type(client_id) is not int or not all(isinstance(t, str) for t in texts):
+            raise InvalidInputError("receipt: client_id must be an integer, the rest strings")
+        return cls(
+            task_id=str(obj["task_id"]),
+            client_id=client_id,
+            leaf=str(obj["leaf"]),
+            received_at=str(obj["received_at"]),
+            server_key=str(obj["server_key"]),
+            signature=str(obj["signature"]),
+        )
+
+
+def read_receipt(out: ReceiptOut) -> Receipt:
+    """Return a receipt as the SDK keeps it (the signature is checked by the caller)."""
+    return Receipt(**out.model_dump())
+
+
 __all__ = [
+    "RECEIPT_KIND",
     "ClientCredentials",
     "PreparedReport",
+    "Receipt",
     "TaskCreated",
     "TaskInfo",
     "TaskList",
     "TaskResult",
     "TaskStatus",
     "TaskSummary",
+    "read_receipt",
     "read_result",
     "read_status",
     "read_task_info",

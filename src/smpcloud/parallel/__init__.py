@@ -15,6 +15,9 @@ module spreads the batch operations over a pool of worker processes:
 * **Aggregation** (:meth:`CryptoPool.aggregate`, :meth:`CryptoPool.aggregate_vectors`): a
   product tree of depth two. Each worker multiplies its chunk mod n^2 (validating as above on
   the chunk product), the calling process multiplies the few partial products.
+* **Checking an aggregate** (:meth:`CryptoPool.product_ciphertexts`): a key holder's product
+  of the logged reports, given in wire form and decoded on the workers, to compare with the
+  aggregate the server serves.
 * **Decryption** (:meth:`CryptoPool.decrypt_many`, :meth:`CryptoPool.decrypt_vector`), and
   threshold decryption: one holder's partial decryptions with proofs
   (:meth:`CryptoPool.partial_decrypt_many`, ~48 ms each at 2048 bits) and the verification and

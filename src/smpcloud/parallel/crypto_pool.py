@@ -39,6 +39,7 @@ class CryptoPool(WorkerPool):
     validate_many = paillier_ops.validate_many
     aggregate = paillier_ops.aggregate
     aggregate_vectors = paillier_ops.aggregate_vectors
+    product_ciphertexts = paillier_ops.product_ciphertexts
     decrypt_many = paillier_ops.decrypt_many
     decrypt_vector = paillier_ops.decrypt_vector
 

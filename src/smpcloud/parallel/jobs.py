@@ -40,6 +40,7 @@ from smpcloud.crypto.threshold import (
     PartialDecryption,
     ThresholdPublicKey,
 )
+from smpcloud.crypto.wire import decode_int
 from smpcloud.errors import MalformedCiphertextError
 from smpcloud.parallel.chunks import (
     PartialFields,
@@ -164,6 +165,33 @@ def do_column_products(
     return [int(acc) for acc in accs]
 
 
+def do_text_products(
+    n: int, rows: list[list[str]], first_row: int, first_col: int, columns: int
+) -> list[int]:
+    """Return, per column, the product mod n^2 of ciphertexts given in canonical wire form.
+
+    ``rows[r][j]`` is the wire text of report ``first_row + r`` at position ``first_col + j``.
+    Each text is decoded strictly (:func:`smpcloud.crypto.wire.decode_int`) and range-checked;
+    coprimality is not checked (a product that must equal a given value needs none).
+
+    Raises:
+        MalformedCiphertextError: naming the report and position of the first text that is
+            not canonical or not in [1, n^2).
+    """
+    width = ciphertext_width(n)
+    n2 = n * n
+    mod = mpz(n2)
+    accs = [mpz(1)] * columns
+    for r, row in enumerate(rows):
+        for j, text in enumerate(row):
+            where = f"report {first_row + r}, ciphertext {first_col + j}"
+            c = decode_int(text, where, max_bytes=width, error=MalformedCiphertextError)
+            if c >= n2:
+                raise MalformedCiphertextError(f"{where}: outside [1, n^2)")
+            accs[j] = accs[j] * c % mod
+    return [int(acc) for acc in accs]
+
+
 def do_encrypt(public_key: PublicKey, plaintexts: list[int]) -> list[int]:
     """Encrypt a chunk of plaintexts (in range) with ``public_key.encrypt``; return the values."""
     return [public_key.encrypt(m).value for m in plaintexts]
@@ -264,6 +292,7 @@ __all__ = [
     "do_partial_decrypt",
     "do_partial_values",
     "do_product",
+    "do_text_products",
     "init_worker",
     "job_decrypt",
     "job_encrypt",

@@ -44,6 +44,7 @@ from smpcloud.parallel.jobs import (
     do_encrypt,
     do_encrypt_slots,
     do_product,
+    do_text_products,
     job_decrypt,
     job_encrypt,
     job_encrypt_slots,
@@ -313,6 +314,58 @@ def aggregate_vectors(
     return [raw_ciphertext(pk, acc) for acc in accs]
 
 
+def product_ciphertexts(
+    pool: WorkerPool, public_key: PublicKey, rows: Sequence[Sequence[str]]
+) -> list[int]:
+    """Element-wise product mod n^2 of reports given in canonical wire form (a key holder's check).
+
+    ``result[j]`` = product over rows of ``rows[r][j]``: what the server's aggregate must be if
+    it is the product of exactly these reports. The texts are decoded on the workers (tiles of
+    rows x positions, like :func:`aggregate_vectors`), each strictly canonical and in
+    [1, n^2); the calling process multiplies the tiles' products. Reveals nothing.
+
+    Args:
+        pool: the worker pool (``self`` of the CryptoPool method).
+        public_key: the task's key.
+        rows: at least one report, each a sequence of the same number of wire texts.
+
+    Returns:
+        The products as integers (one per position), not validated as ciphertexts.
+
+    Raises:
+        InvalidInputError: no rows, or rows of different lengths.
+        MalformedCiphertextError: a text that is not canonical or out of range (by report
+            and position).
+    """
+    pk = check_public_key(public_key)
+    if not rows:
+        raise InvalidInputError("nothing to multiply: no reports")
+    length = len(rows[0])
+    for index, row in enumerate(rows):
+        if len(row) != length:
+            raise InvalidInputError(
+                f"report {index} has {len(row)} ciphertexts; report 0 has {length}"
+            )
+    if length == 0:
+        raise InvalidInputError("nothing to multiply: reports are empty")
+    total = length * len(rows)
+    parts = 1 if pool.inline or total < MIN_PARALLEL_PRODUCT else pool.parts
+    row_parts = min(len(rows), parts)
+    col_parts = min(length, -(-parts // row_parts))
+    calls: list[tuple[int, tuple[int, list[list[str]], int, int, int]]] = []
+    for r0, r1 in spans(len(rows), row_parts, 1):
+        for c0, c1 in spans(length, col_parts, 1):
+            tile = [list(rows[r][c0:c1]) for r in range(r0, r1)]
+            calls.append((c0, (pk.n, tile, r0, c0, c1 - c0)))
+    partials = pool.run(do_text_products, do_text_products, [(a, a) for _, a in calls])
+    n2 = mpz(pk.n_squared)
+    accs = [mpz(1)] * length
+    for (c0, _), partial in zip(calls, partials, strict=True):
+        for offset, value in enumerate(partial):
+            accs[c0 + offset] = accs[c0 + offset] * value % n2
+    return [int(acc) for acc in accs]
+
+
 def decrypt_many(
     pool: WorkerPool, private_key: PrivateKey, ciphertexts: Sequence[Ciphertext]
 ) -> list[int]:
@@ -398,5 +451,6 @@ __all__ = [
     "encrypt_many",
     "encrypt_vector",
     "encrypt_vectors",
+    "product_ciphertexts",
     "validate_many",
 ]

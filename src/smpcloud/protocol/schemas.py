@@ -28,6 +28,15 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 
 from smpcloud.protocol._bases import Out, Schema
+from smpcloud.protocol.receipts import (
+    AttestationOut,
+    InclusionProofOut,
+    LoggedReportOut,
+    LogSummaryOut,
+    ReceiptOut,
+    ReportLogOut,
+    ReportPageOut,
+)
 from smpcloud.protocol.sharing import MAX_SERVERS
 from smpcloud.protocol.task_encoding import INTEGER_ENCODING, MAX_FRAC_BITS, TaskEncoding
 from smpcloud.protocol.task_encoding import MAX_ENCODED_BITS as MAX_ENCODED_BITS
@@ -254,6 +263,15 @@ class PartialsIn(Schema):
             raise ValueError("give exactly one of 'partials' (one per ciphertext) and 'batch'")
         return self
 
+    attestation: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Optional: this key holder's Ed25519 signature (unpadded base64url) over "
+        "statement('smpcloud/aggregate-attestation/v1', {task_id, count, root, aggregate}): it "
+        "checked that the aggregate is the product of exactly the logged reports "
+        "(smpcloud.protocol.receipts).",
+    )
+
     @property
     def form(self) -> PartialsForm:
         """``"batch"`` or ``"partials"``: which of the two fields this upload uses."""
@@ -389,11 +407,15 @@ class TaskListOut(Out):
 
 
 class ReportAcceptedOut(Out):
-    """Acknowledgement of a durable upload (committed before this response was sent)."""
+    """Acknowledgement of a durable upload (committed before this response was sent).
+
+    A Paillier report also gets the server's signed :class:`ReceiptOut`.
+    """
 
     task_id: str
     client_id: int
     received_at: datetime
+    receipt: ReceiptOut | None = None
 
 
 class AggregateOut(Out):
@@ -484,6 +506,16 @@ class ResultOut(Out):
         description="Per element: the exact decrypted sum of the encoded values as a decimal "
         "string (sum · 2^frac_bits for fixed-point tasks), out-of-range elements included.",
     )
+    log: LogSummaryOut | None = Field(
+        default=None,
+        description="The signed report log the decrypted aggregate was checked against (None "
+        "for tasks closed before logs existed).",
+    )
+    attestations: list[AttestationOut] = Field(
+        default_factory=list,
+        description="Key holders' signatures over (task_id, count, root, aggregate): each "
+        "checked the aggregate against the log before decrypting.",
+    )
 
     @classmethod
     def from_sums(
@@ -494,6 +526,8 @@ class ResultOut(Out):
         encoded_sums: list[int],
         holders: list[int],
         encoding: TaskEncoding,
+        log: LogSummaryOut | None = None,
+        attestations: list[AttestationOut] | None = None,
     ) -> ResultOut:
         """Build the result of decrypted sums: decode those in range, flag the others.
 
@@ -503,6 +537,8 @@ class ResultOut(Out):
             encoded_sums: the decrypted plaintext sums, signed, one per element.
             holders: the key holders whose partial decryptions were combined.
             encoding: the task's encoding (declares the range of each value).
+            log: the signed report log the aggregate was checked against.
+            attestations: the key holders' attestations of that log and aggregate.
 
         Returns:
             The result; never fails on a sum, however large.
@@ -527,6 +563,8 @@ class ResultOut(Out):
             within_declared_range=not out_of_range,
             out_of_range=out_of_range,
             encoded_sum=[str(int(s)) for s in encoded_sums],
+            log=log,
+            attestations=list(attestations or []),
         )
 
 
@@ -541,17 +579,24 @@ __all__ = [
     "MAX_SUM_DIGITS",
     "MAX_TASK_LIST_LIMIT",
     "AggregateOut",
+    "AttestationOut",
     "ClientCredentialsOut",
     "ClientsIn",
     "ClientsOut",
     "CloseIn",
     "ExactInteger",
+    "InclusionProofOut",
+    "LogSummaryOut",
+    "LoggedReportOut",
     "PartialsAcceptedOut",
     "PartialsForm",
     "PartialsIn",
     "ProblemOut",
+    "ReceiptOut",
     "ReportAcceptedOut",
     "ReportIn",
+    "ReportLogOut",
+    "ReportPageOut",
     "ReportersOut",
     "ResultOut",
     "Scheme",

@@ -13,6 +13,11 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
     GET  /v1/tasks/{id}/aggregate        holder  200 AggregateOut        (admin too)
     POST /v1/tasks/{id}/partials         holder  201 PartialsAcceptedOut partials or one batch
     GET  /v1/tasks/{id}/result           any     200 ResultOut           sum, count, average
+    GET  /v1/tasks/{id}/log              any     200 ReportLogOut        signed root, leaves
+    GET  /v1/tasks/{id}/log/proof?leaf=  any     200 InclusionProofOut   a leaf's audit path
+    GET  /v1/tasks/{id}/reports          holder  200 ReportPageOut       logged reports, paged
+                                                                         (admin too; ?offset=
+                                                                         &limit=)
     GET  /healthz                        none    200 {"status": "ok"}
     GET  /                               none    200 service, version, links (docs, API)
     GET  /docs, /redoc                   none    200 the API's documentation (assets served
@@ -58,17 +63,21 @@ from starlette.concurrency import run_in_threadpool
 from smpcloud import __version__
 from smpcloud.protocol.schemas import (
     DEFAULT_TASK_LIST_LIMIT,
+    MAX_CLIENTS_LIMIT,
     MAX_TASK_LIST_LIMIT,
     AggregateOut,
     ClientsIn,
     ClientsOut,
     CloseIn,
+    InclusionProofOut,
     PartialsAcceptedOut,
     PartialsIn,
     ProblemOut,
     ReportAcceptedOut,
     ReportersOut,
     ReportIn,
+    ReportLogOut,
+    ReportPageOut,
     ResultOut,
     ShamirAggregateOut,
     TaskCreatedOut,
@@ -185,6 +194,9 @@ def build_router(service: TaskService) -> APIRouter:
     Reporter = Annotated[Principal, Depends(on_task(CLIENT, "upload reports"))]
     AggregateReader = Annotated[Principal, Depends(on_task(ADMIN_OR_HOLDER, "read the aggregate"))]
     Decryptor = Annotated[Principal, Depends(on_task(HOLDER, "upload partial decryptions"))]
+    ReportsReader = Annotated[
+        Principal, Depends(on_task(ADMIN_OR_HOLDER, "read the logged reports"))
+    ]
 
     @router.post(
         "/tasks",
@@ -294,6 +306,49 @@ def build_router(service: TaskService) -> APIRouter:
     )
     def get_result(task_id: TaskId, _who: Reader) -> ResultOut:
         return service.result(task_id)
+
+    @router.get(
+        "/tasks/{task_id}/log",
+        responses=_problem(*auth_errors, 409),
+        summary="The signed report log of a closed Paillier task: root, count and leaves",
+    )
+    def report_log(
+        task_id: TaskId,
+        _who: Reader,
+        leaves: Annotated[bool, Query(description="Include the leaves (hex, log order).")] = True,
+    ) -> ReportLogOut:
+        return service.report_log(task_id, leaves=leaves)
+
+    @router.get(
+        "/tasks/{task_id}/log/proof",
+        responses=_problem(*auth_errors, 409),
+        summary="Where a report's leaf is in the published log, with its audit path",
+    )
+    def log_proof(
+        task_id: TaskId,
+        _who: Reader,
+        leaf: Annotated[str, Query(min_length=64, max_length=64, description="The leaf (hex).")],
+    ) -> InclusionProofOut:
+        return service.log_proof(task_id, leaf)
+
+    @router.get(
+        "/tasks/{task_id}/reports",
+        responses=_problem(*auth_errors, 409),
+        summary="The logged reports of a closed Paillier task, in log order, paged (key "
+        "holders, administrator)",
+    )
+    def report_page(
+        task_id: TaskId,
+        _who: ReportsReader,
+        offset: Annotated[
+            int, Query(ge=0, le=MAX_CLIENTS_LIMIT, description="First report (0-based).")
+        ] = 0,
+        limit: Annotated[
+            int | None,
+            Query(ge=1, le=MAX_CLIENTS_LIMIT, description="Most reports (capped to a few MiB)."),
+        ] = None,
+    ) -> ReportPageOut:
+        return service.report_page(task_id, offset, limit)
 
     return router
 

@@ -27,7 +27,9 @@ scheme:
 
 * Paillier tasks: ``paillier_tasks`` (the threshold public key, its fingerprint, the number of
   key holders and the threshold t), ``key_holders``, ``aggregates`` (the element-wise product
-  of the reports' ciphertexts), ``partial_decryptions`` and ``results``. Packed Paillier tasks
+  of the reports' ciphertexts), ``report_logs`` (the signed Merkle log of the aggregated
+  reports), ``partial_decryptions``, ``aggregate_attestations`` (key holders' signatures of the
+  log and aggregate they checked) and ``results``. Packed Paillier tasks
   (many values per ciphertext, :mod:`smpcloud.crypto.packing`) add their layout in
   ``packed_tasks``. A key holder's upload (``partial_decryptions.partials_json``) is a JSON list
   (one partial decryption per ciphertext) or a JSON object (one batched partial decryption with
@@ -360,14 +362,50 @@ class ServerKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class ReportLogRow(Base):
+    """The published report log of a closed Paillier task (:mod:`smpcloud.protocol.receipts`).
+
+    ``leaves``: the Merkle leaves (32 bytes each, concatenated) of the aggregated reports in
+    log order (by client id); ``root`` their RFC 9162 root; ``signature`` the server's
+    (``server_key``) over the log root statement. Written with the aggregate, from the same read
+    of the reports.
+    """
+
+    __tablename__ = "report_logs"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    leaves: Mapped[bytes] = mapped_column(LargeBinary)
+    server_key: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AttestationRow(Base):
+    """A key holder's attestation (its signature, unpadded base64url) of a task's log and
+    aggregate, stored with its accepted partial decryptions."""
+
+    __tablename__ = "aggregate_attestations"
+    __table_args__ = (UniqueConstraint("task_id", "holder_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    holder_index: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 __all__ = [
     "AggregateRow",
+    "AttestationRow",
     "Base",
     "ClientRow",
     "HolderRow",
     "PackedTaskRow",
     "PaillierTaskRow",
     "PartialRow",
+    "ReportLogRow",
     "ReportRow",
     "ResultRow",
     "ServerKeyRow",

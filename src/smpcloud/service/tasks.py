@@ -29,16 +29,19 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from smpcloud.errors import InvalidInputError
-from smpcloud.protocol.problems import PermissionDeniedError
+from smpcloud.protocol.problems import PermissionDeniedError, TaskStateError
 from smpcloud.protocol.schemas import (
     AggregateOut,
     ClientsIn,
     ClientsOut,
+    InclusionProofOut,
     PartialsAcceptedOut,
     PartialsIn,
     ReportAcceptedOut,
     ReportersOut,
     ReportIn,
+    ReportLogOut,
+    ReportPageOut,
     ResultOut,
     ShamirAggregateOut,
     TaskCreatedOut,
@@ -55,7 +58,7 @@ from smpcloud.service.db import ClientRow, ReportRow, TaskRow, utcnow
 from smpcloud.service.meta import MetaCache, TaskMeta
 from smpcloud.service.registration import register_clients
 from smpcloud.service.schemes import SCHEMES, Scheme, SchemeContext
-from smpcloud.service.schemes.paillier import MAX_PACKED_VALUES, PaillierMeta
+from smpcloud.service.schemes.paillier import MAX_PACKED_VALUES, PaillierMeta, PaillierScheme
 from smpcloud.service.schemes.shamir import ShamirMeta
 from smpcloud.service.storage import Storage
 from smpcloud.service.workers import Workers
@@ -397,6 +400,49 @@ class TaskService:
             raise PermissionDeniedError("only key holders upload partial decryptions")
         meta, scheme = self._task(task_id)
         return scheme.submit_partials(meta, holder, body)
+
+    # ------------------------------------------------------------------ the report log
+
+    def _paillier(self, task_id: str) -> tuple[PaillierMeta, PaillierScheme]:
+        self._deadlines.ensure(task_id)
+        meta, scheme = self._task(task_id)
+        if not isinstance(scheme, PaillierScheme) or not isinstance(meta, PaillierMeta):
+            raise TaskStateError(
+                f"task {task_id!r} is a {meta.scheme} task: only Paillier tasks keep a report log"
+            )
+        return meta, scheme
+
+    def report_log(self, task_id: str, *, leaves: bool = True) -> ReportLogOut:
+        """Return the signed report log of a closed Paillier task (root, count, leaves).
+
+        Raises:
+            TaskStateError: a Shamir task; still open; closed before logs existed.
+            InsufficientReportsError: closed with too few reports.
+        """
+        meta, scheme = self._paillier(task_id)
+        return scheme.report_log(meta, leaves=leaves)
+
+    def report_page(self, task_id: str, offset: int, limit: int | None) -> ReportPageOut:
+        """Return a page of a closed Paillier task's logged reports, in log order.
+
+        Raises:
+            TaskStateError: a Shamir task; still open; closed before logs existed.
+            InsufficientReportsError: closed with too few reports.
+        """
+        meta, scheme = self._paillier(task_id)
+        return scheme.report_page(meta, offset, limit)
+
+    def log_proof(self, task_id: str, leaf: str) -> InclusionProofOut:
+        """Return the inclusion proof of ``leaf`` in a closed Paillier task's published log.
+
+        Raises:
+            InvalidInputError: a leaf that is not 64 hex digits.
+            NotFoundError: no such leaf in the log.
+            TaskStateError: a Shamir task; still open; closed before logs existed.
+            InsufficientReportsError: closed with too few reports.
+        """
+        meta, scheme = self._paillier(task_id)
+        return scheme.log_proof(meta, leaf)
 
     # ------------------------------------------------------------------ result
 

@@ -5,13 +5,20 @@ Protocol::
     admin     POST task (threshold public key, encoding, length, min_clients, deadline)
               -> task id, one token per key holder;  POST clients -> one token per client
     client    GET task (key, encoding) -> encrypt locally -> POST report (once)
+              <- signed receipt (the report's Merkle leaf)
     server    on close (admin request or deadline): aggregate = element-wise product of
               all reports' ciphertexts = E(sum of the values); publish it with the count
-    holder i  GET aggregate -> POST c_i = partial decryption + proof, per element
+              and the signed Merkle log of the same reports
+    holder i  GET aggregate, log, logged reports -> check product, count, root, signature
+              -> POST c_i = partial decryption + proof, per element (+ attestation)
     server    verify each proof; with t valid partials: combine -> sum, count, average
+              (with the log's count and root and the holders' attestations)
+    client    GET log/proof?leaf= -> check its receipt's leaf is under the signed root
 
 What the server learns: the count of reports and, once t key holders cooperate, the sums (so the
-averages). It stores ciphertexts it cannot decrypt.
+averages). It stores ciphertexts it cannot decrypt. What it publishes besides: to the task's
+participants, a signed receipt per upload and the signed Merkle log (hashes of the reports); to
+the key holders and the administrator, the logged ciphertexts.
 
 **Packed tasks** (``packing``): many values per ciphertext; same disclosure, the count and the
 per-value sums (:mod:`~smpcloud.service.schemes.paillier.packed`). **Batched partial
@@ -24,16 +31,21 @@ Limits of this protection (what it does *not* give):
 
 * No range proofs: a client that bypasses the SDK can encrypt any plaintext mod n and bias the
   sum arbitrarily (see :class:`~smpcloud.protocol.schemas.TaskEncoding`).
-* Key holders decrypt what the server calls the aggregate; they cannot check it is the product
-  of all reports. A malicious server could pass one client's ciphertext off as the aggregate,
-  and the administrator (who registers clients) could register sybil clients with known values
-  to isolate one real client's value. min_clients protects against accidents and honest-but-
-  curious result readers, not against a malicious server or administrator.
+* The administrator (who registers clients) could register sybil clients with known values to
+  isolate one real client's value; min_clients protects against accidents and honest-but-
+  curious result readers, not against a malicious administrator. A malicious *server* can no
+  longer pass one client's ciphertext off as the aggregate or misstate the count: every upload
+  gets a signed receipt, the server publishes a signed Merkle log of the reports it aggregated
+  (:mod:`~smpcloud.service.schemes.paillier.log`), and key holders decrypt only after checking
+  that the aggregate is the product of exactly the logged reports, from distinct clients, as
+  many as its count (``smpcloud.client.aggregate_check``); a client whose accepted report is
+  left out of the log finds out with its receipt (``smpcloud receipt verify``).
 * Bearer tokens travel in headers: deploy behind TLS.
 
 Modules, one per phase: ``meta`` (the cached key and layout), ``scheme`` (creation, reports,
-views), ``aggregation`` (closing and the aggregate), ``decryption`` (partial decryptions and
-the result), ``packed`` (what differs for a packed task).
+views), ``aggregation`` (closing and the aggregate), ``log`` (receipts and the signed report
+log), ``decryption`` (partial decryptions, attestations and the result), ``packed`` (what
+differs for a packed task).
 """
 
 from smpcloud.service.schemes.paillier.meta import PaillierMeta

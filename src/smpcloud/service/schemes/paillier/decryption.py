@@ -4,6 +4,11 @@ Each key holder i fetches the aggregate and uploads c_i, its partial decryption 
 the server verifies every proof and, with t valid uploads, combines them into the sums, stores
 the result and releases the sum, count and average per element.
 
+**Attestations.** A key holder's upload may carry its signature over the log and aggregate it
+checked (:mod:`smpcloud.protocol.receipts`); the server stores it with the partials (it cannot
+check it: it does not know the holders' keys) and publishes it with the result, next to the
+log's count and root and the aggregate's digest, for clients that pin the holders' roster.
+
 **Batched partial decryptions.** A key holder uploads either one partial decryption with its
 own proof per aggregate ciphertext, or one batch with ONE proof for all of them
 (:meth:`~smpcloud.crypto.threshold.KeyShare.partial_decrypt_batch`; the proof is checked, outside
@@ -30,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from smpcloud.crypto import threshold
 from smpcloud.crypto.paillier import Ciphertext
+from smpcloud.crypto.signatures import signature_from_text
 from smpcloud.errors import InvalidInputError, OverflowDetectedError, ThresholdNotMetError
 from smpcloud.parallel import CryptoPool
 from smpcloud.protocol.problems import (
@@ -39,9 +45,10 @@ from smpcloud.protocol.problems import (
     TaskStateError,
 )
 from smpcloud.protocol.schemas import PartialsAcceptedOut, PartialsForm, PartialsIn, ResultOut
-from smpcloud.service.db import PartialRow, ResultRow, TaskRow
+from smpcloud.service.db import AttestationRow, PartialRow, ResultRow, TaskRow
 from smpcloud.service.schemes.base import SchemeContext
 from smpcloud.service.schemes.paillier.aggregation import PaillierAggregation, insufficient_error
+from smpcloud.service.schemes.paillier.log import ReportLog
 from smpcloud.service.schemes.paillier.meta import PaillierMeta
 from smpcloud.service.schemes.paillier.packed import unpack_checked, withheld_error
 
@@ -79,11 +86,24 @@ def _has_partial(session: Session, task_id: str, holder: int) -> bool:
     return found is not None
 
 
-def _add_partial(session: Session, task_id: str, holder: int, payload: str, now: datetime) -> None:
-    """Add key holder ``holder``'s verified upload (JSON) to the session."""
+def _add_partial(
+    session: Session,
+    task_id: str,
+    holder: int,
+    payload: str,
+    now: datetime,
+    attestation: str | None = None,
+) -> None:
+    """Add key holder ``holder``'s verified upload (JSON), and its attestation, to the session."""
     session.add(
         PartialRow(task_id=task_id, holder_index=holder, partials_json=payload, received_at=now)
     )
+    if attestation is not None:
+        session.add(
+            AttestationRow(
+                task_id=task_id, holder_index=holder, signature=attestation, received_at=now
+            )
+        )
 
 
 def _check_decryptable(task: TaskRow) -> None:
@@ -200,11 +220,16 @@ class PaillierDecryption:
     Args:
         context: what the service hands its schemes.
         aggregation: the scheme's aggregation (the aggregate the partials decrypt).
+        log: the scheme's report log (the result names the log its aggregate was checked
+            against, with the key holders' attestations).
     """
 
-    def __init__(self, context: SchemeContext, aggregation: PaillierAggregation) -> None:
+    def __init__(
+        self, context: SchemeContext, aggregation: PaillierAggregation, log: ReportLog
+    ) -> None:
         self._ctx = context
         self._aggregation = aggregation
+        self._log = log
 
     def submit_partials(
         self, meta: PaillierMeta, holder: int, body: PartialsIn
@@ -225,8 +250,8 @@ class PaillierDecryption:
             InsufficientReportsError: the task closed with too few reports.
             DuplicateSubmissionError: this holder already contributed.
             ConflictError: the other form than the task's first accepted upload.
-            InvalidInputError: wrong number of partials, malformed objects, or a holder index
-                other than the token's.
+            InvalidInputError: wrong number of partials, malformed objects, a holder index
+                other than the token's, or a malformed attestation (not a 64-byte signature).
             InvalidPartialDecryptionError: a proof failed (names the holder).
             OverflowDetectedError: a packed task's combined sums leave the layout's bounds
                 (some client forged its report): nothing is released, this upload is stored
@@ -236,6 +261,10 @@ class PaillierDecryption:
         task_id = meta.task_id
         storage = self._ctx.storage
         form = body.form
+        if body.attestation is not None:
+            # Its statement is the holder's business (clients check it against the roster
+            # they pin); the server keeps only well-formed signatures.
+            signature_from_text(body.attestation, "attestation")
         with storage.read() as session:
             task = session.get(TaskRow, task_id)
             if task is None:
@@ -262,7 +291,7 @@ class PaillierDecryption:
                 if _has_partial(session, task_id, holder):
                     raise _duplicate_partial(holder)
                 _check_form(session, task_id, form)
-                _add_partial(session, task_id, holder, payload, now)
+                _add_partial(session, task_id, holder, payload, now, body.attestation)
                 session.flush()
                 received = session.scalar(
                     select(func.count())
@@ -427,6 +456,7 @@ class PaillierDecryption:
                     f"{received or 0} of {t} partial decryptions received; the result is "
                     f"released when {t} valid ones are in"
                 )
+            log, attestations = self._log.summary(session, meta)
         # A forged report can make a sum anything mod n: from_sums flags what is out of the
         # declared range instead of failing on it, so the result stays readable.
         return ResultOut.from_sums(
@@ -435,6 +465,8 @@ class PaillierDecryption:
             encoded_sums=[int(s) for s in json.loads(row.sums_json)],
             holders=json.loads(row.holders_json),
             encoding=meta.encoding,
+            log=log,
+            attestations=attestations,
         )
 
 

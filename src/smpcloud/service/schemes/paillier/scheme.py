@@ -31,10 +31,13 @@ from smpcloud.protocol.problems import TaskStateError
 from smpcloud.protocol.schemas import (
     MAX_HOLDERS,
     AggregateOut,
+    InclusionProofOut,
     PartialsAcceptedOut,
     PartialsIn,
     ReportAcceptedOut,
     ReportIn,
+    ReportLogOut,
+    ReportPageOut,
     ResultOut,
     TaskCreatedOut,
     TaskIn,
@@ -62,6 +65,7 @@ from smpcloud.service.schemes.base import (
 )
 from smpcloud.service.schemes.paillier.aggregation import PaillierAggregation
 from smpcloud.service.schemes.paillier.decryption import PaillierDecryption, stored_form
+from smpcloud.service.schemes.paillier.log import ReportLog
 from smpcloud.service.schemes.paillier.meta import PaillierMeta, load_paillier_meta
 from smpcloud.service.schemes.paillier.packed import (
     check_packed_length,
@@ -87,8 +91,9 @@ class PaillierScheme(Scheme[PaillierMeta]):
 
     def __init__(self, context: SchemeContext) -> None:
         super().__init__(context)
-        self._aggregation = PaillierAggregation(context)
-        self._decryption = PaillierDecryption(context, self._aggregation)
+        self._log = ReportLog(context)
+        self._aggregation = PaillierAggregation(context, self._log)
+        self._decryption = PaillierDecryption(context, self._aggregation, self._log)
 
     def load_meta(self, session: Session, task: TaskRow) -> PaillierMeta:
         """Read the task's key and layout (see :func:`load_paillier_meta`)."""
@@ -218,7 +223,10 @@ class PaillierScheme(Scheme[PaillierMeta]):
     def accept_report(
         self, meta: PaillierMeta, client_id: int, body: ReportIn
     ) -> ReportAcceptedOut:
-        """Validate a client's ciphertexts and store them durably, once.
+        """Validate a client's ciphertexts and store them durably, once; sign a receipt.
+
+        The receipt (:meth:`ReportLog.receipt`) is signed before the report enters the group
+        commit (outside the write lock) and returned only once the report is committed.
 
         Raises:
             KeyMismatchError: the report names another key.
@@ -274,8 +282,11 @@ class PaillierScheme(Scheme[PaillierMeta]):
             raise TaskStateError(
                 f"task {task_id!r} closed at its deadline; reports are no longer accepted"
             )
+        receipt = self._log.receipt(task_id, client_id, texts, now)
         self.context.storage.store_report(task_id, client_id, blob, now)
-        return ReportAcceptedOut(task_id=task_id, client_id=client_id, received_at=now)
+        return ReportAcceptedOut(
+            task_id=task_id, client_id=client_id, received_at=now, receipt=receipt
+        )
 
     def reporters(self, session: Session, meta: PaillierMeta) -> list[int]:
         """The ids of the clients that reported, in increasing order."""
@@ -308,6 +319,38 @@ class PaillierScheme(Scheme[PaillierMeta]):
     def aggregate(self, meta: PaillierMeta) -> AggregateOut:
         """The aggregate ciphertexts and the count (see :meth:`PaillierAggregation.aggregate`)."""
         return self._aggregation.aggregate(meta)
+
+    def report_log(self, meta: PaillierMeta, *, leaves: bool = True) -> ReportLogOut:
+        """The signed report log of a closed task (see :class:`ReportLog`).
+
+        Raises:
+            TaskStateError: still open, or closed before logs existed.
+            InsufficientReportsError: closed with too few reports (nothing is published).
+        """
+        self._aggregation.require_published(meta)
+        return self._log.published(meta, leaves=leaves)
+
+    def report_page(self, meta: PaillierMeta, offset: int, limit: int | None) -> ReportPageOut:
+        """A page of the logged reports of a closed task, in log order.
+
+        Raises:
+            TaskStateError: still open, or closed before logs existed.
+            InsufficientReportsError: closed with too few reports.
+        """
+        self._aggregation.require_published(meta)
+        return self._log.page(meta, offset, limit)
+
+    def log_proof(self, meta: PaillierMeta, leaf: str) -> InclusionProofOut:
+        """The inclusion proof of a leaf in the published log of a closed task.
+
+        Raises:
+            InvalidInputError: a leaf that is not 64 hex digits.
+            NotFoundError: no such leaf in the log.
+            TaskStateError: still open, or closed before logs existed.
+            InsufficientReportsError: closed with too few reports.
+        """
+        self._aggregation.require_published(meta)
+        return self._log.proof(meta, leaf)
 
     def submit_partials(
         self, meta: PaillierMeta, holder: int, body: PartialsIn
