@@ -25,6 +25,7 @@ from smpcloud.errors import (
     OverflowDetectedError,
     ProtocolError,
     ShareError,
+    SignatureError,
     SmpcError,
     ThresholdNotMetError,
     TransportError,
@@ -68,6 +69,26 @@ class InsufficientReportsError(TaskStateError):
     """The task closed with fewer reports than its minimum; it will never release a result."""
 
 
+class NoRosterError(InvalidInputError):
+    """The task was created without a key holders' roster, so nobody can certify it.
+
+    Create the task with ``roster`` (``smpcloud task create --holders keys/holders.json``).
+    """
+
+
+class InvalidCertificateError(SignatureError):
+    """A key holder's certificate does not verify under its key in the task's roster."""
+
+
+class UncertifiedTaskError(SignatureError):
+    """Fewer than t pinned key holders certified the task's key and parameters as served.
+
+    Raised by the SDK (:meth:`smpcloud.client.Client.info`) before anything is encrypted: the
+    server may have substituted the key, or changed the task's parameters, or the key holders
+    have not certified the task yet (ask t of them to run ``smpcloud certify``).
+    """
+
+
 class ServiceError(SmpcError):
     """The server failed or answered something the SDK does not understand (HTTP 5xx, ...)."""
 
@@ -105,8 +126,11 @@ PROBLEM_TYPES: Final[tuple[ProblemType, ...]] = (
     ProblemType(MalformedCiphertextError, "malformed-ciphertext", 422, "Malformed ciphertext"),
     ProblemType(KeyMismatchError, "key-mismatch", 422, "Key mismatch"),
     ProblemType(ShareError, "invalid-share", 422, "Invalid share"),
+    ProblemType(NoRosterError, "no-roster", 422, "The task has no key holders' roster"),
     ProblemType(InvalidInputError, "invalid-input", 422, "Invalid input"),
     ProblemType(OverflowDetectedError, "overflow", 422, "Value out of range"),
+    ProblemType(InvalidCertificateError, "invalid-certificate", 422, "Invalid task certificate"),
+    ProblemType(UncertifiedTaskError, "uncertified-task", 422, "Task not certified"),
     ProblemType(VerificationError, "verification-failed", 422, "Verification failed"),
     ProblemType(DuplicateSubmissionError, "duplicate-submission", 409, "Duplicate submission"),
     ProblemType(
@@ -184,12 +208,15 @@ __all__ = [
     "ConflictError",
     "DuplicateSubmissionError",
     "InsufficientReportsError",
+    "InvalidCertificateError",
+    "NoRosterError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "ProblemType",
     "ServiceError",
     "TaskStateError",
+    "UncertifiedTaskError",
     "exception_from_problem",
     "problem_type_for",
 ]

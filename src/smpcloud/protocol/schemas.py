@@ -27,6 +27,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 
+from smpcloud.crypto.signatures import Roster
+from smpcloud.errors import InvalidInputError
 from smpcloud.protocol._bases import Out, Schema
 from smpcloud.protocol.sharing import MAX_SERVERS
 from smpcloud.protocol.task_encoding import INTEGER_ENCODING, MAX_FRAC_BITS, TaskEncoding
@@ -122,6 +124,14 @@ class TaskIn(Schema):
         "with its frac_bits and range; integers when frac_bits is 0 and the bounds are "
         "integers): an `encoding` given as well must be that one.",
     )
+    roster: dict[str, Any] | None = Field(
+        default=None,
+        description="Paillier tasks: the key holders' roster (holders.json from smpcloud "
+        "keygen: each holder's Ed25519 verify key and the threshold t). Its threshold and size "
+        "must be the key's t and n. With it, key holders certify the task "
+        "(POST /v1/tasks/{id}/certificates) and clients check their signatures before "
+        "encrypting anything.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TaskIn:
@@ -129,6 +139,8 @@ class TaskIn(Schema):
             raise ValueError("min_clients must not exceed max_clients")
         if self.packing is not None and self.scheme != "paillier":
             raise ValueError("packing: only for scheme 'paillier'")
+        if self.roster is not None:
+            self._check_roster(self.roster)
         shamir_fields = {
             "servers": self.servers,
             "threshold": self.threshold,
@@ -147,6 +159,27 @@ class TaskIn(Schema):
             if missing:
                 raise ValueError(f"a Shamir task requires {', '.join(missing)}")
         return self
+
+    def _check_roster(self, data: dict[str, Any]) -> None:
+        """Refuse a roster that is malformed or not of the key's t-of-n (raises ValueError)."""
+        if self.scheme != "paillier":
+            raise ValueError(
+                "roster: only for scheme 'paillier' (a Shamir task has no key holders)"
+            )
+        try:
+            roster = Roster.from_json(data)
+        except InvalidInputError as exc:
+            raise ValueError(f"roster: {exc}") from None
+        key = self.public_key or {}
+        holders, threshold = key.get("holders"), key.get("threshold")
+        if type(holders) is int and type(threshold) is int:
+            if roster.size != holders or roster.threshold != threshold:
+                raise ValueError(
+                    f"roster: {roster.threshold}-of-{roster.size} signers, but the key is "
+                    f"{threshold}-of-{holders}: give the holders.json made with this key"
+                )
+            if sorted(roster.keys) != list(range(1, holders + 1)):
+                raise ValueError(f"roster: signer indices must be 1..{holders}, one per key holder")
 
 
 class ClientsIn(Schema):
@@ -235,7 +268,28 @@ class PartialsIn(Schema):
         return "batch" if self.batch is not None else "partials"
 
 
+class CertificateIn(Schema):
+    """A key holder's certificate of a task (its token says which holder it is).
+
+    ``signature``: the wire form (unpadded base64url of 64 bytes) of the holder's Ed25519
+    signature over the task's statement (:mod:`smpcloud.protocol.certificates`).
+    """
+
+    signature: Annotated[str, Field(min_length=1, max_length=100)]
+
+
 # ------------------------------------------------------------------------------------- output
+
+
+class CertificateOut(Out):
+    """A key holder's certificate of a task: its Ed25519 signature over the task's statement.
+
+    The statement is :func:`smpcloud.protocol.certificates.certificate_fields` of the served
+    task info, under the domain ``smpcloud/task-certificate/v1``.
+    """
+
+    holder: int
+    signature: str
 
 
 class ProblemOut(BaseModel):
@@ -302,6 +356,17 @@ class TaskInfoOut(Out):
         description="Paillier: the form of the key holders' uploads ('partials' or 'batch'), "
         "fixed by the first accepted one; None before it.",
     )
+    roster: dict[str, Any] | None = Field(
+        default=None,
+        description="Paillier: the key holders' roster given at creation (holders.json), or "
+        "null. A client that pins the roster's digest checks it against this one.",
+    )
+    certificates: list[CertificateOut] = Field(
+        default_factory=list,
+        description="Paillier: the key holders' signatures over this task's statement "
+        "(smpcloud.protocol.certificates); a client encrypts only once t of them verify "
+        "under its pinned roster.",
+    )
 
 
 class TaskStatusOut(Out):
@@ -331,6 +396,11 @@ class TaskStatusOut(Out):
         default=None,
         description="Paillier: the form of the key holders' uploads ('partials' or 'batch'), "
         "fixed by the first accepted one; None before it.",
+    )
+    certified_by: list[int] = Field(
+        default_factory=list,
+        description="Paillier: the key holders whose certificate of the task this server "
+        "checked against the task's roster, in increasing order.",
     )
 
 
@@ -403,6 +473,15 @@ class ReportersOut(Out):
     task_id: str
     count: int
     clients: list[int]
+
+
+class CertificateAcceptedOut(Out):
+    """Acknowledgement of a key holder's verified certificate, and who has certified so far."""
+
+    task_id: str
+    holder: int
+    certified_by: list[int]
+    threshold: int
 
 
 class PartialsAcceptedOut(Out):
@@ -511,6 +590,9 @@ __all__ = [
     "MAX_SUM_DIGITS",
     "MAX_TASK_LIST_LIMIT",
     "AggregateOut",
+    "CertificateAcceptedOut",
+    "CertificateIn",
+    "CertificateOut",
     "ClientCredentialsOut",
     "ClientsIn",
     "ClientsOut",

@@ -12,6 +12,8 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
     POST /v1/tasks/{id}/reports          client  201 ReportAcceptedOut   upload once
     GET  /v1/tasks/{id}/aggregate        holder  200 AggregateOut        (admin too)
     POST /v1/tasks/{id}/partials         holder  201 PartialsAcceptedOut partials or one batch
+    POST /v1/tasks/{id}/certificates     holder  200 CertificateAcceptedOut  the holder's signature
+                                                     over the task's statement (roster-checked)
     GET  /v1/tasks/{id}/result           any     200 ResultOut           sum, count, average
     GET  /healthz                        none    200 {"status": "ok"}
     GET  /                               none    200 service, version, links (docs, API)
@@ -60,6 +62,8 @@ from smpcloud.protocol.schemas import (
     DEFAULT_TASK_LIST_LIMIT,
     MAX_TASK_LIST_LIMIT,
     AggregateOut,
+    CertificateAcceptedOut,
+    CertificateIn,
     ClientsIn,
     ClientsOut,
     CloseIn,
@@ -185,6 +189,7 @@ def build_router(service: TaskService) -> APIRouter:
     Reporter = Annotated[Principal, Depends(on_task(CLIENT, "upload reports"))]
     AggregateReader = Annotated[Principal, Depends(on_task(ADMIN_OR_HOLDER, "read the aggregate"))]
     Decryptor = Annotated[Principal, Depends(on_task(HOLDER, "upload partial decryptions"))]
+    Certifier = Annotated[Principal, Depends(on_task(HOLDER, "certify this task"))]
 
     @router.post(
         "/tasks",
@@ -286,6 +291,15 @@ def build_router(service: TaskService) -> APIRouter:
         task_id: TaskId, holder: Decryptor, body: PartialsIn
     ) -> PartialsAcceptedOut:
         return service.submit_partials(task_id, holder, body)
+
+    @router.post(
+        "/tasks/{task_id}/certificates",
+        responses=_problem(*auth_errors, 409),
+        summary="Upload this key holder's certificate of the task (its signature over the "
+        "task's key and parameters, checked against the task's roster)",
+    )
+    def certify(task_id: TaskId, holder: Certifier, body: CertificateIn) -> CertificateAcceptedOut:
+        return service.certify(task_id, holder, body)
 
     @router.get(
         "/tasks/{task_id}/result",
