@@ -202,10 +202,10 @@ class Client(TaskParticipant):
         """
         if self._info is None:
             out = self._conn.request("GET", task_path(self.task_id), TaskInfoOut)
-            info = read_task_info(out, insecure=self._insecure)
-            if not self._skip_certification:
+            certified: tuple[int, ...] = ()
+            if not self._skip_certification:  # first: nothing served is used before this
                 certified = verify_certified(out, self._roster_for(out))
-                info = replace(info, certified_by=certified)
+            info = replace(read_task_info(out, insecure=self._insecure), certified_by=certified)
             if self._pinned is not None:
                 if info.public_key != self._pinned:
                     raise KeyMismatchError("the server serves a different key for this task")
