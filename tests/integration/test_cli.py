@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from smpcloud.crypto import threshold
-from smpcloud.keyfiles import read_json
+from smpcloud.keyfiles import load_roster, load_signing_key, read_json
 
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
 
@@ -31,7 +31,7 @@ def run(
 def test_help_lists_every_command() -> None:
     out = run("--help")
     assert out.returncode == 0
-    for command in ("demo", "keygen", "serve", "task", "submit", "decrypt", "result"):
+    for command in ("demo", "keygen", "serve", "task", "certify", "submit", "decrypt", "result"):
         assert command in out.stdout
     for sub in ("create", "close", "status"):
         assert sub in run("task", "--help").stdout
@@ -57,6 +57,13 @@ def test_keygen_writes_a_usable_key_with_private_shares(tmp_path: Path) -> None:
     ]
     for i in (1, 2, 3):
         assert stat.S_IMODE((tmp_path / f"key_share_{i}.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE((tmp_path / f"signing_key_{i}.json").stat().st_mode) == 0o600
+    roster = load_roster(tmp_path / "holders.json")
+    assert (roster.threshold, sorted(roster.keys)) == (2, [1, 2, 3])
+    assert stat.S_IMODE((tmp_path / "holders.json").stat().st_mode) == 0o644
+    for i in (1, 2, 3):
+        assert load_signing_key(tmp_path / f"signing_key_{i}.json").verify_key == roster.keys[i]
+    assert f"holders fingerprint {roster.digest()}" in out.stdout
     c = pk.encrypt(-31) + pk.encrypt(10)
     assert (
         threshold.combine(pk, [shares[2].partial_decrypt(c), shares[0].partial_decrypt(c)]) == -21
@@ -65,6 +72,25 @@ def test_keygen_writes_a_usable_key_with_private_shares(tmp_path: Path) -> None:
         "keygen", "--holders", "3", "--threshold", "2", "--bits", "2048", "--out", str(tmp_path)
     )
     assert again.returncode == 1 and "overwrite" in again.stderr
+    # --force with fewer holders: the set is replaced whole, the extra holder's files removed.
+    fewer = run(
+        "keygen",
+        "--holders",
+        "2",
+        "--threshold",
+        "2",
+        "--bits",
+        "2048",
+        "--out",
+        str(tmp_path),
+        "--force",
+    )
+    assert fewer.returncode == 0, fewer.stderr
+    assert not (tmp_path / "key_share_3.json").exists()
+    assert not (tmp_path / "signing_key_3.json").exists()
+    new_roster = load_roster(tmp_path / "holders.json")
+    assert new_roster.size == 2 and new_roster.digest() != roster.digest()
+    assert load_signing_key(tmp_path / "signing_key_1.json").verify_key == new_roster.keys[1]
 
 
 def test_bad_parameters_get_a_message_not_a_traceback(tmp_path: Path) -> None:

@@ -28,7 +28,9 @@ Examples (SMPCLOUD_TASK set; t key holders ran smpcloud certify):
   echo '[24.5]' > value.json
   smpcloud submit --holders keys/holders.json --token-file task/client_2.token \\
       --from-file value.json
-  smpcloud submit --holders-fingerprint 3f5e...c2 --token-file task/client_3.token 30
+Instead of --holders keys/holders.json, a client may pin --holders-fingerprint HEX (the
+holders fingerprint smpcloud keygen printed), or set SMPCLOUD_HOLDERS or
+SMPCLOUD_HOLDERS_FINGERPRINT.
 A vector task takes as many values as its --length: 0.5 -1.25 3 (negative values are fine),
 or a file: .csv (one row or one column), .npy (a 1-D array) or .json (a list of numbers).
 """,
@@ -86,14 +88,6 @@ def submit(
     """
     from smpcloud.cli.value_files import values_from_arguments, values_from_file
 
-    if not holders_path and not holders_fingerprint:
-        raise click.UsageError(
-            "pin the key holders: pass --holders keys/holders.json (from smpcloud keygen) or "
-            "--holders-fingerprint HEX (the holders fingerprint keygen printed), or set "
-            "SMPCLOUD_HOLDERS / SMPCLOUD_HOLDERS_FINGERPRINT"
-        )
-    if holders_path and holders_fingerprint:
-        raise click.UsageError("give either --holders or --holders-fingerprint, not both")
     if from_file is not None and values:
         raise click.UsageError("give either VALUES or --from-file, not both")
     if from_file is None and not values:
@@ -103,6 +97,14 @@ def submit(
         with friendly_errors():
             numbers = values_from_file(from_file)
     token = token_from(token_file)
+    if not holders_path and not holders_fingerprint:
+        raise click.UsageError(
+            "pin the key holders: pass --holders keys/holders.json (from smpcloud keygen) or "
+            "--holders-fingerprint HEX (the holders fingerprint keygen printed), or set "
+            "SMPCLOUD_HOLDERS / SMPCLOUD_HOLDERS_FINGERPRINT"
+        )
+    if holders_path and holders_fingerprint:
+        raise click.UsageError("give either --holders or --holders-fingerprint, not both")
 
     from smpcloud.client import Client
     from smpcloud.keyfiles import load_roster
