@@ -72,25 +72,6 @@ def test_keygen_writes_a_usable_key_with_private_shares(tmp_path: Path) -> None:
         "keygen", "--holders", "3", "--threshold", "2", "--bits", "2048", "--out", str(tmp_path)
     )
     assert again.returncode == 1 and "overwrite" in again.stderr
-    # --force with fewer holders: the set is replaced whole, the extra holder's files removed.
-    fewer = run(
-        "keygen",
-        "--holders",
-        "2",
-        "--threshold",
-        "2",
-        "--bits",
-        "2048",
-        "--out",
-        str(tmp_path),
-        "--force",
-    )
-    assert fewer.returncode == 0, fewer.stderr
-    assert not (tmp_path / "key_share_3.json").exists()
-    assert not (tmp_path / "signing_key_3.json").exists()
-    new_roster = load_roster(tmp_path / "holders.json")
-    assert new_roster.size == 2 and new_roster.digest() != roster.digest()
-    assert load_signing_key(tmp_path / "signing_key_1.json").verify_key == new_roster.keys[1]
 
 
 def test_bad_parameters_get_a_message_not_a_traceback(tmp_path: Path) -> None:
