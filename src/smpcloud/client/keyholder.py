@@ -21,14 +21,8 @@ from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.crypto.wire import decode_int
 from smpcloud.errors import InvalidInputError, KeyMismatchError, MalformedCiphertextError
 from smpcloud.parallel import CryptoPool
-from smpcloud.protocol.certificates import sign_certificate
-from smpcloud.protocol.schemas import (
-    AggregateOut,
-    CertificateAcceptedOut,
-    PartialsAcceptedOut,
-    PartialsIn,
-    TaskInfoOut,
-)
+from smpcloud.protocol.certificates import CertificateAcceptedOut, sign_certificate
+from smpcloud.protocol.schemas import AggregateOut, PartialsAcceptedOut, PartialsIn, TaskInfoOut
 
 #: Default seconds per HTTP request of a key holder (see :class:`KeyHolder`).
 HOLDER_TIMEOUT: Final = 600.0

@@ -53,11 +53,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-import httpx
 import numpy as np
 import numpy.typing as npt
 
@@ -71,11 +70,10 @@ from smpcloud.client import (
     upload_reports,
     upload_shares,
 )
-from smpcloud.client.models import read_task_info
 from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.datasets import check_extra, patient_bmis
-from smpcloud.errors import InvalidInputError, KeyMismatchError, VerificationError
+from smpcloud.errors import InvalidInputError, VerificationError
 from smpcloud.evaluation.harness import (
     ENCODING,
     KEY_HOLDERS,
@@ -89,16 +87,14 @@ from smpcloud.evaluation.harness import (
 )
 from smpcloud.evaluation.outputs import plot_phases, write_csv
 from smpcloud.evaluation.simulate import (
-    CertifiedTask,
     encrypt_slice,
+    fetch_certified_task,
     map_slices,
     share_slice,
     slices,
     worker_ready,
 )
 from smpcloud.parallel import default_workers
-from smpcloud.protocol.certificates import verify_certified
-from smpcloud.protocol.schemas import TaskInfoOut
 
 Mode = Literal["paillier", "shamir"]
 
@@ -280,24 +276,13 @@ def _run_paillier(
             with KeyHolder(url, task.task_id, task.holder_tokens[index], shares[index]) as holder:
                 holder.certify(signing[shares[index].index])
         credentials = admin.register_clients(task.task_id, clients)
-        # The task as served (fetched once: every simulated client checks this same info).
-        response = httpx.get(
-            f"{url}/v1/tasks/{task.task_id}",
-            headers={"Authorization": f"Bearer {credentials[0].token}"},
-            timeout=_HTTP_TIMEOUT,
+        certified = fetch_certified_task(
+            url, task.task_id, credentials[0].token, roster, public, timeout=_HTTP_TIMEOUT
         )
-        served = TaskInfoOut.model_validate(response.raise_for_status().json())
-        verify_certified(served, roster)
-        info = read_task_info(served, insecure=allow_insecure_keys)
-        if info.public_key != public:
-            raise KeyMismatchError("the server serves a different key for this task")
-        # Every client's encryption uses this one key object (its DJN table, once per worker).
-        info = replace(info, public_key=public)
         setup = time.perf_counter() - start
 
         steps.next(_label("paillier", clients, PAILLIER_PHASES[0]))
         start = time.perf_counter()
-        certified = CertifiedTask(info, served, roster)
         prepared = map_slices(pool, encrypt_slice, certified, slices(values, workers))
         seconds[PAILLIER_PHASES[0]] = time.perf_counter() - start
 

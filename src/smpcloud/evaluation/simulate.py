@@ -23,9 +23,10 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 
@@ -37,8 +38,11 @@ from smpcloud.client import (
     prepare_report,
     prepare_shares,
 )
+from smpcloud.client.models import read_task_info
 from smpcloud.client.sdk import CLASSIC_ENCRYPTION_MAX
+from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster
+from smpcloud.errors import KeyMismatchError
 from smpcloud.protocol.certificates import verify_certified
 from smpcloud.protocol.schemas import TaskInfoOut
 
@@ -65,6 +69,38 @@ class CertifiedTask:
     info: TaskInfo
     served: TaskInfoOut
     roster: Roster
+
+
+def fetch_certified_task(
+    url: str,
+    task_id: str,
+    token: str,
+    roster: Roster,
+    public: threshold.ThresholdPublicKey,
+    *,
+    timeout: float,
+) -> CertifiedTask:
+    """Fetch a task's info as served (once, with one client's token) and check it.
+
+    Checks what a client checks (t certificates from ``roster``) and that the served key is
+    ``public``, whose object every simulated client then encrypts with (one DJN table per
+    worker). The workers check the certificates again, once per client.
+
+    Raises:
+        UncertifiedTaskError: fewer than t valid certificates from ``roster``.
+        KeyMismatchError: the served key is not ``public``.
+    """
+    response = httpx.get(
+        f"{url}/v1/tasks/{task_id}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=timeout,
+    )
+    served = TaskInfoOut.model_validate(response.raise_for_status().json())
+    verify_certified(served, roster)
+    info = read_task_info(served, insecure=True)
+    if info.public_key != public:
+        raise KeyMismatchError("the server serves a different key for this task")
+    return CertifiedTask(replace(info, public_key=public), served, roster)
 
 
 def encrypt_slice(task: CertifiedTask, values: list[float]) -> list[PreparedReport]:
@@ -108,4 +144,12 @@ def map_slices(
     return [item for future in futures for item in future.result()]
 
 
-__all__ = ["CertifiedTask", "encrypt_slice", "map_slices", "share_slice", "slices", "worker_ready"]
+__all__ = [
+    "CertifiedTask",
+    "encrypt_slice",
+    "fetch_certified_task",
+    "map_slices",
+    "share_slice",
+    "slices",
+    "worker_ready",
+]

@@ -90,8 +90,8 @@ from smpcloud.evaluation.table1_rows import (
     render_markdown,
     timed_each,
 )
-from smpcloud.protocol.certificates import sign_certificate, verify_certified
-from smpcloud.protocol.schemas import CertificateOut, ReportIn, TaskInfoOut
+from smpcloud.protocol.certificates import CertificateOut, sign_certificate, verify_certified
+from smpcloud.protocol.schemas import ReportIn, TaskInfoOut
 from smpcloud.protocol.sharing import SHAMIR_FIELD, decode_share
 
 MD_NAME: Final = "table1.md"

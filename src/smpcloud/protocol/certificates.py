@@ -34,16 +34,82 @@ an uploaded certificate against the task's roster) and the client (to verify a q
 from __future__ import annotations
 
 import json
-from typing import Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
+
+from pydantic import Field
 
 from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster, SigningKey, verify_statement
 from smpcloud.errors import InvalidInputError, SignatureError
+from smpcloud.protocol._bases import Out, Schema
 from smpcloud.protocol.problems import UncertifiedTaskError
-from smpcloud.protocol.schemas import CertificateIn, CertificateOut, TaskInfoOut
+
+if TYPE_CHECKING:  # schemas imports this module (TaskInfoOut carries CertificateOut)
+    from smpcloud.protocol.schemas import TaskInfoOut
 
 #: The domain of a task certificate's statement (what the signature says it is).
 CERTIFICATE_DOMAIN: Final = "smpcloud/task-certificate/v1"
+
+
+class CertificateIn(Schema):
+    """A key holder's certificate of a task (its token says which holder it is).
+
+    ``signature``: the wire form (unpadded base64url of 64 bytes) of the holder's Ed25519
+    signature over the task's statement (:func:`certificate_fields`).
+    """
+
+    signature: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class CertificateOut(Out):
+    """A key holder's certificate of a task, as served: ``{holder, signature}``.
+
+    The signature is over :func:`certificate_fields` of the served task info, under the
+    domain :data:`CERTIFICATE_DOMAIN`.
+    """
+
+    holder: int
+    signature: str
+
+
+class CertificateAcceptedOut(Out):
+    """Acknowledgement of a key holder's verified certificate, and who has certified so far."""
+
+    task_id: str
+    holder: int
+    certified_by: list[int]
+    threshold: int
+
+
+def check_task_roster(
+    roster: dict[str, Any], public_key: dict[str, Any] | None, scheme: str
+) -> None:
+    """Refuse a task's roster that is malformed or not of the key's t-of-n (``TaskIn``'s check).
+
+    Args:
+        roster: the roster's JSON (``holders.json``).
+        public_key: the task's threshold key JSON (its ``holders`` and ``threshold``).
+        scheme: the task's scheme (only Paillier tasks have key holders).
+
+    Raises:
+        ValueError: what is wrong (pydantic turns it into a 422).
+    """
+    if scheme != "paillier":
+        raise ValueError("roster: only for scheme 'paillier' (a Shamir task has no key holders)")
+    try:
+        parsed = Roster.from_json(roster)
+    except InvalidInputError as exc:
+        raise ValueError(f"roster: {exc}") from None
+    key = public_key or {}
+    holders, t = key.get("holders"), key.get("threshold")
+    if type(holders) is int and type(t) is int:
+        if parsed.size != holders or parsed.threshold != t:
+            raise ValueError(
+                f"roster: {parsed.threshold}-of-{parsed.size} signers, but the key is "
+                f"{t}-of-{holders}: give the holders.json made with this key"
+            )
+        if sorted(parsed.keys) != list(range(1, holders + 1)):
+            raise ValueError(f"roster: signer indices must be 1..{holders}, one per key holder")
 
 
 def canonical_json(value: object) -> str:
@@ -171,11 +237,13 @@ def verify_certified(info: TaskInfoOut, roster: Roster) -> tuple[int, ...]:
 
 __all__ = [
     "CERTIFICATE_DOMAIN",
+    "CertificateAcceptedOut",
     "CertificateIn",
     "CertificateOut",
     "canonical_json",
     "certificate_fields",
     "check_certificate",
+    "check_task_roster",
     "sign_certificate",
     "verify_certified",
 ]

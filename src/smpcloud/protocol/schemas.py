@@ -27,9 +27,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 
-from smpcloud.crypto.signatures import Roster
-from smpcloud.errors import InvalidInputError
 from smpcloud.protocol._bases import Out, Schema
+from smpcloud.protocol.certificates import CertificateOut, check_task_roster
 from smpcloud.protocol.sharing import MAX_SERVERS
 from smpcloud.protocol.task_encoding import INTEGER_ENCODING, MAX_FRAC_BITS, TaskEncoding
 from smpcloud.protocol.task_encoding import MAX_ENCODED_BITS as MAX_ENCODED_BITS
@@ -140,7 +139,7 @@ class TaskIn(Schema):
         if self.packing is not None and self.scheme != "paillier":
             raise ValueError("packing: only for scheme 'paillier'")
         if self.roster is not None:
-            self._check_roster(self.roster)
+            check_task_roster(self.roster, self.public_key, self.scheme)
         shamir_fields = {
             "servers": self.servers,
             "threshold": self.threshold,
@@ -159,27 +158,6 @@ class TaskIn(Schema):
             if missing:
                 raise ValueError(f"a Shamir task requires {', '.join(missing)}")
         return self
-
-    def _check_roster(self, data: dict[str, Any]) -> None:
-        """Refuse a roster that is malformed or not of the key's t-of-n (raises ValueError)."""
-        if self.scheme != "paillier":
-            raise ValueError(
-                "roster: only for scheme 'paillier' (a Shamir task has no key holders)"
-            )
-        try:
-            roster = Roster.from_json(data)
-        except InvalidInputError as exc:
-            raise ValueError(f"roster: {exc}") from None
-        key = self.public_key or {}
-        holders, threshold = key.get("holders"), key.get("threshold")
-        if type(holders) is int and type(threshold) is int:
-            if roster.size != holders or roster.threshold != threshold:
-                raise ValueError(
-                    f"roster: {roster.threshold}-of-{roster.size} signers, but the key is "
-                    f"{threshold}-of-{holders}: give the holders.json made with this key"
-                )
-            if sorted(roster.keys) != list(range(1, holders + 1)):
-                raise ValueError(f"roster: signer indices must be 1..{holders}, one per key holder")
 
 
 class ClientsIn(Schema):
@@ -268,28 +246,7 @@ class PartialsIn(Schema):
         return "batch" if self.batch is not None else "partials"
 
 
-class CertificateIn(Schema):
-    """A key holder's certificate of a task (its token says which holder it is).
-
-    ``signature``: the wire form (unpadded base64url of 64 bytes) of the holder's Ed25519
-    signature over the task's statement (:mod:`smpcloud.protocol.certificates`).
-    """
-
-    signature: Annotated[str, Field(min_length=1, max_length=100)]
-
-
 # ------------------------------------------------------------------------------------- output
-
-
-class CertificateOut(Out):
-    """A key holder's certificate of a task: its Ed25519 signature over the task's statement.
-
-    The statement is :func:`smpcloud.protocol.certificates.certificate_fields` of the served
-    task info, under the domain ``smpcloud/task-certificate/v1``.
-    """
-
-    holder: int
-    signature: str
 
 
 class ProblemOut(BaseModel):
@@ -475,15 +432,6 @@ class ReportersOut(Out):
     clients: list[int]
 
 
-class CertificateAcceptedOut(Out):
-    """Acknowledgement of a key holder's verified certificate, and who has certified so far."""
-
-    task_id: str
-    holder: int
-    certified_by: list[int]
-    threshold: int
-
-
 class PartialsAcceptedOut(Out):
     """Acknowledgement of a key holder's verified partial decryptions."""
 
@@ -590,9 +538,6 @@ __all__ = [
     "MAX_SUM_DIGITS",
     "MAX_TASK_LIST_LIMIT",
     "AggregateOut",
-    "CertificateAcceptedOut",
-    "CertificateIn",
-    "CertificateOut",
     "ClientCredentialsOut",
     "ClientsIn",
     "ClientsOut",

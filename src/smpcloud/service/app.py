@@ -58,12 +58,11 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from smpcloud import __version__
+from smpcloud.protocol.certificates import CertificateAcceptedOut, CertificateIn
 from smpcloud.protocol.schemas import (
     DEFAULT_TASK_LIST_LIMIT,
     MAX_TASK_LIST_LIMIT,
     AggregateOut,
-    CertificateAcceptedOut,
-    CertificateIn,
     ClientsIn,
     ClientsOut,
     CloseIn,

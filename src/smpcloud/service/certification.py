@@ -34,14 +34,14 @@ from sqlalchemy.orm import Session
 
 from smpcloud.crypto.signatures import Roster
 from smpcloud.errors import SignatureError
-from smpcloud.protocol.certificates import check_certificate
+from smpcloud.protocol.certificates import CertificateAcceptedOut, CertificateOut, check_certificate
 from smpcloud.protocol.problems import (
     DuplicateSubmissionError,
     InvalidCertificateError,
     NoRosterError,
     TaskStateError,
 )
-from smpcloud.protocol.schemas import CertificateAcceptedOut, CertificateOut, TaskInfoOut
+from smpcloud.protocol.schemas import TaskInfoOut
 from smpcloud.service.db import CertificateRow, TaskRosterRow
 from smpcloud.service.storage import Storage
 

@@ -30,11 +30,10 @@ from sqlalchemy.orm import Session
 
 from smpcloud.crypto.signatures import Roster
 from smpcloud.errors import InvalidInputError
+from smpcloud.protocol.certificates import CertificateAcceptedOut, CertificateIn
 from smpcloud.protocol.problems import PermissionDeniedError
 from smpcloud.protocol.schemas import (
     AggregateOut,
-    CertificateAcceptedOut,
-    CertificateIn,
     ClientsIn,
     ClientsOut,
     PartialsAcceptedOut,
