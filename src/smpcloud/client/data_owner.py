@@ -256,6 +256,8 @@ class Client(TaskParticipant):
         Raises:
             InvalidInputError: wrong number of values or a non-number.
             OverflowDetectedError: a value outside the declared range, NaN or infinite.
+            UncertifiedTaskError: t pinned key holders did not certify the task as served
+                (nothing is encrypted).
             KeyMismatchError: the served key is not the pinned one.
             TransportError: the task's info could not be fetched.
         """
@@ -308,6 +310,8 @@ class Client(TaskParticipant):
         Raises:
             InvalidInputError: wrong number of values or a non-number.
             OverflowDetectedError: a value outside the declared range, NaN or infinite.
+            UncertifiedTaskError: t pinned key holders did not certify the task as served
+                (nothing is encrypted or sent).
             DuplicateSubmissionError: this client already reported (the first report stays).
             TaskStateError: the task is closed.
             TransportError: the service could not be reached.

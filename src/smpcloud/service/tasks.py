@@ -13,6 +13,8 @@ Where things are:
 * :mod:`~smpcloud.service.workers`: the worker processes for aggregation and combining;
 * :mod:`~smpcloud.service.registration` and :mod:`~smpcloud.service.closing`: client
   registration and deadlines, common to every scheme;
+* :mod:`~smpcloud.service.certification`: a Paillier task's key holders' roster and their
+  certificates of the task (which clients verify themselves);
 * :mod:`~smpcloud.service.schemes`: one module (or package) per aggregation scheme behind one
   interface, with the protocol, what the server learns and the measured figures of each:
   Paillier (:mod:`~smpcloud.service.schemes.paillier`, packed tasks as its variant) and Shamir
