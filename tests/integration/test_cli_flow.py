@@ -98,6 +98,8 @@ def test_keygen_serve_task_submit_close_decrypt_result(tmp_path: Path) -> None:
                 str(keys / f"signing_key_{i}.json"),
             )
             assert f"key holder {i} certified" in certified.stdout
+            assert "signed: 'bmi', 3-of-5 key" in certified.stdout
+            assert "3 to 1000000 clients" in certified.stdout
         assert "by holders 1, 3, 5 (3 of 3 needed)" in smp("task", "status").stdout
         for j, value in enumerate(values, start=1):
             done = smp("submit", "--token-file", str(task_dir / f"client_{j}.token"), str(value))

@@ -167,9 +167,9 @@ def certify(
     Refuses unless the server serves the key your share belongs to (with its holders and
     threshold). Then signs the task's statement (key digest, holders, threshold, length,
     encoding, range, packing, min and max clients) and uploads the signature. Clients submit
-    only once t key holders have certified the task. Read the task's parameters first
-    (smpcloud task status, or the administrator's announcement): your signature says you
-    agree to them.
+    only once t key holders have certified the task. It prints what it signed: your
+    signature says you agree to those parameters (the server chose them: compare them with
+    the administrator's announcement, and tell the clients if they differ).
     """
     from smpcloud.client import KeyHolder
     from smpcloud.keyfiles import load_key_share, load_signing_key
@@ -180,10 +180,17 @@ def certify(
         signing_key = load_signing_key(signing_key_path)
         with KeyHolder(server, task_id, token, share) as holder:
             accepted = holder.certify(signing_key)
+    fields = accepted.signed
     signed = ", ".join(str(i) for i in accepted.certified_by)
     click.echo(
         f"key holder {accepted.holder} certified task {task_id}; certified by holders {signed} "
         f"({len(accepted.certified_by)} of {accepted.threshold} needed)"
+    )
+    click.echo(
+        f"  signed: {fields.get('name')!r}, {fields.get('threshold')}-of-{fields.get('holders')} "
+        f"key {str(fields.get('key_digest'))[:16]}, {fields.get('length')} value(s) per client, "
+        f"encoding {fields.get('encoding')}, packing {fields.get('packing') or 'none'}, "
+        f"{fields.get('min_clients')} to {fields.get('max_clients')} clients"
     )
 
 

@@ -21,7 +21,11 @@ from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.crypto.wire import decode_int
 from smpcloud.errors import InvalidInputError, KeyMismatchError, MalformedCiphertextError
 from smpcloud.parallel import CryptoPool
-from smpcloud.protocol.certificates import CertificateAcceptedOut, sign_certificate
+from smpcloud.protocol.certificates import (
+    CertificateAcceptedOut,
+    certificate_fields,
+    sign_certificate,
+)
 from smpcloud.protocol.schemas import AggregateOut, PartialsAcceptedOut, PartialsIn, TaskInfoOut
 
 #: Default seconds per HTTP request of a key holder (see :class:`KeyHolder`).
@@ -118,6 +122,7 @@ class KeyHolder(TaskParticipant):
             holder=accepted.holder,
             certified_by=list(accepted.certified_by),
             threshold=accepted.threshold,
+            signed=certificate_fields(out),
         )
 
     def contribute(

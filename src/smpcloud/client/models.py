@@ -150,12 +150,15 @@ class CertificateAccepted:
         holder: this key holder's index.
         certified_by: every holder whose certificate the server holds, in increasing order.
         threshold: certificates a client needs (t).
+        signed: the statement's fields this holder signed
+            (:func:`smpcloud.protocol.certificates.certificate_fields`): what it vouched for.
     """
 
     task_id: str
     holder: int
     certified_by: list[int]
     threshold: int
+    signed: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
