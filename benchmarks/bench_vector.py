@@ -68,6 +68,7 @@ from _common import machine_line, print_table
 from smpcloud.client import Admin, Client, KeyHolder, PreparedReport
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing
+from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.crypto.wire import encode_int
 from smpcloud.parallel import CryptoPool
 from smpcloud.ports import free_port
@@ -189,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     insecure = args.bits < 2048
     public, shares = threshold.deal(args.bits, n=5, t=3, insecure=insecure)
+    signing = [SigningKey.generate() for _ in shares]
+    roster = Roster(3, {s.index: k.verify_key for s, k in zip(shares, signing, strict=True)})
     print(f"key ceremony (dealer, once, not counted): {time.perf_counter() - start:.2f} s")
     pk = public.public_key
     packing = Packing.for_key(
@@ -220,14 +223,21 @@ def main(argv: list[str] | None = None) -> int:
         pool.start()
         print(f"local worker pool start (once, not counted): {time.perf_counter() - start:.2f} s")
         start = time.perf_counter()
-        task = admin.create_task(public, name="bench vector", packing=packing, min_clients=2)
+        task = admin.create_task(
+            public, name="bench vector", packing=packing, min_clients=2, roster=roster
+        )
+        for i in (0, 2, 4):  # key holders 1, 3 and 5 certify the task
+            with KeyHolder(url, task.task_id, task.holder_tokens[i], shares[i]) as holder:
+                holder.certify(signing[i])
         creds = admin.register_clients(task.task_id, args.clients)
-        timed(phases, "setup (create task, register clients)", start)
+        timed(phases, "setup (create task, certify, register clients)", start)
 
         # One client device alone (critical path only): the SDK's default path in one process,
         # with its own key object (its DJN table built on the first encryption, included).
         start = time.perf_counter()
-        with Client(url, task.task_id, creds[0].token, allow_insecure_keys=insecure) as one:
+        with Client(
+            url, task.task_id, creds[0].token, holders=roster, allow_insecure_keys=insecure
+        ) as one:
             one.prepare(rows[0])
         one_client = time.perf_counter() - start
 
@@ -246,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("a report has the wrong number of ciphertexts")
 
         def upload(index: int) -> None:
-            with Client(url, task.task_id, creds[index].token, timeout=120.0) as client:
+            with Client(
+                url, task.task_id, creds[index].token, holders=roster, timeout=120.0
+            ) as client:
                 client.upload(prepared[index])
 
         start = time.perf_counter()

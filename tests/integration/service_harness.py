@@ -21,6 +21,7 @@ import httpx
 
 from smpcloud.client import Admin, Client, ClientCredentials, KeyHolder, TaskCreated
 from smpcloud.crypto import threshold
+from smpcloud.crypto.signatures import Roster
 from smpcloud.crypto.wire import encode_int
 from smpcloud.ports import free_port
 
@@ -129,8 +130,18 @@ class ServerProcess:
     def admin(self) -> Admin:
         return Admin(self.base_url, self.admin_token, timeout=30.0)
 
-    def client(self, task_id: str, token: str) -> Client:
-        return Client(self.base_url, task_id, token, allow_insecure_keys=True, timeout=30.0)
+    def client(self, task_id: str, token: str, *, holders: Roster | None = None) -> Client:
+        """A client pinning ``holders``; without it, one that skips certification (tests
+        that are not about certification and have no signing keys)."""
+        return Client(
+            self.base_url,
+            task_id,
+            token,
+            holders=holders,
+            insecure_skip_certification=holders is None,
+            allow_insecure_keys=True,
+            timeout=30.0,
+        )
 
     def holder(self, task: TaskCreated, share: threshold.KeyShare) -> KeyHolder:
         return KeyHolder(

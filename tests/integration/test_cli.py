@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from smpcloud.crypto import threshold
-from smpcloud.keyfiles import read_json
+from smpcloud.keyfiles import load_roster, load_signing_key, read_json
 
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
 
@@ -31,7 +31,7 @@ def run(
 def test_help_lists_every_command() -> None:
     out = run("--help")
     assert out.returncode == 0
-    for command in ("demo", "keygen", "serve", "task", "submit", "decrypt", "result"):
+    for command in ("demo", "keygen", "serve", "task", "certify", "submit", "decrypt", "result"):
         assert command in out.stdout
     for sub in ("create", "close", "status"):
         assert sub in run("task", "--help").stdout
@@ -57,6 +57,13 @@ def test_keygen_writes_a_usable_key_with_private_shares(tmp_path: Path) -> None:
     ]
     for i in (1, 2, 3):
         assert stat.S_IMODE((tmp_path / f"key_share_{i}.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE((tmp_path / f"signing_key_{i}.json").stat().st_mode) == 0o600
+    roster = load_roster(tmp_path / "holders.json")
+    assert (roster.threshold, sorted(roster.keys)) == (2, [1, 2, 3])
+    assert stat.S_IMODE((tmp_path / "holders.json").stat().st_mode) == 0o644
+    for i in (1, 2, 3):
+        assert load_signing_key(tmp_path / f"signing_key_{i}.json").verify_key == roster.keys[i]
+    assert f"holders fingerprint {roster.digest()}" in out.stdout
     c = pk.encrypt(-31) + pk.encrypt(10)
     assert (
         threshold.combine(pk, [shares[2].partial_decrypt(c), shares[0].partial_decrypt(c)]) == -21

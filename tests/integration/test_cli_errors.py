@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from service_harness import ServerProcess
 
+from smpcloud.keyfiles import load_roster, load_signing_key
 from smpcloud.ports import free_port
 
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
@@ -71,6 +72,8 @@ def world(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Wo
                 "create",
                 "--public-key",
                 str(keys / "public_key.json"),
+                "--holders",
+                str(keys / "holders.json"),
                 "--name",
                 name,
                 "--clients",
@@ -91,6 +94,23 @@ def world(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Wo
             p.read_text().strip() for p in (root / name).glob("*.token")
         )
     task_id = json.loads((dirs[0] / "task.json").read_text())["task_id"]
+    env["SMPCLOUD_HOLDERS"] = str(keys / "holders.json")
+    for i in (1, 2):  # the first task is certified (2 of 3); the other is not
+        certified = run(
+            [
+                "certify",
+                "--task",
+                task_id,
+                "--token-file",
+                str(dirs[0] / f"holder_{i}.token"),
+                "--key-share",
+                str(keys / f"key_share_{i}.json"),
+                "--signing-key",
+                str(keys / f"signing_key_{i}.json"),
+            ],
+            env,
+        )
+        assert certified.returncode == 0, certified.stderr
     bad = root / "bad"
     bad.mkdir()
     (bad / "empty.token").write_text("")
@@ -311,6 +331,81 @@ CASES: list[tuple[str, list[str], dict[str, str], list[str]]] = [
         {},
         ["--fixed needs --range"],
     ),
+    # certification (finding 1 of issue 14)
+    (
+        "submit without pinned holders",
+        ["submit", "--task", "{task}", "--token-file", "{taskdir}/client_2.token", "1"],
+        {"SMPCLOUD_HOLDERS": ""},
+        ["--holders", "--holders-fingerprint", "SMPCLOUD_HOLDERS"],
+    ),
+    (
+        "submit with a malformed holders fingerprint",
+        [
+            "submit",
+            "--task",
+            "{task}",
+            "--token-file",
+            "{taskdir}/client_2.token",
+            "--holders-fingerprint",
+            "abc",
+            "1",
+        ],
+        {"SMPCLOUD_HOLDERS": ""},
+        ["64 hex digits"],
+    ),
+    (
+        "submit to an uncertified task",
+        ["submit", "--task", "{othertask}", "--token-file", "{other}/client_1.token", "1"],
+        {},
+        ["UncertifiedTaskError", "0 valid signature(s)", "2 needed", "smpcloud certify"],
+    ),
+    (
+        "holders file of another kind",
+        [
+            "submit",
+            "--task",
+            "{task}",
+            "--token-file",
+            "{taskdir}/client_2.token",
+            "--holders",
+            "{keys}/public_key.json",
+            "1",
+        ],
+        {"SMPCLOUD_HOLDERS": ""},
+        ["public_key.json", "not a holder roster"],
+    ),
+    (
+        "certify with another holder's signing key",
+        [
+            "certify",
+            "--task",
+            "{task}",
+            "--token-file",
+            "{taskdir}/holder_3.token",
+            "--key-share",
+            "{keys}/key_share_3.json",
+            "--signing-key",
+            "{keys}/signing_key_1.json",
+        ],
+        {},
+        ["KeyMismatchError", "holder 3"],
+    ),
+    (
+        "certify with a malformed signing key",
+        [
+            "certify",
+            "--task",
+            "{task}",
+            "--token-file",
+            "{taskdir}/holder_3.token",
+            "--key-share",
+            "{keys}/key_share_3.json",
+            "--signing-key",
+            "{bad}/broken.json",
+        ],
+        {},
+        ["broken.json"],
+    ),
     # keygen, certs, peers
     ("keygen into a file", ["keygen", "--out", "{bad}/a-file"], {}, ["a-file"]),
     (
@@ -371,6 +466,7 @@ def test_a_mistake_is_one_line_and_a_failing_exit(
         "keys": str(world.keys),
         "taskdir": str(world.task_dir),
         "other": str(world.other_task_dir),
+        "othertask": json.loads((world.other_task_dir / "task.json").read_text())["task_id"],
         "closed": closed,
     }
     argv = [a.format(**fill) for a in args]
@@ -412,12 +508,20 @@ def test_keygen_force_replaces_the_whole_set(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert (tmp_path / "public_key.json").read_text() != old_public
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "holders.json",
         "key_share_1.json",
         "key_share_2.json",
         "public_key.json",
+        "signing_key_1.json",
+        "signing_key_2.json",
     ]
-    for name in ("key_share_1.json", "key_share_2.json"):
+    for name in ("key_share_1.json", "key_share_2.json", "signing_key_1.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    roster = load_roster(tmp_path / "holders.json")
+    assert (
+        roster.size == 2
+        and roster.keys[2] == load_signing_key(tmp_path / "signing_key_2.json").verify_key
+    )
 
 
 def test_ctrl_c_during_a_long_command_is_exit_130_and_one_line(tmp_path: Path) -> None:

@@ -64,6 +64,8 @@ def test_keygen_serve_task_submit_close_decrypt_result(tmp_path: Path) -> None:
             "create",
             "--public-key",
             str(keys / "public_key.json"),
+            "--holders",
+            str(keys / "holders.json"),
             "--name",
             "bmi",
             "--clients",
@@ -80,8 +82,28 @@ def test_keygen_serve_task_submit_close_decrypt_result(tmp_path: Path) -> None:
         )
         env["SMPCLOUD_TASK"] = json.loads((task_dir / "task.json").read_text())["task_id"]
         values = [27.5, 31.25, 19.0, 24.125]
+        env["SMPCLOUD_HOLDERS"] = str(keys / "holders.json")
+        # Not certified yet: the client refuses in one line, before encrypting anything.
+        early = smp("submit", "--token-file", str(task_dir / "client_1.token"), "1", ok=False)
+        assert early.returncode == 1 and "0 valid signature(s)" in early.stderr
+        assert "smpcloud certify" in early.stderr and "Traceback" not in early.stderr
+        for i in (1, 3, 5):
+            certified = smp(
+                "certify",
+                "--token-file",
+                str(task_dir / f"holder_{i}.token"),
+                "--key-share",
+                str(keys / f"key_share_{i}.json"),
+                "--signing-key",
+                str(keys / f"signing_key_{i}.json"),
+            )
+            assert f"key holder {i} certified" in certified.stdout
+            assert "signed: 'bmi', 3-of-5 key" in certified.stdout
+            assert "3 to 1000000 clients" in certified.stdout
+        assert "by holders 1, 3, 5 (3 of 3 needed)" in smp("task", "status").stdout
         for j, value in enumerate(values, start=1):
-            smp("submit", "--token-file", str(task_dir / f"client_{j}.token"), str(value))
+            done = smp("submit", "--token-file", str(task_dir / f"client_{j}.token"), str(value))
+            assert "certified by key holders 1, 3, 5" in done.stdout
         again = smp("submit", "--token-file", str(task_dir / "client_1.token"), "99", ok=False)
         assert again.returncode == 1 and "already" in again.stderr.lower()
         early = smp("result", ok=False)

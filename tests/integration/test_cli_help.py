@@ -31,6 +31,7 @@ WITH_EXAMPLES = [
     ("task", "list"),
     ("task", "status"),
     ("task", "close"),
+    ("certify",),
     ("submit",),
     ("decrypt",),
     ("result",),
@@ -164,10 +165,14 @@ def test_help_examples_work_verbatim_in_order(tmp_path: Path) -> None:
         flow = [
             *examples("task", "create"),
             *examples("task", "list"),
+            *examples("certify"),
+            # Two more key holders certify: the example key is 3-of-5.
+            "for i in 3 4; do smpcloud certify --token-file task/holder_$i.token --key-share "
+            "keys/key_share_$i.json --signing-key keys/signing_key_$i.json; done",
             *examples("submit"),
             # 8 more clients, so that the example task reaches its --min-clients 10.
-            "for j in 3 4 5 6 7 8 9 10; do smpcloud submit --token-file task/client_$j.token 30"
-            "; done",
+            "for j in 3 4 5 6 7 8 9 10; do smpcloud submit --holders keys/holders.json "
+            "--token-file task/client_$j.token 30; done",
             *examples("task", "status"),
             *examples("task", "close"),
             *examples("decrypt"),

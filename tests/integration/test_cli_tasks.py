@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from service_harness import ServerProcess, assert_problem
 
-from smpcloud.client import Admin
+from smpcloud.client import Admin, KeyHolder
+from smpcloud.keyfiles import load_key_share, load_signing_key, read_token_file
 
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
 
@@ -54,6 +55,7 @@ def env(server: ServerProcess) -> dict[str, str]:
         **os.environ,
         "SMPCLOUD_ADMIN_TOKEN": server.admin_token,
         "SMPCLOUD_SERVER": server.base_url,
+        "SMPCLOUD_HOLDERS": "",  # set per test: the keys fixture's holders.json
     }
 
 
@@ -82,6 +84,8 @@ def create_task(
             "create",
             "--public-key",
             str(keys / "public_key.json"),
+            "--holders",
+            str(keys / "holders.json"),
             "--name",
             f"task in {out.name}",
             "--clients",
@@ -95,7 +99,21 @@ def create_task(
     )
     task_id = json.loads((out / "task.json").read_text())["task_id"]
     assert isinstance(task_id, str)
+    env["SMPCLOUD_HOLDERS"] = str(keys / "holders.json")
+    certify(env, keys, out, task_id)
     return task_id
+
+
+def certify(env: dict[str, str], keys: Path, task_dir: Path, task_id: str) -> None:
+    """Key holders 1 and 2 (of the 2-of-3 key) certify the task, through the SDK."""
+    for i in (1, 2):
+        with KeyHolder(
+            env["SMPCLOUD_SERVER"],
+            task_id,
+            read_token_file(task_dir / f"holder_{i}.token"),
+            load_key_share(keys / f"key_share_{i}.json"),
+        ) as holder:
+            holder.certify(load_signing_key(keys / f"signing_key_{i}.json"))
 
 
 def remember_tokens(server: ServerProcess, task_dir: Path) -> None:

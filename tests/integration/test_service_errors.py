@@ -87,7 +87,9 @@ def test_wrong_token_is_403(server: ServerProcess, key: Key, task) -> None:
         assert_problem(response, 403, "permission-denied", fragment)
         assert token not in response.text
     with (
-        Client(server.base_url, created.task_id, "wrong-token") as client,
+        Client(
+            server.base_url, created.task_id, "wrong-token", insecure_skip_certification=True
+        ) as client,
         pytest.raises(PermissionDeniedError, match="not valid for this task"),
     ):
         client.submit(1)
@@ -417,7 +419,9 @@ def test_unreachable_server_is_a_transport_error() -> None:
 def test_sdk_refuses_an_insecure_key_unless_allowed(server: ServerProcess, key: Key) -> None:
     created, creds = server.new_task(key, 1)
     with (
-        Client(server.base_url, created.task_id, creds[0].token) as client,
+        Client(
+            server.base_url, created.task_id, creds[0].token, insecure_skip_certification=True
+        ) as client,
         pytest.raises(InvalidInputError, match="insecure"),
     ):
         client.submit(1)
@@ -435,6 +439,7 @@ def test_client_pins_the_key(server: ServerProcess, key: Key) -> None:
             creds[0].token,
             public_key=other,
             allow_insecure_keys=True,
+            insecure_skip_certification=True,
         ) as client,
         pytest.raises(InvalidInputError, match="different key"),
     ):

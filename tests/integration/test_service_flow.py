@@ -359,7 +359,12 @@ def test_prepare_then_upload_equals_submit(
     assert pinned == key[0] and not pinned.public_key.has_table
     # No table on the pinned object: a short report is encrypted the classic way.
     with Client(
-        server.base_url, task.task_id, creds[0].token, public_key=pinned, allow_insecure_keys=True
+        server.base_url,
+        task.task_id,
+        creds[0].token,
+        public_key=pinned,
+        allow_insecure_keys=True,
+        insecure_skip_certification=True,
     ) as client:
         prepared = client.prepare(values[0])
         assert isinstance(prepared, PreparedReport) and len(prepared.ciphertexts) == 1
@@ -373,7 +378,12 @@ def test_prepare_then_upload_equals_submit(
     assert pinned.public_key.has_table
     for cred, value in zip(creds[1:], values[1:]):
         with Client(
-            server.base_url, task.task_id, cred.token, public_key=pinned, allow_insecure_keys=True
+            server.base_url,
+            task.task_id,
+            cred.token,
+            public_key=pinned,
+            allow_insecure_keys=True,
+            insecure_skip_certification=True,
         ) as client:
             client.submit(value)
     assert len(classic_calls) == 1

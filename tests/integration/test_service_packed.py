@@ -23,6 +23,7 @@ from smpcloud.client import ConflictError, TaskCreated, TaskEncoding, TaskStateE
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing, pack
 from smpcloud.crypto.paillier import Ciphertext
+from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.crypto.wire import decode_int, encode_int
 from smpcloud.errors import OverflowDetectedError, ThresholdNotMetError
 from smpcloud.parallel import MIN_PARALLEL_PRODUCT, CryptoPool
@@ -530,11 +531,21 @@ def test_cli_task_create_packed(server: ServerProcess, tmp_path: Path) -> None:
 
     public, shares = threshold.deal(2048, n=3, t=2)  # the CLI refuses insecure keys
     write_public_json(tmp_path / "public_key.json", threshold.public_key_to_json(public))
+    signing = {share.index: SigningKey.generate() for share in shares}
     for share in shares:
         write_secret_json(
             tmp_path / f"key_share_{share.index}.json", threshold.key_share_to_json(share)
         )
-    env = {"SMPCLOUD_ADMIN_TOKEN": server.admin_token, "SMPCLOUD_SERVER": server.base_url}
+        write_secret_json(
+            tmp_path / f"signing_key_{share.index}.json", signing[share.index].to_json()
+        )
+    roster = Roster(2, {i: k.verify_key for i, k in signing.items()})
+    write_public_json(tmp_path / "holders.json", roster.to_json())
+    env = {
+        "SMPCLOUD_ADMIN_TOKEN": server.admin_token,
+        "SMPCLOUD_SERVER": server.base_url,
+        "SMPCLOUD_HOLDERS": str(tmp_path / "holders.json"),
+    }
     runner = CliRunner(env=env)
 
     def smp(*args: str) -> str:
@@ -544,6 +555,7 @@ def test_cli_task_create_packed(server: ServerProcess, tmp_path: Path) -> None:
 
     task_dir = tmp_path / "task"
     create = ["task", "create", "--public-key", str(tmp_path / "public_key.json"), "--name", "v"]
+    create += ["--holders", str(tmp_path / "holders.json")]
     smp(
         *create,
         "--clients",
@@ -573,6 +585,16 @@ def test_cli_task_create_packed(server: ServerProcess, tmp_path: Path) -> None:
         assert (info.length, info.ciphertexts) == (200, 2)  # 107 values per ciphertext
     rows = vectors(2, 200, seed=10)
     env["SMPCLOUD_TASK"] = task_id
+    for i in (1, 3):
+        smp(
+            "certify",
+            "--token-file",
+            str(task_dir / f"holder_{i}.token"),
+            "--key-share",
+            str(tmp_path / f"key_share_{i}.json"),
+            "--signing-key",
+            str(tmp_path / f"signing_key_{i}.json"),
+        )
     for j, row in enumerate(rows, start=1):
         smp("submit", "--token-file", str(task_dir / f"client_{j}.token"), "--", *map(str, row))
     smp("task", "close")

@@ -12,7 +12,9 @@ sum is revealed:
 * **Cloud aggregation** (:class:`ServiceAggregator`): the owners are clients of the
   aggregation service, started as a subprocess on 127.0.0.1. Each client encrypts its vector
   under a threshold Paillier key and uploads only ciphertexts; the server adds them without
-  being able to read them; t of the n key holders decrypt only the aggregate.
+  being able to read them; t of the n key holders decrypt only the aggregate. Each task is
+  first certified by t key holders (their signatures over its key and parameters), and every
+  client checks those signatures against the pinned roster before it encrypts.
 
 Packing (cloud mode). Each task is a packed task of the service
 (:mod:`smpcloud.crypto.packing`): the clients' fixed-point values go many to a plaintext, the
@@ -41,6 +43,7 @@ import numpy.typing as npt
 from smpcloud.client import Admin, Client, KeyHolder
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing
+from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.errors import InvalidInputError, ProtocolError, TransportError
 from smpcloud.mpc.certs import create_deployment
 from smpcloud.mpc.config import load_deployment, render_deployment
@@ -300,6 +303,8 @@ class ServiceAggregator:
         self._admin: Admin | None = None
         self._key: threshold.ThresholdPublicKey | None = None
         self._shares: list[threshold.KeyShare] = []
+        self._signing: list[SigningKey] = []
+        self._roster: Roster | None = None
 
     @property
     def seconds(self) -> dict[str, float]:
@@ -313,6 +318,10 @@ class ServiceAggregator:
             with self.watch("key_ceremony"):
                 self._key, self._shares = threshold.deal(
                     self.key_bits, n=self.holders, t=self.t, insecure=self.insecure_keys
+                )
+                self._signing = [SigningKey.generate() for _ in self._shares]
+                self._roster = Roster(
+                    self.t, {i: k.verify_key for i, k in enumerate(self._signing, start=1)}
                 )
             _say(self.progress, "starting the aggregation server on 127.0.0.1")
             with self.watch("server_start"):
@@ -374,8 +383,8 @@ class ServiceAggregator:
             OverflowDetectedError: a value outside [-B, B], NaN or infinite (nothing is sent).
             ProtocolError: the service counted a different number of reports.
         """
-        admin, key = self._admin, self._key
-        if admin is None or key is None:
+        admin, key, roster = self._admin, self._key, self._roster
+        if admin is None or key is None or roster is None:
             raise InvalidInputError("use ServiceAggregator as a context manager")
         vecs = [np.asarray(v, dtype=np.float64).ravel() for v in vectors]
         if len(vecs) < 2:
@@ -399,8 +408,15 @@ class ServiceAggregator:
             max_additions=clients,
             frac_bits=bits,
         )
-        task = admin.create_task(key, name=name, packing=layout, min_clients=clients)
+        task = admin.create_task(key, name=name, packing=layout, min_clients=clients, roster=roster)
         credentials = admin.register_clients(task.task_id, clients)
+        rng = secrets.SystemRandom()
+        with self.watch("certify"):
+            for index in sorted(rng.sample(range(self.holders), self.t)):
+                with KeyHolder(
+                    self._url, task.task_id, task.holder_tokens[index], self._shares[index]
+                ) as holder:
+                    holder.certify(self._signing[index])
         _say(self.progress, f"{name}: {clients} clients encrypt and upload {length} values")
         with self.watch("encrypt_and_upload"):
             for cred, vec in zip(credentials, vecs, strict=True):  # on each client's machine
@@ -408,6 +424,7 @@ class ServiceAggregator:
                     self._url,
                     task.task_id,
                     cred.token,
+                    holders=roster,
                     public_key=key,
                     allow_insecure_keys=self.insecure_keys,
                 ) as client:
@@ -416,7 +433,7 @@ class ServiceAggregator:
             admin.close(task.task_id)
         _say(self.progress, f"{name}: {self.t} of {self.holders} key holders decrypt the sum")
         with self.watch("threshold_decryption"):
-            chosen = sorted(secrets.SystemRandom().sample(range(self.holders), self.t))
+            chosen = sorted(rng.sample(range(self.holders), self.t))
             for index in chosen:
                 with KeyHolder(
                     self._url, task.task_id, task.holder_tokens[index], self._shares[index]

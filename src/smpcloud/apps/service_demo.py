@@ -2,22 +2,27 @@
 
 What happens (the paper's Figures 1 and 2, for real, on 127.0.0.1):
 
-1. A dealer creates a 3-of-5 threshold Paillier key (safe primes) and hands one key share to
-   each of five key holders.
+1. A dealer creates a 3-of-5 threshold Paillier key (safe primes) and hands one key share and
+   one Ed25519 signing key to each of five key holders; the holders' verify keys form the
+   roster every client pins.
 2. The aggregation server starts (uvicorn, an ephemeral port, a SQLite file in a temporary
    directory; :func:`smpcloud.service.local.local_server`). The administrator creates a task
-   and registers N clients, each with a token.
+   with the roster and registers N clients, each with a token. Three key holders certify the
+   task (sign its key and parameters as served; :mod:`smpcloud.protocol.certificates`).
 3. Each client holds one patient's body-mass index from scikit-learn's diabetes dataset
    (442 real patients, :func:`smpcloud.datasets.patient_bmis`; more clients than patients
-   reuse rows). It encodes the value as fixed
-   point, encrypts it locally and uploads only the ciphertext over HTTP.
+   reuse rows). It checks that t pinned key holders certified the task's key and parameters,
+   encodes the value as fixed point, encrypts it locally and uploads only the ciphertext over
+   HTTP.
 4. The server multiplies the ciphertexts (adding the plaintexts) without being able to read
    them, closes the task and publishes the aggregate ciphertext and the count.
 5. Three of the five key holders each upload a partial decryption with a zero-knowledge proof;
    the server checks the proofs, combines, and publishes the sum, count and average.
 
 Reveals: the sum, the count and the average. The server stores ciphertexts only; no party below
-the threshold can decrypt anything.
+the threshold can decrypt anything, and the server cannot make a client encrypt under a key of
+its own (the clients verify the holders' certificates). The dealer is trusted (it makes the key
+shares and the signing keys).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 from smpcloud.client import Admin, Client, KeyHolder, TaskEncoding
 from smpcloud.crypto import threshold
+from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.datasets import BMI_RANGE, FRAC_BITS, patient_bmis
 from smpcloud.errors import InvalidInputError
 from smpcloud.service.local import local_server
@@ -54,6 +60,7 @@ class ServiceDemoReport:
     seconds: dict[str, float] = field(default_factory=dict)
     server_storage: list[str] = field(default_factory=list)
     holders_used: list[int] = field(default_factory=list)
+    certified_by: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Return one JSON-ready object (no keys, tokens or individual values)."""
@@ -66,7 +73,12 @@ class ServiceDemoReport:
             "plaintext_average": self.plaintext_average,
             "abs_error": abs(self.secure_average - self.plaintext_average),
             "bits": self.bits,
-            "key_holders": {"n": self.holders, "t": self.threshold, "used": self.holders_used},
+            "key_holders": {
+                "n": self.holders,
+                "t": self.threshold,
+                "used": self.holders_used,
+                "certified_by": self.certified_by,
+            },
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
             "server_storage": self.server_storage,
         }
@@ -124,6 +136,11 @@ def run(
 
     start = time.perf_counter()
     public_key, key_shares = threshold.deal(bits, n=holders, t=t)
+    signing_keys = [SigningKey.generate() for _ in key_shares]
+    roster = Roster(
+        t,
+        {share.index: key.verify_key for share, key in zip(key_shares, signing_keys, strict=True)},
+    )
     report.seconds["key_ceremony"] = time.perf_counter() - start
 
     admin_token = secrets.token_urlsafe(32)
@@ -138,13 +155,23 @@ def run(
                 length=1,
                 encoding=TaskEncoding.fixed(FRAC_BITS, *BMI_RANGE),
                 min_clients=min(clients, 10),
+                roster=roster,
             )
             credentials = admin.register_clients(task.task_id, clients)
             report.seconds["setup"] = time.perf_counter() - start
 
             start = time.perf_counter()
+            rng = secrets.SystemRandom()
+            for index in sorted(rng.sample(range(holders), t)):
+                with KeyHolder(
+                    url, task.task_id, task.holder_tokens[index], key_shares[index]
+                ) as holder:
+                    report.certified_by = holder.certify(signing_keys[index]).certified_by
+            report.seconds["certify"] = time.perf_counter() - start
+
+            start = time.perf_counter()
             for i, (cred, value) in enumerate(zip(credentials, values, strict=True), start=1):
-                with Client(url, task.task_id, cred.token) as client:
+                with Client(url, task.task_id, cred.token, holders=roster) as client:
                     client.submit(float(value))
                 if progress:
                     progress(i, clients)
@@ -155,7 +182,7 @@ def run(
             report.seconds["close_and_aggregate"] = time.perf_counter() - start
 
             start = time.perf_counter()
-            chosen = sorted(secrets.SystemRandom().sample(range(holders), t))
+            chosen = sorted(rng.sample(range(holders), t))
             for index in chosen:
                 with KeyHolder(
                     url, task.task_id, task.holder_tokens[index], key_shares[index]

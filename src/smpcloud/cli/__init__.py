@@ -29,7 +29,7 @@ from smpcloud.cli.keys import certs, keygen
 from smpcloud.cli.peers import dealer, party, split_diabetes
 from smpcloud.cli.receipts import receipt
 from smpcloud.cli.serve import serve
-from smpcloud.cli.service import decrypt, result, submit
+from smpcloud.cli.service import certify, decrypt, result, submit
 from smpcloud.cli.shamir import shamir
 from smpcloud.cli.task import task
 
@@ -53,6 +53,7 @@ def main() -> None:
     \b
     Quick start:   smpcloud demo                  (everything on 127.0.0.1, a few seconds)
     Aggregation:   smpcloud keygen -> smpcloud serve -> smpcloud task create
+                   -> smpcloud certify (t key holders)
                    -> smpcloud submit (each client) -> smpcloud task close
                    -> smpcloud decrypt (t key holders) -> smpcloud result
                    -> smpcloud receipt verify (each client)
@@ -73,6 +74,7 @@ for _command in (
     bench_group,
     serve,
     task,
+    certify,
     submit,
     decrypt,
     result,

@@ -100,6 +100,9 @@ def demo(clients: int, bits: str, holders: int, t: int, as_json: bool, primitive
         f"{report.plaintext_average:.6f}",
     )
     console.print(table)
+    console.print(
+        f"key holders who certified the task's key (every client checked): {report.certified_by}"
+    )
     console.print(f"key holders who decrypted: {report.holders_used} (any {t} of {holders})")
     phases = Table(title="Time per phase")
     phases.add_column("phase")

@@ -15,7 +15,25 @@ from smpcloud.cli._common import err_console, friendly_errors
 def _existing_key_files(out_dir: Path) -> list[Path]:
     if not out_dir.is_dir():
         return []
-    return sorted([*out_dir.glob("public_key.json"), *out_dir.glob("key_share_*.json")])
+    return sorted(
+        [
+            *out_dir.glob("public_key.json"),
+            *out_dir.glob("key_share_*.json"),
+            *out_dir.glob("holders.json"),
+            *out_dir.glob("signing_key_*.json"),
+        ]
+    )
+
+
+def _stale_numbered(existing: list[Path], prefix: str, holders: int) -> list[Path]:
+    """Files ``<prefix><i>.json`` of a replaced set whose i is beyond the new set's holders."""
+    return [
+        p
+        for p in existing
+        if p.name.startswith(prefix)
+        and p.stem.removeprefix(prefix).isdigit()
+        and not 1 <= int(p.stem.removeprefix(prefix)) <= holders
+    ]
 
 
 @click.command(
@@ -24,6 +42,7 @@ def _existing_key_files(out_dir: Path) -> list[Path]:
 Examples:
   smpcloud keygen --holders 5 --threshold 3 --bits 3072 --out keys/
   smpcloud keygen --holders 5 --threshold 3 --bits 3072 --out keys/ --force
+Give keys/holders.json (or the printed holders fingerprint) to every client.
 """,
 )
 @click.option(
@@ -53,7 +72,8 @@ Examples:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory for public_key.json and key_share_<i>.json (created).",
+    help="Directory for public_key.json, holders.json, key_share_<i>.json and "
+    "signing_key_<i>.json (created).",
 )
 @click.option(
     "--force",
@@ -62,16 +82,30 @@ Examples:
     "old key can then never be decrypted with these shares).",
 )
 def keygen(holders: int, t: int, bits: str, out_dir: Path, force: bool) -> None:
-    """Deal a threshold Paillier key: a public key and one secret share per key holder.
+    """Deal a threshold Paillier key, and a signing key per key holder.
 
     Runs the dealer's ceremony (two random safe primes, the decryption exponent Shamir-shared
-    with t of n needed). Writes OUT/public_key.json (give it to the server and the clients) and
-    OUT/key_share_<i>.json, mode 0600 (give file i to key holder i, over a secure channel, then
-    delete it here). A key already in OUT is refused before anything is generated, unless
-    --force: then the new files replace the old set at once (never a mixture of the two). The
-    dealer's primes are discarded.
+    with t of n needed). Writes, as one set:
+
+    \b
+      OUT/public_key.json      the threshold public key: give it to the administrator
+      OUT/holders.json         the key holders' roster (each holder's verify key and t):
+                               give it to every client (or its printed fingerprint) and
+                               to the administrator (smpcloud task create --holders)
+      OUT/key_share_<i>.json   key holder i's share, mode 0600: give it to holder i only
+      OUT/signing_key_<i>.json key holder i's signing key, mode 0600: to holder i only
+
+    Give each holder its two secret files over a secure channel, then delete them here. The
+    key holders sign (smpcloud certify) each task's key and parameters with their signing
+    keys; clients (smpcloud submit --holders) refuse a task that t of them did not certify,
+    so a server cannot substitute its own key. A key already in OUT is refused before
+    anything is generated, unless --force: then the new files replace the old set at once
+    (never a mixture of the two), and the files of holders beyond the new count are removed.
+    The dealer's primes are discarded; this dealer also made the signing keys, so it must be
+    trusted not to keep them (a trusted-dealer limitation, like the key shares').
     """
     from smpcloud.crypto import threshold
+    from smpcloud.crypto.signatures import Roster, SigningKey
     from smpcloud.keyfiles import write_json_set
 
     if t > holders:
@@ -97,31 +131,36 @@ def keygen(holders: int, t: int, bits: str, out_dir: Path, force: bool) -> None:
     )
     with friendly_errors(), err_console.status("dealing the key..."):
         public_key, shares = threshold.deal(int(bits), n=holders, t=t)
-    stale = [
-        p
-        for p in existing
-        if p.name.startswith("key_share_")
-        and p.name != "key_share_.json"
-        and p.stem.removeprefix("key_share_").isdigit()
-        and not 1 <= int(p.stem.removeprefix("key_share_")) <= holders
-    ]
+    signing_keys = {share.index: SigningKey.generate() for share in shares}
+    roster = Roster(t, {index: key.verify_key for index, key in signing_keys.items()})
+    stale = _stale_numbered(existing, "key_share_", holders)
+    stale += _stale_numbered(existing, "signing_key_", holders)
+    secret_files: dict[str | os.PathLike[str], object] = {
+        out_dir / f"key_share_{share.index}.json": threshold.key_share_to_json(share)
+        for share in shares
+    }
+    secret_files.update(
+        {out_dir / f"signing_key_{i}.json": key.to_json() for i, key in signing_keys.items()}
+    )
     with friendly_errors():
         write_json_set(
-            {out_dir / "public_key.json": threshold.public_key_to_json(public_key)},
             {
-                out_dir / f"key_share_{share.index}.json": threshold.key_share_to_json(share)
-                for share in shares
+                out_dir / "public_key.json": threshold.public_key_to_json(public_key),
+                out_dir / "holders.json": roster.to_json(),
             },
+            secret_files,
             overwrite=force,
         )
-        for path in stale:  # shares of the replaced key that the new one does not have
+        for path in stale:  # files of the replaced set's holders that the new one does not have
             path.unlink(missing_ok=True)
     click.echo(
         f"dealt a {bits}-bit {t}-of-{holders} key in {time.perf_counter() - start:.1f} s "
         f"(fingerprint {public_key.fingerprint()})"
     )
     click.echo(f"  {out_dir / 'public_key.json'}")
+    click.echo(f"  {out_dir / 'holders.json'}  (holders fingerprint {roster.digest()})")
     click.echo(f"  {out_dir}/key_share_1.json .. key_share_{holders}.json (mode 0600)")
+    click.echo(f"  {out_dir}/signing_key_1.json .. signing_key_{holders}.json (mode 0600)")
 
 
 @click.command("certs")

@@ -1,4 +1,4 @@
-"""The aggregation service's participant commands: ``submit``, ``decrypt`` and ``result``.
+"""The aggregation service's participant commands: ``submit``, ``certify``, ``decrypt``, ``result``.
 
 ``task`` (the administrator's group) is in :mod:`.task`; ``serve`` in :mod:`.serve`.
 """
@@ -78,10 +78,14 @@ def write_receipt(target: Path, receipt: Receipt | None) -> str:
     "submit",
     context_settings={"ignore_unknown_options": True},
     epilog="""\b
-Examples (SMPCLOUD_TASK set as after smpcloud task create):
-  smpcloud submit --token-file task/client_1.token 27.4
+Examples (SMPCLOUD_TASK set; t key holders ran smpcloud certify):
+  smpcloud submit --holders keys/holders.json --token-file task/client_1.token 27.4
   echo '[24.5]' > value.json
-  smpcloud submit --token-file task/client_2.token --from-file value.json
+  smpcloud submit --holders keys/holders.json --token-file task/client_2.token \\
+      --from-file value.json
+Instead of --holders keys/holders.json, a client may pin --holders-fingerprint HEX (the
+holders fingerprint smpcloud keygen printed), or set SMPCLOUD_HOLDERS or
+SMPCLOUD_HOLDERS_FINGERPRINT.
 A vector task takes as many values as its --length: 0.5 -1.25 3 (negative values are fine),
 or a file: .csv (one row or one column), .npy (a 1-D array) or .json (a list of numbers).
 """,
@@ -91,6 +95,23 @@ or a file: .csv (one row or one column), .npy (a 1-D array) or .json (a list of 
     "--token-file",
     type=click.Path(dir_okay=False, exists=True),
     help="This client's token file (or set SMPCLOUD_TOKEN).",
+)
+@click.option(
+    "--holders",
+    "holders_path",
+    envvar="SMPCLOUD_HOLDERS",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The key holders' roster, holders.json from keygen (or set SMPCLOUD_HOLDERS): "
+    "submit only if t of these holders certified the task's key and parameters.",
+)
+@click.option(
+    "--holders-fingerprint",
+    "holders_fingerprint",
+    envvar="SMPCLOUD_HOLDERS_FINGERPRINT",
+    default=None,
+    help="Instead of --holders: the roster's digest (64 hex digits, the holders fingerprint "
+    "keygen printed; or set SMPCLOUD_HOLDERS_FINGERPRINT); the server's roster must have it.",
 )
 @click.option(
     "--from-file",
@@ -112,6 +133,8 @@ def submit(
     server: str,
     task_id: str,
     token_file: str | None,
+    holders_path: str | None,
+    holders_fingerprint: str | None,
     from_file: Path | None,
     receipt_path: Path | None,
     values: tuple[str, ...],
@@ -122,6 +145,11 @@ def submit(
     --from-file). Only the ciphertexts leave this machine. A second submission is refused by
     the server. The server's signed receipt is checked and written to a file: with it,
     `smpcloud receipt verify` checks that the published log includes this report.
+
+    Before encrypting anything, checks that t of the key holders you pinned (--holders
+    holders.json, or --holders-fingerprint) signed the task's key and parameters as the
+    server serves them: a server that substituted its own key, or lowered the minimum number
+    of clients, is refused (exit status 1).
     """
     from smpcloud.cli.value_files import values_from_arguments, values_from_file
 
@@ -134,15 +162,103 @@ def submit(
         with friendly_errors():
             numbers = values_from_file(from_file)
     token = token_from(token_file)
+    if not holders_path and not holders_fingerprint:
+        raise click.UsageError(
+            "pin the key holders: pass --holders keys/holders.json (from smpcloud keygen) or "
+            "--holders-fingerprint HEX (the holders fingerprint keygen printed), or set "
+            "SMPCLOUD_HOLDERS / SMPCLOUD_HOLDERS_FINGERPRINT"
+        )
+    if holders_path and holders_fingerprint:
+        raise click.UsageError("give either --holders or --holders-fingerprint, not both")
     target = receipt_target(receipt_path, token_file, task_id)
 
     from smpcloud.client import Client
+    from smpcloud.keyfiles import load_roster
 
+    with friendly_errors():
+        roster = load_roster(holders_path) if holders_path else None
     payload = numbers[0] if len(numbers) == 1 else numbers
-    with friendly_errors(server), Client(server, task_id, token) as client:
+    with (
+        friendly_errors(server),
+        Client(
+            server, task_id, token, holders=roster, holders_fingerprint=holders_fingerprint
+        ) as client,
+    ):
+        certified = client.info().certified_by
         receipt = client.submit(payload)
-    click.echo(f"submitted {len(numbers)} encrypted value(s) to task {task_id}")
+    signed = ", ".join(str(i) for i in certified)
+    click.echo(
+        f"submitted {len(numbers)} encrypted value(s) to task {task_id} "
+        f"(certified by key holders {signed})"
+    )
     click.echo(write_receipt(target, receipt))
+
+
+@click.command(
+    "certify",
+    epilog="""\b
+Example (key holder 2, SMPCLOUD_TASK set, after smpcloud task create --holders):
+  smpcloud certify --token-file task/holder_2.token --key-share keys/key_share_2.json \\
+      --signing-key keys/signing_key_2.json
+""",
+)
+@server_options
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="This key holder's token file (or set SMPCLOUD_TOKEN).",
+)
+@click.option(
+    "--key-share",
+    "key_share_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="key_share_<i>.json from keygen: the served key must be the one it belongs to.",
+)
+@click.option(
+    "--signing-key",
+    "signing_key_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="signing_key_<i>.json from keygen: this holder's signing key.",
+)
+def certify(
+    server: str,
+    task_id: str,
+    token_file: str | None,
+    key_share_path: str,
+    signing_key_path: str,
+) -> None:
+    """As a key holder: check the task's key and sign its key and parameters.
+
+    Refuses unless the server serves the key your share belongs to (with its holders and
+    threshold). Then signs the task's statement (key digest, holders, threshold, length,
+    encoding, range, packing, min and max clients) and uploads the signature. Clients submit
+    only once t key holders have certified the task. It prints what it signed: your
+    signature says you agree to those parameters (the server chose them: compare them with
+    the administrator's announcement, and tell the clients if they differ).
+    """
+    from smpcloud.client import KeyHolder
+    from smpcloud.keyfiles import load_key_share, load_signing_key
+
+    token = token_from(token_file)
+    with friendly_errors(server):
+        share = load_key_share(key_share_path)
+        signing_key = load_signing_key(signing_key_path)
+        with KeyHolder(server, task_id, token, share) as holder:
+            accepted = holder.certify(signing_key)
+    fields = accepted.signed
+    signed = ", ".join(str(i) for i in accepted.certified_by)
+    click.echo(
+        f"key holder {accepted.holder} certified task {task_id}; certified by holders {signed} "
+        f"({len(accepted.certified_by)} of {accepted.threshold} needed)"
+    )
+    click.echo(
+        f"  signed: {fields.get('name')!r}, {fields.get('threshold')}-of-{fields.get('holders')} "
+        f"key {str(fields.get('key_digest'))[:16]}, {fields.get('length')} value(s) per client, "
+        f"encoding {fields.get('encoding')}, packing {fields.get('packing') or 'none'}, "
+        f"{fields.get('min_clients')} to {fields.get('max_clients')} clients"
+    )
 
 
 @click.command(
@@ -248,4 +364,4 @@ def result(
     click.echo("\n".join(result_lines(res, show_all=show_all)))
 
 
-__all__ = ["decrypt", "result", "submit", "task"]
+__all__ = ["certify", "decrypt", "result", "submit", "task"]

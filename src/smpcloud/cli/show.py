@@ -81,6 +81,15 @@ def state_line(status: TaskStatus) -> str:
     )
 
 
+def certified_line(status: TaskStatus) -> str:
+    """Which key holders certified a Paillier task (as the server says it checked)."""
+    needed = f"{len(status.certified_by)} of {status.threshold} needed"
+    if not status.certified_by:
+        return f"by no key holder yet ({needed}): key holders run smpcloud certify"
+    holders = ", ".join(str(i) for i in status.certified_by)
+    return f"by holders {holders} ({needed})"
+
+
 def status_lines(status: TaskStatus) -> list[str]:
     """``smpcloud task status`` without --json."""
     rows = [
@@ -108,6 +117,7 @@ def status_lines(status: TaskStatus) -> list[str]:
                 f"{status.threshold} of {status.holders} key holders needed",
             )
         )
+        rows.append(("certified", certified_line(status)))
     rows.append(("deadline", when(status.deadline)))
     rows.append(("created", when(status.created_at)))
     if status.closed_at is not None:

@@ -62,8 +62,8 @@ def _check_out_dir(out_dir: Path) -> None:
     "create",
     epilog="""\b
 Example (keys/ from smpcloud keygen, a server from smpcloud serve):
-  smpcloud task create --public-key keys/public_key.json --name "average BMI" \\
-      --clients 100 --min-clients 10 --fixed 16 --range 0 100 --out task/
+  smpcloud task create --public-key keys/public_key.json --holders keys/holders.json \\
+      --name "average BMI" --clients 100 --min-clients 10 --fixed 16 --range 0 100 --out task/
   export SMPCLOUD_TASK=$(python -c \
       'import json; print(json.load(open("task/task.json"))["task_id"])')
 """,
@@ -76,6 +76,15 @@ Example (keys/ from smpcloud keygen, a server from smpcloud serve):
     required=True,
     type=click.Path(dir_okay=False, exists=True),
     help="public_key.json from keygen.",
+)
+@click.option(
+    "--holders",
+    "holders_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="holders.json from keygen: the key holders' roster. Upload it with the task so the "
+    "key holders can certify it (smpcloud certify); clients refuse tasks t holders did not "
+    "certify.",
 )
 @click.option("--name", required=True, help="A human-readable task name.")
 @click.option(
@@ -116,6 +125,7 @@ def task_create(
     server: str,
     admin_token_file: str | None,
     public_key_path: str,
+    holders_path: str | None,
     name: str,
     clients: int,
     min_clients: int,
@@ -130,18 +140,36 @@ def task_create(
 
     Writes OUT/task.json (server and task id), OUT/client_<j>.token and OUT/holder_<i>.token:
     plain text, one line each (the token), mode 0600. Give each client and each key holder
-    its token over a secure channel.
+    its token over a secure channel. With --holders the roster goes with the task: t key
+    holders then certify it (smpcloud certify) before clients can submit. Without it nobody
+    can certify the task, and clients (who pin the holders) refuse to submit to it.
     """
     from smpcloud.client import Admin, TaskEncoding
     from smpcloud.crypto.packing import Packing
-    from smpcloud.keyfiles import load_threshold_public_key, write_public_json, write_secret_text
+    from smpcloud.crypto.signatures import Roster
+    from smpcloud.keyfiles import (
+        load_roster,
+        load_threshold_public_key,
+        write_public_json,
+        write_secret_text,
+    )
 
     token = admin_token(admin_token_file)
     check_encoding_options(frac_bits, value_range)
     if packed and value_range is None:
         raise click.UsageError("--packed needs --range MIN MAX")
+    roster: Roster | None = None
     with friendly_errors(server):
         public_key = load_threshold_public_key(public_key_path)
+        if holders_path is not None:
+            roster = load_roster(holders_path)
+            if (roster.threshold, roster.size) != (public_key.threshold, public_key.holders):
+                raise click.BadParameter(
+                    f"{holders_path} is a {roster.threshold}-of-{roster.size} roster; the key "
+                    f"is {public_key.threshold}-of-{public_key.holders}: give the holders.json "
+                    "of the same keygen",
+                    param_hint="--holders",
+                )
     _check_out_dir(out_dir)
     with friendly_errors(server):
         packing: Packing | None = None
@@ -170,6 +198,7 @@ def task_create(
                 min_clients=min_clients,
                 deadline=deadline,
                 packing=packing,
+                roster=roster,
             )
             credentials = admin.register_clients(created.task_id, clients)
         write_public_json(out_dir / "task.json", {"server": server, "task_id": created.task_id})
@@ -181,6 +210,16 @@ def task_create(
         f"task {created.task_id} created with {clients} client tokens and "
         f"{len(created.holder_tokens)} key-holder tokens in {out_dir}"
     )
+    if roster is not None:
+        click.echo(
+            f"  next: {roster.threshold} of {roster.size} key holders run smpcloud certify; "
+            "clients submit with --holders holders.json"
+        )
+    else:
+        click.echo(
+            "  no --holders: key holders cannot certify this task, and clients will refuse it",
+            err=True,
+        )
 
 
 @task.command(

@@ -3,14 +3,20 @@
 ```python
 from smpcloud.client import Admin, Client, KeyHolder, TaskEncoding
 from smpcloud.crypto import threshold
+from smpcloud.crypto.signatures import Roster, SigningKey
 
 public_key, shares = threshold.deal(3072, n=5, t=3)          # key ceremony
+signing = [SigningKey.generate() for _ in shares]             # one per key holder
+roster = Roster(3, {s.index: k.verify_key for s, k in zip(shares, signing)})  # holders.json
 with Admin(url, admin_token) as admin:
     task = admin.create_task(public_key, name="average BMI", min_clients=10,
-                             encoding=TaskEncoding.fixed(16, 0.0, 100.0))
+                             encoding=TaskEncoding.fixed(16, 0.0, 100.0), roster=roster)
     creds = admin.register_clients(task.task_id, 100)
-with Client(url, task.task_id, creds[0].token) as client:    # on each client's machine
-    client.submit(23.4)
+for i in (0, 2, 4):                                           # t holders certify the task
+    with KeyHolder(url, task.task_id, task.holder_tokens[i], shares[i]) as holder:
+        holder.certify(signing[i])
+with Client(url, task.task_id, creds[0].token, holders=roster) as client:  # pins the holders
+    client.submit(23.4)                                       # refuses an uncertified task
 admin.close(task.task_id)
 with KeyHolder(url, task.task_id, task.holder_tokens[0], shares[0]) as holder:
     holder.contribute()                                       # t of the n holders do this

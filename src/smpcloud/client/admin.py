@@ -28,6 +28,7 @@ from smpcloud.client.models import (
 )
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing
+from smpcloud.crypto.signatures import Roster
 from smpcloud.errors import InvalidInputError
 from smpcloud.protocol.schemas import (
     DEFAULT_MAX_CLIENTS,
@@ -78,6 +79,7 @@ class Admin(Participant):
         max_clients: int | None = None,
         deadline: datetime | None = None,
         packing: Packing | None = None,
+        roster: Roster | None = None,
     ) -> TaskCreated:
         """Create a task; return its id and one secret token per key holder.
 
@@ -100,6 +102,10 @@ class Admin(Participant):
                 ``Packing.for_key(public_key.public_key, length=..., min_value=...,
                 max_value=..., max_additions=..., frac_bits=...)``): 20x or more fewer
                 ciphertexts to encrypt, upload, aggregate and decrypt for long vectors.
+            roster: the key holders' roster (``holders.json`` from ``smpcloud keygen``, read
+                with :func:`smpcloud.keyfiles.load_roster`), of the key's t and n. Without it
+                the key holders cannot certify the task, and clients that pin the holders
+                (every client by default) refuse to report to it.
 
         Raises:
             InvalidInputError: bad parameters (checked locally, then by the server).
@@ -109,6 +115,8 @@ class Admin(Participant):
             raise InvalidInputError("public_key must be a threshold.ThresholdPublicKey")
         if packing is not None and not isinstance(packing, Packing):
             raise InvalidInputError("packing must be a smpcloud.crypto.packing.Packing")
+        if roster is not None and not isinstance(roster, Roster):
+            raise InvalidInputError("roster must be a smpcloud.crypto.signatures.Roster")
         if length is None:
             length = packing.length if packing is not None else 1
         if max_clients is None:
@@ -120,6 +128,8 @@ class Admin(Participant):
             fields["encoding"] = INTEGER_ENCODING
         if packing is not None:
             fields["packing"] = packing.to_json()
+        if roster is not None:
+            fields["roster"] = roster.to_json()
         try:
             body = TaskIn(
                 name=name,
@@ -133,6 +143,8 @@ class Admin(Participant):
         except ValidationError as exc:
             raise InvalidInputError(f"invalid task: {validation_summary(exc)}") from None
         payload = body.model_dump(mode="json")
+        if roster is None:
+            del payload["roster"]  # servers without certificates refuse unknown fields
         if packing is None:
             del payload["packing"]  # servers without packing refuse unknown fields
         elif encoding is None:

@@ -1,13 +1,21 @@
 """A data owner of the Paillier service: encodes, range-checks, encrypts and uploads its values.
 
 :func:`prepare_report` is the local half (no network): encode, range-check and encrypt one
-client's values under the task's threshold key; :class:`Client` fetches the task's info (or
-checks it against a pinned key), prepares and uploads its one report. Reveals to the server:
-that this client reported, and when; the values stay encrypted under the threshold key.
+client's values under the task's threshold key; :class:`Client` fetches the task's info,
+checks that t of the key holders it pinned certified that key and those parameters
+(:mod:`smpcloud.protocol.certificates`), then prepares and uploads its one report.
+
+Reveals to the server: that this client reported, and when; the values stay encrypted under the
+threshold key. Model: the server may be malicious. It cannot make a client encrypt under a key
+of its choosing, or for a lowered min_clients, another range, length, layout or threshold:
+without t certificates from the pinned roster the client refuses before encrypting anything
+(:class:`~smpcloud.protocol.problems.UncertifiedTaskError`). Trusted: the roster (or its
+digest) the client pinned, received out of band, and t of the key holders.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final, cast
@@ -21,9 +29,12 @@ from smpcloud.client._values import as_values
 from smpcloud.client.models import PreparedReport, Receipt, TaskInfo, read_receipt, read_task_info
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import encrypt_vector
+from smpcloud.crypto.signatures import Roster
 from smpcloud.crypto.wire import encode_int
 from smpcloud.errors import InvalidInputError, KeyMismatchError
 from smpcloud.parallel import CryptoPool
+from smpcloud.protocol.certificates import verify_certified
+from smpcloud.protocol.problems import UncertifiedTaskError
 from smpcloud.protocol.receipts import ReceiptVerificationError, report_leaf
 from smpcloud.protocol.schemas import ReportAcceptedOut, TaskInfoOut
 
@@ -43,7 +54,10 @@ def prepare_report(
     """Encode, range-check and encrypt one client's values for a task; no network.
 
     This is the local half of :meth:`Client.submit` (see :meth:`Client.prepare`), for callers
-    that already hold the task's :class:`TaskInfo`.
+    that already hold the task's :class:`TaskInfo`. It checks nothing about who vouches for
+    the key: ``info`` must come from a verified :meth:`Client.info` (which checks the key
+    holders' certificates against the pinned roster) or from the caller's own check;
+    :meth:`Admin.info` does not verify certificates.
 
     A packed task (``info.packing``): the vector (a list or a numpy array) is range-checked as a
     whole, packed and encrypted with the fast DJN path
@@ -119,15 +133,32 @@ class Client(TaskParticipant):
     same object each time) and call ``pk.public_key.precompute()`` once: the table is then
     built once and used by every client (see :func:`prepare_report`).
 
+    Certification: the client must pin the key holders, with ``holders`` (the roster,
+    ``holders.json`` from ``smpcloud keygen``) or ``holders_fingerprint`` (its
+    :meth:`~smpcloud.crypto.signatures.Roster.digest`, when the file itself cannot be handed
+    over: the served roster must then have that digest). :meth:`info` then verifies that t of
+    those holders signed the task's key and parameters exactly as served, before anything is
+    encrypted. ``insecure_skip_certification=True`` skips that check: for tests that are not
+    about certification only — a client that skips it encrypts under whatever key the server
+    serves.
+
     Args:
         base_url: the service's root URL.
         task_id: the task to report to.
         token: this client's token (from :meth:`Admin.register_clients`).
+        holders: the pinned key holders' roster.
+        holders_fingerprint: the pinned roster's digest (64 hex digits).
+        insecure_skip_certification: do not check certificates (tests only).
         public_key: pin the task's key: refuse to encrypt under anything else; this very object
             (and its fast-encryption table, if built) is used to encrypt.
         allow_insecure_keys: accept keys below 2048 bits (tests only).
         timeout: seconds per HTTP request.
         transport: an ``httpx`` transport instead of the network.
+
+    Raises:
+        InvalidInputError: neither ``holders`` nor ``holders_fingerprint`` nor
+            ``insecure_skip_certification``; a malformed fingerprint, or one that is not
+            ``holders``'s digest.
     """
 
     def __init__(
@@ -136,27 +167,46 @@ class Client(TaskParticipant):
         task_id: str,
         token: str,
         *,
+        holders: Roster | None = None,
+        holders_fingerprint: str | None = None,
+        insecure_skip_certification: bool = False,
         public_key: threshold.ThresholdPublicKey | None = None,
         allow_insecure_keys: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        self._holders, self._fingerprint = _pinned_holders(
+            holders, holders_fingerprint, insecure_skip_certification
+        )
+        self._skip_certification = insecure_skip_certification
         super().__init__(base_url, task_id, token, timeout=timeout, transport=transport)
         self._pinned = public_key
         self._insecure = allow_insecure_keys
         self._info: TaskInfo | None = None
 
     def info(self) -> TaskInfo:
-        """Return the task's key, encoding and length (fetched once, then cached).
+        """Return the task's key, encoding and length (fetched once, then cached), certified.
+
+        Verifies, before returning (so before anything is encrypted), that t holders of the
+        pinned roster signed the task's statement rebuilt from the info as served (key digest,
+        holders, threshold, length, encoding, packing, min_clients, max_clients), and that the
+        served holders and threshold are the key's and the roster's.
 
         Raises:
-            KeyMismatchError: the served key is not the pinned one.
+            UncertifiedTaskError: fewer than t valid certificates from the pinned holders; a
+                served roster that is not the pinned fingerprint's; served holders/threshold
+                that are not the roster's.
+            KeyMismatchError: the served key is not the pinned one, or not of the served
+                holders and threshold.
             InvalidInputError: the served key is malformed or (without
                 ``allow_insecure_keys``) below 2048 bits.
         """
         if self._info is None:
             out = self._conn.request("GET", task_path(self.task_id), TaskInfoOut)
-            info = read_task_info(out, insecure=self._insecure)
+            certified: tuple[int, ...] = ()
+            if not self._skip_certification:  # first: nothing served is used before this
+                certified = verify_certified(out, self._roster_for(out))
+            info = replace(read_task_info(out, insecure=self._insecure), certified_by=certified)
             if self._pinned is not None:
                 if info.public_key != self._pinned:
                     raise KeyMismatchError("the server serves a different key for this task")
@@ -165,6 +215,30 @@ class Client(TaskParticipant):
                 info = replace(info, public_key=self._pinned)
             self._info = info
         return self._info
+
+    def _roster_for(self, out: TaskInfoOut) -> Roster:
+        """The pinned roster, or the served one if it has the pinned fingerprint."""
+        if self._holders is not None:
+            return self._holders
+        if out.roster is None:
+            raise UncertifiedTaskError(
+                f"task {out.task_id!r}: the server serves no key holders' roster, so the "
+                "pinned holders fingerprint cannot be checked; ask the administrator to "
+                "create the task with the roster (smpcloud task create --holders)"
+            )
+        try:
+            served = Roster.from_json(out.roster)
+        except InvalidInputError as exc:
+            raise UncertifiedTaskError(
+                f"task {out.task_id!r}: the served roster is malformed ({exc})"
+            ) from None
+        if served.digest() != self._fingerprint:
+            raise UncertifiedTaskError(
+                f"task {out.task_id!r}: the served key holders' roster has digest "
+                f"{served.digest()}, not the pinned {self._fingerprint}: do not report to "
+                "this task"
+            )
+        return served
 
     def prepare(
         self,
@@ -183,6 +257,8 @@ class Client(TaskParticipant):
         Raises:
             InvalidInputError: wrong number of values or a non-number.
             OverflowDetectedError: a value outside the declared range, NaN or infinite.
+            UncertifiedTaskError: t pinned key holders did not certify the task as served
+                (nothing is encrypted).
             KeyMismatchError: the served key is not the pinned one.
             TransportError: the task's info could not be fetched.
         """
@@ -247,6 +323,8 @@ class Client(TaskParticipant):
         Raises:
             InvalidInputError: wrong number of values or a non-number.
             OverflowDetectedError: a value outside the declared range, NaN or infinite.
+            UncertifiedTaskError: t pinned key holders did not certify the task as served
+                (nothing is encrypted or sent).
             DuplicateSubmissionError: this client already reported (the first report stays).
             TaskStateError: the task is closed.
             TransportError: the service could not be reached.
@@ -276,6 +354,33 @@ def _checked_receipt(out: ReportAcceptedOut, prepared: PreparedReport) -> Receip
         )
     receipt.verify_signature()
     return receipt
+
+
+def _pinned_holders(
+    holders: Roster | None, fingerprint: str | None, skip: bool
+) -> tuple[Roster | None, str | None]:
+    """Check a client's pinning arguments; return the roster and the normalised fingerprint."""
+    if holders is not None and not isinstance(holders, Roster):
+        raise InvalidInputError("holders must be a smpcloud.crypto.signatures.Roster")
+    if fingerprint is not None:
+        if not isinstance(fingerprint, str) or not re.fullmatch(
+            r"[0-9a-f]{64}", fingerprint.strip().lower()
+        ):
+            raise InvalidInputError(
+                "holders_fingerprint: expected the roster's digest, 64 hex digits (printed by "
+                "smpcloud keygen as the holders fingerprint)"
+            )
+        fingerprint = fingerprint.strip().lower()
+        if holders is not None and holders.digest() != fingerprint:
+            raise InvalidInputError("holders_fingerprint is not the digest of holders")
+    if holders is None and fingerprint is None and not skip:
+        raise InvalidInputError(
+            "pin the key holders before reporting: pass holders=load_roster('keys/holders.json') "
+            "(holders.json from smpcloud keygen) or holders_fingerprint='<64 hex digits>' (the "
+            "holders fingerprint smpcloud keygen printed); a client that pins neither would "
+            "encrypt under whatever key the server serves"
+        )
+    return holders, fingerprint
 
 
 __all__ = ["CLASSIC_ENCRYPTION_MAX", "Client", "prepare_report"]

@@ -20,13 +20,18 @@ import httpx
 from smpcloud.client._http import task_path
 from smpcloud.client._participant import TaskParticipant
 from smpcloud.client.aggregate_check import AggregateCheck, check_aggregate
-from smpcloud.client.models import TaskInfo, read_task_info
+from smpcloud.client.models import CertificateAccepted, TaskInfo, read_task_info
 from smpcloud.crypto import threshold
 from smpcloud.crypto.paillier import Ciphertext, PublicKey
-from smpcloud.crypto.signatures import SigningKey
+from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.crypto.wire import decode_int
 from smpcloud.errors import InvalidInputError, KeyMismatchError, MalformedCiphertextError
 from smpcloud.parallel import CryptoPool
+from smpcloud.protocol.certificates import (
+    CertificateAcceptedOut,
+    certificate_fields,
+    sign_certificate,
+)
 from smpcloud.protocol.receipts import ATTESTATION_DOMAIN, attestation_fields
 from smpcloud.protocol.schemas import AggregateOut, PartialsAcceptedOut, PartialsIn, TaskInfoOut
 
@@ -74,6 +79,68 @@ class KeyHolder(TaskParticipant):
 
     def __repr__(self) -> str:
         return f"KeyHolder(task_id={self.task_id!r}, index={self._share.index})"
+
+    def certify(self, signing_key: SigningKey | None = None) -> CertificateAccepted:
+        """Certify the task as served: sign its key and parameters, and upload the signature.
+
+        Fetches the task's info and refuses unless the served key is the key this share
+        belongs to, the served holders and threshold are that key's, and (when the server
+        serves a roster) this holder's entry in it is ``signing_key``'s. Then signs the task's
+        statement (:func:`smpcloud.protocol.certificates.certificate_fields`: key digest,
+        holders, threshold, length, encoding, packing, min_clients, max_clients) and uploads
+        it. Clients encrypt only once t holders of their pinned roster did this.
+
+        What the holder vouches for: that the key is its own key and that these are the
+        parameters it agrees to. It reveals nothing secret (a signature over public data).
+
+        Args:
+            signing_key: this holder's signing key (``signing_key_<i>.json`` from
+                ``smpcloud keygen``); default: the one this object was given.
+
+        Returns:
+            Who has certified the task so far, and how many are needed.
+
+        Raises:
+            KeyMismatchError: the served key is not this share's, or the served roster names
+                another verify key for this holder.
+            NoRosterError: the task was created without a roster.
+            InvalidCertificateError: the server's roster does not accept the signature.
+            TaskStateError: the task is no longer open.
+            DuplicateSubmissionError: this holder certified the task with another signature.
+        """
+        if signing_key is None:
+            signing_key = self._signing_key
+        if not isinstance(signing_key, SigningKey):
+            raise InvalidInputError(
+                "certify needs this holder's signing key (smpcloud.crypto.signatures.SigningKey)"
+            )
+        out = self._conn.request("GET", task_path(self.task_id), TaskInfoOut)
+        info = read_task_info(out, insecure=True)
+        if info.public_key != self._share.public:
+            raise KeyMismatchError(
+                "this task's key is not the key this share belongs to: refusing to certify it"
+            )
+        index = self._share.index
+        if out.roster is not None:
+            served = Roster.from_json(out.roster)
+            if served.keys.get(index) != signing_key.verify_key:
+                raise KeyMismatchError(
+                    f"the task's roster does not name this signing key as holder {index}'s: "
+                    "use signing_key_<i>.json of the same keygen as this key share"
+                )
+        accepted = self._conn.request(
+            "POST",
+            task_path(self.task_id, "certificates"),
+            CertificateAcceptedOut,
+            json=sign_certificate(out, signing_key).model_dump(),
+        )
+        return CertificateAccepted(
+            task_id=accepted.task_id,
+            holder=accepted.holder,
+            certified_by=list(accepted.certified_by),
+            threshold=accepted.threshold,
+            signed=certificate_fields(out),
+        )
 
     def contribute(
         self,

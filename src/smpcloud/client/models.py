@@ -18,7 +18,7 @@ from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing
 from smpcloud.crypto.signatures import VerifyKey, verify_statement
 from smpcloud.crypto.wire import check_json_object
-from smpcloud.errors import InvalidInputError, SignatureError
+from smpcloud.errors import InvalidInputError, KeyMismatchError, SignatureError
 from smpcloud.protocol.receipts import (
     RECEIPT_DOMAIN,
     ReceiptVerificationError,
@@ -75,6 +75,10 @@ class TaskInfo:
         packing: a packed task's layout (None: one ciphertext per value).
         partials_form: how the task's key holders upload (``"partials"`` or ``"batch"``),
             fixed by the first accepted upload; None before it.
+        certified_by: the key holders whose certificates of the task (its key and parameters
+            exactly as served) verified under the client's pinned roster
+            (:meth:`smpcloud.client.Client.info`); empty where nobody checked them
+            (:meth:`smpcloud.client.Admin.info`, or a client that skipped certification).
     """
 
     task_id: str
@@ -90,6 +94,7 @@ class TaskInfo:
     deadline: datetime | None
     packing: Packing | None = None
     partials_form: PartialsForm | None = None
+    certified_by: tuple[int, ...] = ()
 
     @property
     def ciphertexts(self) -> int:
@@ -116,6 +121,8 @@ class TaskStatus:
         partials_form: how the key holders upload (``"partials"``: one partial decryption per
             ciphertext; ``"batch"``: one batch with one proof), fixed by the first accepted
             upload; None before it.
+        certified_by: the key holders whose certificate of the task the server checked
+            against the task's roster (the server's word: a client checks them itself).
     """
 
     task_id: str
@@ -136,11 +143,31 @@ class TaskStatus:
     server_index: int | None = None
     reported: bool | None = None
     partials_form: PartialsForm | None = None
+    certified_by: list[int] = field(default_factory=list)
 
     @property
     def count(self) -> int:
         """The number of reports (same as ``reports``; named like ``TaskResult.count``)."""
         return self.reports
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateAccepted:
+    """The server's answer to a key holder's certificate (:meth:`KeyHolder.certify`).
+
+    Attributes:
+        holder: this key holder's index.
+        certified_by: every holder whose certificate the server holds, in increasing order.
+        threshold: certificates a client needs (t).
+        signed: the statement's fields this holder signed
+            (:func:`smpcloud.protocol.certificates.certificate_fields`): what it vouched for.
+    """
+
+    task_id: str
+    holder: int
+    certified_by: list[int]
+    threshold: int
+    signed: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +320,7 @@ def read_task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
     Raises:
         InvalidInputError: not a Paillier task, a malformed or (without ``insecure``) short
             key, or a packing that does not fit the task.
+        KeyMismatchError: the served holders or threshold are not the served key's.
     """
     if out.scheme != "paillier" or out.public_key is None:
         raise InvalidInputError(
@@ -300,6 +328,11 @@ def read_task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
             "smpcloud.client.ShamirClient / ShamirAggregation"
         )
     public = threshold.public_key_from_json(out.public_key, insecure=insecure)
+    if (public.holders, public.threshold) != (out.holders, out.threshold):
+        raise KeyMismatchError(
+            f"task {out.task_id!r}: the server says {out.threshold} of {out.holders} key "
+            f"holders, but the key it serves is {public.threshold}-of-{public.holders}"
+        )
     packing: Packing | None = None
     if out.packing is not None:
         # A layout that does not fit the task would misplace values: refuse it.
@@ -413,6 +446,7 @@ def read_receipt(out: ReceiptOut) -> Receipt:
 
 __all__ = [
     "RECEIPT_KIND",
+    "CertificateAccepted",
     "ClientCredentials",
     "PreparedReport",
     "Receipt",

@@ -254,7 +254,12 @@ def upload_reports(
     :meth:`smpcloud.client.Client.upload` sends (body :meth:`PreparedReport.request_body
     <smpcloud.client.PreparedReport.request_body>`); ``connections`` threads share the work
     (report i on thread i mod connections), each over one keep-alive connection pool.
-    Everything is checked, and every body serialised, before anything is sent.
+    Everything is checked, and every body serialised, before anything is sent. Nothing here
+    checks who vouches for the key: the reports must have been prepared from a verified
+    :meth:`smpcloud.client.Client.info` (the key holders' certificates checked against the
+    pinned roster) or the caller's own check
+    (:func:`~smpcloud.protocol.certificates.verify_certified`), never from an unchecked
+    :meth:`~smpcloud.client.Admin.info`.
 
     Args:
         base_url: the service's root URL.

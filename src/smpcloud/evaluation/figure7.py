@@ -8,8 +8,10 @@ fractional bits). Each phase is timed on its own:
 Paillier mode (one server; a 3-of-5 threshold key dealt once per run, the dealer's time reported
 separately, not in the figure):
 
-1. **client encryption**: every client encodes, range-checks and encrypts its value
-   (:func:`smpcloud.client.prepare_report`). The clients are simulated on every core by a
+1. **client encryption**: every client checks that 3 of the 5 key holders certified the
+   task's key and parameters as served (their Ed25519 signatures, against the pinned roster,
+   as :meth:`smpcloud.client.Client.info` does), then encodes, range-checks and encrypts its
+   value (:func:`smpcloud.client.prepare_report`). The clients are simulated on every core by a
    process pool (:mod:`smpcloud.evaluation.simulate`): each worker process handles a contiguous
    slice of the clients with *one* key object, whose fast-encryption (DJN) table it builds once
    per slice (when the slice holds more than :data:`~smpcloud.client.sdk.CLASSIC_ENCRYPTION_MAX`
@@ -36,8 +38,9 @@ each server sums its shares), **reconstruction**
 it, cross-checked when more than t answer).
 
 Every secure result is checked against the plaintext (:func:`check_secure_sum`); a wrong sum or
-count raises :class:`~smpcloud.errors.VerificationError`. Setting up a task (creating it and
-registering N clients) is not a phase of the figure.
+count raises :class:`~smpcloud.errors.VerificationError`. Setting up a task (creating it with
+the key holders' roster, 3 key holders certifying it, registering N clients, one client's
+verified :meth:`~smpcloud.client.Client.info`) is not a phase of the figure.
 
 Reveals (to whoever reads the outputs): timings, the count and the sum/average of the public
 dataset's values; no key, token or share is written anywhere.
@@ -69,8 +72,9 @@ from smpcloud.client import (
     upload_shares,
 )
 from smpcloud.crypto import threshold
+from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.datasets import check_extra, patient_bmis
-from smpcloud.errors import InvalidInputError, KeyMismatchError, VerificationError
+from smpcloud.errors import InvalidInputError, VerificationError
 from smpcloud.evaluation.harness import (
     ENCODING,
     KEY_HOLDERS,
@@ -85,6 +89,7 @@ from smpcloud.evaluation.harness import (
 from smpcloud.evaluation.outputs import plot_phases, write_csv
 from smpcloud.evaluation.simulate import (
     encrypt_slice,
+    fetch_certified_task,
     map_slices,
     paired_slices,
     share_slice,
@@ -254,23 +259,33 @@ def _run_paillier(
     steps: Steps,
 ) -> tuple[list[Figure7Row], Figure7Check]:
     public, shares = key
+    signing = {share.index: SigningKey.generate() for share in shares}
+    roster = Roster(public.threshold, {i: k.verify_key for i, k in signing.items()})
     values = patient_bmis(clients)
     seconds: dict[str, float] = {}
     with Admin(url, admin_token, timeout=_HTTP_TIMEOUT) as admin:
-        steps.next(_label("paillier", clients, "setup (task, client registration)"))
+        steps.next(_label("paillier", clients, "setup (task, certificates, registration)"))
         start = time.perf_counter()
         task = admin.create_task(
-            public, name=f"figure 7, {clients} clients", encoding=ENCODING, min_clients=clients
+            public,
+            name=f"figure 7, {clients} clients",
+            encoding=ENCODING,
+            min_clients=clients,
+            roster=roster,
         )
+        rng = secrets.SystemRandom()
+        for index in sorted(rng.sample(range(len(shares)), public.threshold)):
+            with KeyHolder(url, task.task_id, task.holder_tokens[index], shares[index]) as holder:
+                holder.certify(signing[shares[index].index])
         credentials = admin.register_clients(task.task_id, clients)
-        info = admin.info(task.task_id, allow_insecure_keys=allow_insecure_keys)
-        if info.public_key != public:
-            raise KeyMismatchError("the server serves a different key for this task")
+        certified = fetch_certified_task(
+            url, task.task_id, credentials[0].token, roster, public, timeout=_HTTP_TIMEOUT
+        )
         setup = time.perf_counter() - start
 
         steps.next(_label("paillier", clients, PAILLIER_PHASES[0]))
         start = time.perf_counter()
-        prepared = map_slices(pool, encrypt_slice, info, slices(values, workers))
+        prepared = map_slices(pool, encrypt_slice, certified, slices(values, workers))
         seconds[PAILLIER_PHASES[0]] = time.perf_counter() - start
 
         steps.next(_label("paillier", clients, PAILLIER_PHASES[1]))
@@ -293,7 +308,7 @@ def _run_paillier(
             )
 
         steps.next(_label("paillier", clients, PAILLIER_PHASES[3]))
-        chosen = sorted(secrets.SystemRandom().sample(range(len(shares)), public.threshold))
+        chosen = sorted(rng.sample(range(len(shares)), public.threshold))
         start = time.perf_counter()
         for index in chosen:
             with KeyHolder(url, task.task_id, task.holder_tokens[index], shares[index]) as holder:

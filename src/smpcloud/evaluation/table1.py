@@ -12,13 +12,16 @@ measures the service end to end):
    under a key the server holds (fresh 96-bit nonce, the task id as associated data) and sends
    nonce and ciphertext-with-tag in base64 JSON; the server decrypts and adds. Protected on the
    wire, but the server learns every value.
-3. **Paillier SMPC**: each client encodes and encrypts under the 3-of-5 threshold key
-   (:func:`smpcloud.client.prepare_report`): classic r^n encryption as a one-shot device does,
-   and, on a second row, the fast DJN encryption with the key object's table already built (a
-   process that encrypts many values). The server validates each ciphertext (range, coprime
-   to n) and multiplies them all, as the service does; 3 of the 5 key holders partial-decrypt
-   the aggregate with proofs and the proofs are checked when combining. The server learns the
-   count; only the sum is ever decrypted.
+3. **Paillier SMPC**: each client checks that 3 of the 5 key holders certified the task's key
+   and parameters (their Ed25519 signatures over the task as served, against the pinned roster:
+   :func:`smpcloud.protocol.certificates.verify_certified`, as
+   :meth:`smpcloud.client.Client.info` does), then encodes and encrypts under the 3-of-5
+   threshold key (:func:`smpcloud.client.prepare_report`): classic r^n encryption as a one-shot
+   device does, and, on a second row, the fast DJN encryption with the key object's table
+   already built (a process that encrypts many values). The server validates each ciphertext
+   (range, coprime to n) and multiplies them all, as the service does; 3 of the 5 key holders
+   partial-decrypt the aggregate with proofs and the proofs are checked when combining. The
+   server learns the count; only the sum is ever decrypted.
 4. **Shamir SMPC**: each client Shamir-shares its value to 3 servers, t = 2, and seals share
    j to server j's key (:func:`smpcloud.client.prepare_shares`); each server opens, decodes
    and checks its shares and adds them; the analyst rebuilds the sum from 2 servers' shares of
@@ -30,11 +33,12 @@ encrypting the same fixed-point values and summing them (single key, no threshol
 ciphertext validation), and **MPyC** (3 local parties as subprocesses, ``-M3``): a secure sum
 of the same values, each party entering a third of them as a secure NumPy array of SecInt(64).
 
-Columns: time per client (median over the clients, one core: encode, encrypt or share, and
-serialise the request body), server time (all N reports: parse, decrypt or validate, combine;
-for Shamir, each of the 3 servers), release (decrypting or rebuilding the result), bytes one
-client uploads (the real JSON request body: for Paillier and Shamir the service's
-``ReportIn`` as the SDK sends it, measured as httpx encodes it), and what the server learns.
+Columns: time per client (median over the clients, one core: for Paillier, check the holders'
+certificates (~1 ms), then encode, encrypt or share, and serialise the request body), server
+time (all N reports: parse, decrypt or validate, combine; for Shamir, each of the 3 servers),
+release (decrypting or rebuilding the result), bytes one client uploads (the real JSON request
+body: for Paillier and Shamir the service's ``ReportIn`` as the SDK sends it, measured as httpx
+encodes it), and what the server learns.
 
 Every result is checked against the plaintext
 (:func:`~smpcloud.evaluation.harness.check_secure_sum`); a wrong one raises
@@ -67,6 +71,7 @@ from smpcloud.crypto import threshold
 from smpcloud.crypto.paillier import Ciphertext, PublicKey
 from smpcloud.crypto.sealing import OpeningKey
 from smpcloud.crypto.shamir import Share, reconstruct_elements
+from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.crypto.wire import decode_int
 from smpcloud.datasets import check_extra, patient_bmis
 from smpcloud.errors import (
@@ -93,7 +98,8 @@ from smpcloud.evaluation.table1_rows import (
     render_markdown,
     timed_each,
 )
-from smpcloud.protocol.schemas import ReportIn
+from smpcloud.protocol.certificates import CertificateOut, sign_certificate, verify_certified
+from smpcloud.protocol.schemas import ReportIn, TaskInfoOut
 from smpcloud.protocol.sharing import SHAMIR_FIELD, open_share
 
 MD_NAME: Final = "table1.md"
@@ -195,6 +201,32 @@ def _threshold_release(
     return plain, time.perf_counter() - start
 
 
+def _certified(info: TaskInfo) -> tuple[TaskInfoOut, Roster]:
+    """The task as a server serves it, certified by 3 of the 5 key holders, and the roster."""
+    signing = {i: SigningKey.generate() for i in range(1, info.holders + 1)}
+    roster = Roster(info.threshold, {i: k.verify_key for i, k in signing.items()})
+    served = TaskInfoOut(
+        task_id=info.task_id,
+        name=info.name,
+        state=info.state,
+        length=info.length,
+        encoding=info.encoding,
+        public_key=threshold.public_key_to_json(info.public_key),
+        holders=info.holders,
+        threshold=info.threshold,
+        min_clients=info.min_clients,
+        max_clients=info.max_clients,
+        deadline=info.deadline,
+        roster=roster.to_json(),
+    )
+    chosen = sorted(secrets.SystemRandom().sample(sorted(signing), info.threshold))
+    certificates = [
+        CertificateOut(holder=i, signature=sign_certificate(served, signing[i]).signature)
+        for i in chosen
+    ]
+    return served.model_copy(update={"certificates": certificates}), roster
+
+
 def _paillier(
     values: list[float],
     key: tuple[threshold.ThresholdPublicKey, Sequence[threshold.KeyShare]],
@@ -223,9 +255,13 @@ def _paillier(
         max_clients=MAX_CLIENTS,
         deadline=None,
     )
-    bodies, per_client = timed_each(
-        values, lambda v: json_bytes(prepare_report(info, v).request_body())
-    )
+    served, roster = _certified(info)
+
+    def client(value: float) -> bytes:
+        verify_certified(served, roster)  # before encrypting, as Client.info does
+        return json_bytes(prepare_report(info, value).request_body())
+
+    bodies, per_client = timed_each(values, client)
     start = time.perf_counter()
     total = _paillier_server(public.public_key, bodies)
     server = time.perf_counter() - start

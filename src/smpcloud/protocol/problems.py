@@ -26,6 +26,7 @@ from smpcloud.errors import (
     ProtocolError,
     SealError,
     ShareError,
+    SignatureError,
     SmpcError,
     ThresholdNotMetError,
     TransportError,
@@ -75,6 +76,26 @@ class UnsealedShareError(ShareError):
     proxy, a TLS terminator) can read them. The report is discarded; nothing is stored."""
 
 
+class NoRosterError(InvalidInputError):
+    """The task was created without a key holders' roster, so nobody can certify it.
+
+    Create the task with ``roster`` (``smpcloud task create --holders keys/holders.json``).
+    """
+
+
+class InvalidCertificateError(SignatureError):
+    """A key holder's certificate does not verify under its key in the task's roster."""
+
+
+class UncertifiedTaskError(SignatureError):
+    """Fewer than t pinned key holders certified the task's key and parameters as served.
+
+    Raised by the SDK (:meth:`smpcloud.client.Client.info`) before anything is encrypted: the
+    server may have substituted the key, or changed the task's parameters, or the key holders
+    have not certified the task yet (ask t of them to run ``smpcloud certify``).
+    """
+
+
 class ServiceError(SmpcError):
     """The server failed or answered something the SDK does not understand (HTTP 5xx, ...)."""
 
@@ -116,8 +137,11 @@ PROBLEM_TYPES: Final[tuple[ProblemType, ...]] = (
     ),
     ProblemType(SealError, "sealed-share-not-opened", 422, "Sealed share does not open"),
     ProblemType(ShareError, "invalid-share", 422, "Invalid share"),
+    ProblemType(NoRosterError, "no-roster", 422, "The task has no key holders' roster"),
     ProblemType(InvalidInputError, "invalid-input", 422, "Invalid input"),
     ProblemType(OverflowDetectedError, "overflow", 422, "Value out of range"),
+    ProblemType(InvalidCertificateError, "invalid-certificate", 422, "Invalid task certificate"),
+    ProblemType(UncertifiedTaskError, "uncertified-task", 422, "Task not certified"),
     ProblemType(VerificationError, "verification-failed", 422, "Verification failed"),
     ProblemType(DuplicateSubmissionError, "duplicate-submission", 409, "Duplicate submission"),
     ProblemType(
@@ -195,12 +219,15 @@ __all__ = [
     "ConflictError",
     "DuplicateSubmissionError",
     "InsufficientReportsError",
+    "InvalidCertificateError",
+    "NoRosterError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "ProblemType",
     "ServiceError",
     "TaskStateError",
+    "UncertifiedTaskError",
     "UnsealedShareError",
     "exception_from_problem",
     "problem_type_for",

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 
 from smpcloud.protocol._bases import Out, Schema
+from smpcloud.protocol.certificates import CertificateOut, check_task_roster
 from smpcloud.protocol.receipts import (
     AttestationOut,
     InclusionProofOut,
@@ -131,6 +132,14 @@ class TaskIn(Schema):
         "with its frac_bits and range; integers when frac_bits is 0 and the bounds are "
         "integers): an `encoding` given as well must be that one.",
     )
+    roster: dict[str, Any] | None = Field(
+        default=None,
+        description="Paillier tasks: the key holders' roster (holders.json from smpcloud "
+        "keygen: each holder's Ed25519 verify key and the threshold t). Its threshold and size "
+        "must be the key's t and n. With it, key holders certify the task "
+        "(POST /v1/tasks/{id}/certificates) and clients check their signatures before "
+        "encrypting anything.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TaskIn:
@@ -138,6 +147,8 @@ class TaskIn(Schema):
             raise ValueError("min_clients must not exceed max_clients")
         if self.packing is not None and self.scheme != "paillier":
             raise ValueError("packing: only for scheme 'paillier'")
+        if self.roster is not None:
+            check_task_roster(self.roster, self.public_key, self.scheme)
         shamir_fields = {
             "servers": self.servers,
             "threshold": self.threshold,
@@ -350,6 +361,17 @@ class TaskInfoOut(Out):
         description="Shamir: this server's X25519 public key (unpadded base64url) that clients "
         "seal their share to; the administrator pins it at creation.",
     )
+    roster: dict[str, Any] | None = Field(
+        default=None,
+        description="Paillier: the key holders' roster given at creation (holders.json), or "
+        "null. A client that pins the roster's digest checks it against this one.",
+    )
+    certificates: list[CertificateOut] = Field(
+        default_factory=list,
+        description="Paillier: the key holders' signatures over this task's statement "
+        "(smpcloud.protocol.certificates); a client encrypts only once t of them verify "
+        "under its pinned roster.",
+    )
 
 
 class TaskStatusOut(Out):
@@ -379,6 +401,11 @@ class TaskStatusOut(Out):
         default=None,
         description="Paillier: the form of the key holders' uploads ('partials' or 'batch'), "
         "fixed by the first accepted one; None before it.",
+    )
+    certified_by: list[int] = Field(
+        default_factory=list,
+        description="Paillier: the key holders whose certificate of the task this server "
+        "checked against the task's roster, in increasing order.",
     )
 
 

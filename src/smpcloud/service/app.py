@@ -12,6 +12,8 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
     POST /v1/tasks/{id}/reports          client  201 ReportAcceptedOut   upload once
     GET  /v1/tasks/{id}/aggregate        holder  200 AggregateOut        (admin too)
     POST /v1/tasks/{id}/partials         holder  201 PartialsAcceptedOut partials or one batch
+    POST /v1/tasks/{id}/certificates     holder  200 CertificateAcceptedOut  the holder's signature
+                                                     over the task's statement (roster-checked)
     GET  /v1/tasks/{id}/result           any     200 ResultOut           sum, count, average
     GET  /v1/tasks/{id}/log              any     200 ReportLogOut        signed root, leaves
     GET  /v1/tasks/{id}/log/proof?leaf=  any     200 InclusionProofOut   a leaf's audit path
@@ -61,6 +63,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from smpcloud import __version__
+from smpcloud.protocol.certificates import CertificateAcceptedOut, CertificateIn
 from smpcloud.protocol.schemas import (
     DEFAULT_TASK_LIST_LIMIT,
     MAX_CLIENTS_LIMIT,
@@ -197,6 +200,7 @@ def build_router(service: TaskService) -> APIRouter:
     ReportsReader = Annotated[
         Principal, Depends(on_task(ADMIN_OR_HOLDER, "read the logged reports"))
     ]
+    Certifier = Annotated[Principal, Depends(on_task(HOLDER, "certify this task"))]
 
     @router.post(
         "/tasks",
@@ -298,6 +302,15 @@ def build_router(service: TaskService) -> APIRouter:
         task_id: TaskId, holder: Decryptor, body: PartialsIn
     ) -> PartialsAcceptedOut:
         return service.submit_partials(task_id, holder, body)
+
+    @router.post(
+        "/tasks/{task_id}/certificates",
+        responses=_problem(*auth_errors, 409),
+        summary="Upload this key holder's certificate of the task (its signature over the "
+        "task's key and parameters, checked against the task's roster)",
+    )
+    def certify(task_id: TaskId, holder: Certifier, body: CertificateIn) -> CertificateAcceptedOut:
+        return service.certify(task_id, holder, body)
 
     @router.get(
         "/tasks/{task_id}/result",

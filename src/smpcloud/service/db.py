@@ -396,10 +396,42 @@ class AttestationRow(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class TaskRosterRow(Base):
+    """The key holders' roster of a Paillier task (``Roster.to_json``), given at creation.
+
+    Absent for tasks created without one (they cannot be certified) and for Shamir tasks.
+    ``digest`` is :meth:`~smpcloud.crypto.signatures.Roster.digest` (clients may pin it).
+    """
+
+    __tablename__ = "task_rosters"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    roster_json: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class CertificateRow(Base):
+    """A key holder's certificate of a task: its signature over the task's statement.
+
+    Stored only after the server checked it against the task's roster
+    (:mod:`smpcloud.service.certification`); one per holder.
+    """
+
+    __tablename__ = "task_certificates"
+    __table_args__ = (UniqueConstraint("task_id", "holder_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    holder_index: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 __all__ = [
     "AggregateRow",
     "AttestationRow",
     "Base",
+    "CertificateRow",
     "ClientRow",
     "HolderRow",
     "PackedTaskRow",
@@ -412,6 +444,7 @@ __all__ = [
     "ShamirAggregateRow",
     "ShamirClientRow",
     "ShamirTaskRow",
+    "TaskRosterRow",
     "TaskRow",
     "UTCDateTime",
     "is_sqlite",

@@ -13,6 +13,8 @@ Where things are:
 * :mod:`~smpcloud.service.workers`: the worker processes for aggregation and combining;
 * :mod:`~smpcloud.service.registration` and :mod:`~smpcloud.service.closing`: client
   registration and deadlines, common to every scheme;
+* :mod:`~smpcloud.service.certification`: a Paillier task's key holders' roster and their
+  certificates of the task (which clients verify themselves);
 * :mod:`~smpcloud.service.schemes`: one module (or package) per aggregation scheme behind one
   interface, with the protocol, what the server learns and the measured figures of each:
   Paillier (:mod:`~smpcloud.service.schemes.paillier`, packed tasks as its variant) and Shamir
@@ -28,7 +30,9 @@ from typing import Any, Literal
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from smpcloud.crypto.signatures import Roster
 from smpcloud.errors import InvalidInputError
+from smpcloud.protocol.certificates import CertificateAcceptedOut, CertificateIn
 from smpcloud.protocol.problems import PermissionDeniedError, TaskStateError
 from smpcloud.protocol.schemas import (
     AggregateOut,
@@ -52,6 +56,7 @@ from smpcloud.protocol.schemas import (
     TaskSummaryOut,
 )
 from smpcloud.service.auth import Authenticator, Principal, Role, hash_token
+from smpcloud.service.certification import Certification
 from smpcloud.service.closing import Deadlines
 from smpcloud.service.config import Settings
 from smpcloud.service.db import ClientRow, ReportRow, TaskRow, utcnow
@@ -88,6 +93,7 @@ class TaskService:
         self._metas = MetaCache(self._storage, self._load_meta)
         self._deadlines = Deadlines(self._storage, clock, self.meta, self._schemes)
         self._auth = Authenticator(engine, settings.admin_token, self.meta)
+        self._certification = Certification(self._storage, clock)
         context = SchemeContext(
             storage=self._storage,
             settings=settings,
@@ -161,12 +167,16 @@ class TaskService:
         """Validate and store a new task of ``body.scheme``; return its id and any tokens.
 
         A Paillier task returns one token per key holder; a Shamir task has no key and no key
-        holders (the list of tokens is empty).
+        holders (the list of tokens is empty). A Paillier task's ``roster`` (the key holders'
+        verify keys) is kept for :meth:`certify` (:mod:`smpcloud.service.certification`).
 
         Raises:
             InvalidInputError: what the task's scheme refuses (see its ``create``).
         """
-        return self._scheme(body.scheme).create(body)
+        created = self._scheme(body.scheme).create(body)
+        if body.roster is not None:  # checked by TaskIn against the key's t and n
+            self._certification.store_roster(created.task_id, Roster.from_json(body.roster))
+        return created
 
     def register_clients(self, task_id: str, body: ClientsIn) -> ClientsOut:
         """Create ``count`` client credentials; only the tokens' hashes are stored.
@@ -279,10 +289,17 @@ class TaskService:
         return {task_id: count for task_id, count in counted.tuples()}
 
     def info(self, task_id: str) -> TaskInfoOut:
-        """Return what participants need: key (or Shamir parameters), encoding, length, limits."""
+        """Return what participants need: key (or Shamir parameters), encoding, length, limits.
+
+        A Paillier task's info also carries its roster (or None) and the key holders'
+        certificates (:mod:`smpcloud.service.certification`).
+        """
         self._deadlines.ensure(task_id)
         meta, scheme = self._task(task_id)
-        return scheme.info(meta)
+        info = scheme.info(meta)
+        if meta.scheme != "paillier":
+            return info
+        return self._certification.with_certificates(info)
 
     def status(self, task_id: str, principal: Principal | None = None) -> TaskStatusOut:
         """Return the task's state and progress counters.
@@ -306,6 +323,7 @@ class TaskService:
                 select(func.count()).select_from(ClientRow).where(ClientRow.task_id == task_id)
             )
             own = scheme.status(session, meta)
+            certified_by = self._certification.certified_by(session, task_id)
             if principal is not None and principal.client_id is not None:
                 reported = (
                     session.scalar(
@@ -335,6 +353,7 @@ class TaskService:
             server_index=own.server_index,
             reported=reported,
             partials_form=own.partials_form,
+            certified_by=certified_by,
         )
 
     # ------------------------------------------------------------------ clients
@@ -400,6 +419,24 @@ class TaskService:
             raise PermissionDeniedError("only key holders upload partial decryptions")
         meta, scheme = self._task(task_id)
         return scheme.submit_partials(meta, holder, body)
+
+    def certify(
+        self, task_id: str, principal: Principal, body: CertificateIn
+    ) -> CertificateAcceptedOut:
+        """Check a key holder's certificate of the task against its roster, and keep it.
+
+        See :meth:`smpcloud.service.certification.Certification.accept`.
+
+        Raises:
+            NoRosterError: the task was created without a roster (or is a Shamir task).
+            InvalidCertificateError: the signature does not verify under the holder's key.
+            TaskStateError: the task is no longer open.
+            DuplicateSubmissionError: this holder certified the task with another signature.
+        """
+        holder = principal.holder_index
+        if holder is None:  # pragma: no cover - guaranteed by authenticate(HOLDER)
+            raise PermissionDeniedError("only key holders certify tasks")
+        return self._certification.accept(self.info(task_id), holder, body.signature)
 
     # ------------------------------------------------------------------ the report log
 
