@@ -14,9 +14,17 @@ from pathlib import Path
 import pytest
 from service_harness import ServerProcess, start_server
 
+from smpcloud.client import KeyHolder
 from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster, SigningKey
-from smpcloud.keyfiles import write_public_json, write_secret_json, write_secret_text
+from smpcloud.keyfiles import (
+    load_key_share,
+    load_roster,
+    load_signing_key,
+    write_public_json,
+    write_secret_json,
+    write_secret_text,
+)
 
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
 
@@ -53,9 +61,17 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def new_task(server: ServerProcess, public: threshold.ThresholdPublicKey, where: Path) -> str:
+    """A task certified by holders 1 and 2 (its clients pin keys/holders.json)."""
+    keys = where.parent / "keys"
     with server.admin() as admin:
-        task = admin.create_task(public, name="cli receipts", min_clients=2)
+        task = admin.create_task(
+            public, name="cli receipts", min_clients=2, roster=load_roster(keys / "holders.json")
+        )
         creds = admin.register_clients(task.task_id, 3)
+    for i in (1, 2):
+        share = load_key_share(keys / f"key_share_{i}.json")
+        with KeyHolder(server.base_url, task.task_id, task.holder_tokens[i - 1], share) as holder:
+            holder.certify(load_signing_key(keys / f"signing_key_{i}.json"))
     server.secrets_handed_out.extend([*task.holder_tokens, *(c.token for c in creds)])
     where.mkdir()
     for i, cred in enumerate(creds, start=1):
@@ -69,7 +85,12 @@ def test_submit_decrypt_and_receipt_verify(deployment, tmp_path: Path) -> None:
     server, keys, public = deployment
     task_dir = tmp_path / "task"
     task_id = new_task(server, public, task_dir)
-    env = {**os.environ, "SMPCLOUD_SERVER": server.base_url, "SMPCLOUD_TASK": task_id}
+    env = {
+        **os.environ,
+        "SMPCLOUD_SERVER": server.base_url,
+        "SMPCLOUD_TASK": task_id,
+        "SMPCLOUD_HOLDERS": str(keys / "holders.json"),
+    }
 
     for i in (1, 2):
         out = run(env, "submit", "--token-file", str(task_dir / f"client_{i}.token"), str(10 * i))
@@ -149,7 +170,12 @@ def test_a_dropped_report_and_a_substituted_aggregate(deployment, tmp_path: Path
     server, keys, public = deployment
     task_dir = tmp_path / "task"
     task_id = new_task(server, public, task_dir)
-    env = {**os.environ, "SMPCLOUD_SERVER": server.base_url, "SMPCLOUD_TASK": task_id}
+    env = {
+        **os.environ,
+        "SMPCLOUD_SERVER": server.base_url,
+        "SMPCLOUD_TASK": task_id,
+        "SMPCLOUD_HOLDERS": str(keys / "holders.json"),
+    }
     for i in (1, 2, 3):
         out = run(env, "submit", "--token-file", str(task_dir / f"client_{i}.token"), str(i))
         assert out.returncode == 0, out.stderr
