@@ -93,7 +93,9 @@ def test_a_party_asking_for_short_truncation_masks_is_refused_and_learns_no_prod
         t1, t2, t3 = network.transports()
         spy = Spy(t1)
         cheat = Party(spy, n=3, t=2, triples=ShortMasks(spy, field=F, timeout=2.0), timeout=2.0)
-        honest = [Party(t, n=3, t=2, triples=DealerTriples(t, field=F), timeout=2.0) for t in (t2, t3)]
+        honest = [
+            Party(t, n=3, t=2, triples=DealerTriples(t, field=F), timeout=2.0) for t in (t2, t3)
+        ]
 
         async def one(party: Party, good: bool) -> float:
             try:
