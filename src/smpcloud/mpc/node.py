@@ -139,8 +139,9 @@ async def run_party(
             transport, params, triples=source, timeout=config.timeout
         ) as me:
             result = await program(me)
-            # A last round so that no party closes its connections while others still read.
-            await me.input_all([0], bits=2)
+            # A last round so that no party closes its connections while others still read;
+            # like any opening it waits for the live peers and tolerates n - t drop-outs.
+            await me.open(me.constant([0]))
             return result
     finally:
         await transport.close()
