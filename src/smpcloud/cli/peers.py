@@ -137,8 +137,9 @@ def dealer(config_path: str, session: str) -> None:
 
     It serves the batches the session fixes (the deployment's threshold, parties and
     frac_bits, and the field's full truncation masks) and refuses any request that disagrees,
-    naming the party (one "refused:" line each on stderr). The dealer sees no input, but a dealer that colludes with a party breaks privacy: run it
-    on infrastructure none of the parties controls, or use dealer-free triples.
+    naming the party (one "refused:" line each on stderr). The dealer sees no input, but a
+    dealer that colludes with a party breaks privacy: run it on infrastructure none of the
+    parties controls, or use dealer-free triples.
     """
     import asyncio
 
