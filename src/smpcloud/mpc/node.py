@@ -97,7 +97,7 @@ async def run_party(
         progress: called with one line naming the peers still awaited, every few seconds
             while the mesh forms (a command prints it on stderr).
         truncation_shifts: the truncation shifts the program uses (default: the deployment's
-            ``frac_bits``); the dealer must be started with the same.
+            ``truncation_shifts``, or every shift); the dealer must be started with the same.
 
     Raises:
         InvalidInputError: ``party`` is the dealer's id or not in the deployment, or

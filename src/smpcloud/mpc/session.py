@@ -110,12 +110,16 @@ class SessionParameters:
             session: the computation's name.
             field: the field of the shares.
             shifts: the truncation shifts the program uses; default: the deployment's
-                ``frac_bits`` only (fixed-point products at the deployment's resolution).
+                ``truncation_shifts`` (None there: every shift; a shift changes only what a
+                truncation computes, not what it hides, and every party of a batch must
+                still ask for the same one).
 
         Raises:
             InvalidInputError: parameters out of range.
         """
-        chosen = frozenset(shifts) if shifts is not None else frozenset({config.frac_bits})
+        chosen = shifts if shifts is not None else config.truncation_shifts
+        if chosen is not None:
+            chosen = frozenset(chosen)
         return cls(
             n=config.parties, t=config.threshold, field=field, session=session, shifts=chosen
         )
