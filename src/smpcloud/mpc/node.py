@@ -77,6 +77,7 @@ async def run_party(
     triples: Literal["dealer", "ot"] | None = None,
     progress: Callable[[str], None] | None = None,
     truncation_shifts: Collection[int] | None = None,
+    grace: float | None = None,
 ) -> R:
     """Run ``program`` as computing party ``party`` (1..n) of the deployment and return its result.
 
@@ -98,6 +99,9 @@ async def run_party(
             while the mesh forms (a command prints it on stderr).
         truncation_shifts: the truncation shifts the program uses (default: the deployment's
             ``truncation_shifts``, or every shift); the dealer must be started with the same.
+        grace: seconds an opening keeps waiting, once t shares are in, for the other live
+            peers' shares, to check them (default: the deployment's timeout; see
+            :mod:`smpcloud.mpc.rounds`).
 
     Raises:
         InvalidInputError: ``party`` is the dealer's id or not in the deployment, or
@@ -136,12 +140,10 @@ async def run_party(
                 timeout=config.timeout,
             )
         async with Party.from_parameters(
-            transport, params, triples=source, timeout=config.timeout
+            transport, params, triples=source, timeout=config.timeout, grace=grace
         ) as me:
             result = await program(me)
-            # A last round so that no party closes its connections while others still read;
-            # like any opening it waits for the live peers and tolerates n - t drop-outs.
-            await me.open(me.constant([0]))
+            await me.barrier()  # no party closes its connections while others still read
             return result
     finally:
         await transport.close()

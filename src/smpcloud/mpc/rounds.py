@@ -35,12 +35,16 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
+import numpy as np
+
 from smpcloud.crypto.field import Field, Residues
 from smpcloud.crypto.shamir import interpolate
 from smpcloud.errors import InvalidInputError, ProtocolError, ShareError, TransportError
 from smpcloud.mpc import codec
 from smpcloud.mpc.consistency import check_shares
 from smpcloud.mpc.transport import Tag, Transport
+
+_EMPTY: Residues = np.zeros((0, 0), dtype=np.uint64)
 
 #: Turns one received payload into residues (raises ShareError or ProtocolError if malformed).
 Decoder: TypeAlias = Callable[[bytes], Residues]
@@ -115,12 +119,14 @@ class Rounds:
         what: str,
         *,
         wait_for_live: bool = False,
+        grace: float | None = None,
     ) -> dict[int, Residues]:
         """Receive from ``senders`` until ``need`` decoded messages arrived, within the timeout.
 
-        With ``wait_for_live``, keep waiting after that, up to ``grace`` seconds, for the
-        messages of the senders that are live (see the module docstring), and update which
-        senders are: those that stayed silent are not waited for next time.
+        With ``wait_for_live``, keep waiting after that, up to ``grace`` seconds (default:
+        this party's :attr:`grace`), for the messages of the senders that are live (see the
+        module docstring), and update which senders are: those that stayed silent are not
+        waited for next time.
 
         Returns the messages in arrival order. Receives still running are left to finish in
         the background.
@@ -149,7 +155,8 @@ class Rounds:
                 if awaited <= set(got) | set(failed):
                     break
                 if settle is None:
-                    settle = min(deadline, loop.time() + self.grace)
+                    extra = self.grace if grace is None else grace
+                    settle = min(deadline, loop.time() + extra)
                 stop = settle
             elif len(got) + len(pending) < need:
                 break
@@ -216,6 +223,35 @@ class Rounds:
         shares = [block, *got.values()]
         check_shares(self.field, xs, shares, self.t, f"{what} (tag {tag})")
         return interpolate(self.field, xs[: self.t], shares[: self.t])
+
+    async def barrier(self, tag: Tag) -> None:
+        """Tell every peer this party is done and wait until every live peer says so too.
+
+        Waits up to the timeout for every live peer (whatever ``grace`` is), tolerating
+        drop-outs as an opening does: it needs t - 1 peers.
+
+        Raises:
+            ProtocolError: fewer than t - 1 peers answered in time (names the missing ones).
+        """
+        payload = memoryview(codec.encode_ints([0]))
+
+        def decode(data: bytes) -> Residues:
+            codec.decode_ints(data, count=1)
+            return _EMPTY
+
+        sending = asyncio.ensure_future(self.send_all(tag, dict.fromkeys(self.peers, payload)))
+        try:
+            await self.gather(
+                tag,
+                self.peers,
+                self.t - 1,
+                decode,
+                "closing round",
+                wait_for_live=True,
+                grace=self.timeout,
+            )
+        finally:
+            await sending
 
     def close(self) -> None:
         """Cancel the receives still running in the background."""

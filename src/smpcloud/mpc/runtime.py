@@ -556,6 +556,15 @@ class Party:
 
     # ------------------------------------------------------------------ lifecycle
 
+    async def barrier(self) -> None:
+        """A last round: every party says it is done and waits for the live peers (up to the
+        timeout; n - t drop-outs tolerated), so that none closes while others still read.
+
+        Raises:
+            ProtocolError: fewer than t parties answered in time (names the missing ones).
+        """
+        await self._rounds.barrier(self._next_tag())
+
     async def close(self) -> None:
         """Tell the triple source we are done and stop background receives.
 
