@@ -157,12 +157,8 @@ class Party:
         timeout: float = DEFAULT_TIMEOUT,
         grace: float | None = None,
     ) -> Party:
-        """Return the party of a session whose parameters were computed elsewhere (from the
-        deployment, as the dealer computes them: :meth:`SessionParameters.from_deployment`).
-
-        Raises:
-            InvalidInputError: as for the constructor.
-        """
+        """Return this party of the session ``parameters`` describe (computed from the
+        deployment as the dealer computes them: :meth:`SessionParameters.from_deployment`)."""
         return cls(
             transport,
             n=parameters.n,
@@ -307,8 +303,9 @@ class Party:
     async def open(self, x: SharedVector) -> Opened:
         """Reveal a shared vector to every party.
 
-        Every party sends its share to every other party and interpolates from the first t
-        shares that arrive, its own included. Drop-outs: succeeds as long as t parties answer.
+        Every party sends its share to every other party, waits for the live peers' shares,
+        checks them when more than t are at hand and interpolates from t (a checked opening,
+        :mod:`smpcloud.mpc.rounds`). Drop-outs: succeeds as long as t parties answer.
 
         Returns:
             For integers, int64 when every value fits (always when the public bound is below
@@ -317,7 +314,7 @@ class Party:
 
         Raises:
             ProtocolError: fewer than t parties answered within the timeout (names the
-                missing ones).
+                missing ones), or their shares disagree (names the party when it can).
             ShareError: a peer's message is malformed.
         """
         return (await self.open_many([x]))[0]
@@ -381,6 +378,7 @@ class Party:
             OverflowDetectedError: the product (or the truncation mask) could wrap around the
                 field, judged from the public bounds before anything is sent.
             ProtocolError: no triple source, the dealer or fewer than t parties answered.
+            InvalidInputError: a truncation shift the session does not use.
         """
         frac, bound = self._product_format(x, y)
         check_bound(self.field, bound, "the product")
@@ -399,7 +397,7 @@ class Party:
         (then the result has 2f fractional bits, exact). Reveals nothing.
 
         Raises:
-            OverflowDetectedError, ProtocolError: as for :meth:`mul`.
+            OverflowDetectedError, ProtocolError, InvalidInputError: as for :meth:`mul`.
         """
         frac, bound = self._product_format(x, y)
         bound *= max(x.length, 1)
@@ -485,6 +483,7 @@ class Party:
 
         Raises:
             ProtocolError: no triple source (the future raises if the source fails).
+            InvalidInputError: a shift (``frac_bits``) the session does not use.
         """
         if truncation_pairs:
             self.parameters.check_shift(frac_bits)
@@ -514,7 +513,7 @@ class Party:
 
         Raises:
             OverflowDetectedError: ell + kappa > R, the field is too small for x's bound.
-            InvalidInputError: bits out of range.
+            InvalidInputError: bits out of range, or a shift the session does not use.
         """
         shift = x.frac_bits if bits is None else bits
         if shift is None or shift < 0 or (x.frac_bits is not None and shift > x.frac_bits):
