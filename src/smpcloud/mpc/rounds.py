@@ -83,6 +83,7 @@ class Rounds:
         self.timeout = timeout
         self.grace = timeout if grace is None else min(grace, timeout)
         self._absent: set[int] = set()  # peers not waited for beyond ``need`` (see the docstring)
+        self._lost: set[int] = set()  # peers whose connection was lost
         self._background: set[asyncio.Future[bytes]] = set()
 
     def keep(self, task: asyncio.Future[bytes]) -> None:
@@ -120,13 +121,15 @@ class Rounds:
         *,
         wait_for_live: bool = False,
         grace: float | None = None,
+        wait_for_silent: bool = False,
     ) -> dict[int, Residues]:
         """Receive from ``senders`` until ``need`` decoded messages arrived, within the timeout.
 
         With ``wait_for_live``, keep waiting after that, up to ``grace`` seconds (default:
         this party's :attr:`grace`), for the messages of the senders that are live (see the
         module docstring), and update which senders are: those that stayed silent are not
-        waited for next time.
+        waited for next time. With ``wait_for_silent`` too, wait as well for the senders that
+        were silent before (all but those whose connection was lost).
 
         Returns the messages in arrival order. Receives still running are left to finish in
         the background.
@@ -144,7 +147,8 @@ class Rounds:
             # Receives not consumed below finish in the background (draining the mailbox);
             # their results and errors are then dropped.
             self.keep(task)
-        awaited = {j for j in senders if j not in self._absent} if wait_for_live else set()
+        skip = self._lost if wait_for_silent else self._absent | self._lost
+        awaited = {j for j in senders if j not in skip} if wait_for_live else set()
         failed: dict[int, str] = {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
@@ -194,6 +198,7 @@ class Rounds:
                 f"{what}: only {len(got)} of the {need} peer messages needed arrived within "
                 f"{self.timeout:g} s; missing parties {missing}{detail}"
             )
+        self._lost |= {p for p, why in failed.items() if why == "connection lost"}
         if wait_for_live:
             self._absent -= set(got)
             self._absent |= set(senders) - set(got)
@@ -227,8 +232,9 @@ class Rounds:
     async def barrier(self, tag: Tag) -> None:
         """Tell every peer this party is done and wait until every live peer says so too.
 
-        Waits up to the timeout for every live peer (whatever ``grace`` is), tolerating
-        drop-outs as an opening does: it needs t - 1 peers.
+        Waits up to the timeout for every peer whose connection is not lost (whatever
+        ``grace`` is, and even those silent in an earlier opening), tolerating drop-outs as an
+        opening does: it needs t - 1 peers.
 
         Raises:
             ProtocolError: fewer than t - 1 peers answered in time (names the missing ones).
@@ -249,6 +255,7 @@ class Rounds:
                 "closing round",
                 wait_for_live=True,
                 grace=self.timeout,
+                wait_for_silent=True,
             )
         finally:
             await sending
