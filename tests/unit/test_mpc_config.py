@@ -51,3 +51,20 @@ def test_unknown_party(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidInputError, match="party 7 is not in the deployment"):
         dep.endpoint(7)
+
+
+def test_truncation_shifts_are_optional_and_checked(tmp_path: Path) -> None:
+    from smpcloud.mpc.session import SessionParameters
+
+    text = render_deployment(parties=3, threshold=2, base_port=9100)
+    plain = load_deployment(write(tmp_path, text))
+    assert plain.truncation_shifts is None
+    assert SessionParameters.from_deployment(plain).shifts is None
+    pinned = text.replace("frac_bits = 16", "frac_bits = 16\ntruncation_shifts = [16, 32]")
+    dep = load_deployment(write(tmp_path, pinned))
+    params = SessionParameters.from_deployment(dep, session="s")
+    assert (params.n, params.t, params.session, params.shifts) == (3, 2, "s", frozenset({16, 32}))
+    for bad in ("[]", "[0]", '["16"]', "16", "[true]"):
+        broken = text.replace("frac_bits = 16", f"frac_bits = 16\ntruncation_shifts = {bad}")
+        with pytest.raises(InvalidInputError, match="truncation_shifts"):
+            load_deployment(write(tmp_path, broken))

@@ -650,12 +650,14 @@ def test_open_succeeds_with_two_of_five_parties_silent() -> None:
 
     async def program(party: Party) -> np.ndarray:
         x = await party.input(values, owner=1)
-        y = await party.mul(x, x)  # the dealer serves on the live parties' requests
+        y = await party.mul(x, x)  # the dealer serves the live parties on their own requests
         return await party.open(y + x)
 
-    results = run(5, 3, program, silent={4, 5}, timeout=2.0)
-    for result in results:
+    results = run(5, 3, program, silent={4, 5}, timeout=2.0, return_exceptions=True)
+    for result in results[:3]:
         assert exact(result) == [int(v) ** 2 + int(v) for v in values]
+    for silent in results[3:]:  # their requests never reached the dealer: nothing for them
+        assert isinstance(silent, ProtocolError) and "party 0" in str(silent)
 
 
 def test_open_names_the_missing_parties_when_fewer_than_t_answer() -> None:
@@ -779,17 +781,18 @@ def test_the_dealer_refuses_bad_requests_and_keeps_serving() -> None:
         p1, p2 = network.transports()
         session = dealer_session("smpc")
         refusals = []
-        # batch 0: garbage; batch 1: a batch that is too large. Party 1 asks first, so both
-        # batches are refused to everyone; party 2's (good) copies come later and are ignored.
+        # batches 0 and 1: party 1 asks first with garbage, then with a batch that is too
+        # large: it alone is refused, and the batch is dealt on party 2's good request.
         bad = [b"not a request", codec.encode_request(Request(RequestOp.TRIPLES, 2**30))]
         for step in (0, 1):
             await p1.send(0, (session, step), bad[step])
-            for party in (p1, p2):
-                reply = await party.recv(0, (session, step))
-                refusals.append(codec.decode_error(reply))
+            refusals.append(codec.decode_error(await p1.recv(0, (session, step))))
             await p2.send(0, (session, step), codec.encode_request(Request(RequestOp.TRIPLES, 5)))
-        # batch 2: a good request from party 2 only; both parties get their shares
-        await p2.send(0, (session, 2), codec.encode_request(Request(RequestOp.TRIPLES, 50)))
+            got = codec.decode_vectors(await p2.recv(0, (session, step)), F, count=3, length=5)
+            assert got.shape == (3, F.k, 5)
+        # batch 2: the same good request from both parties; both get their shares
+        for party in (p1, p2):
+            await party.send(0, (session, 2), codec.encode_request(Request(RequestOp.TRIPLES, 50)))
         blocks = [
             codec.decode_vectors(await party.recv(0, (session, 2)), F, count=3, length=50)
             for party in (p1, p2)
@@ -800,9 +803,13 @@ def test_the_dealer_refuses_bad_requests_and_keeps_serving() -> None:
         return refusals, interpolate(F, [1, 2], blocks), served
 
     refusals, abc, served = asyncio.run(main())
-    assert len(refusals) == 4 and "magic" in refusals[0] and "outside 1.." in refusals[2]
+    assert "party 1 sent a malformed request for batch 0" in refusals[0]
+    assert "magic" in refusals[0]
+    assert "party 1 asked for 1073741824 triples (batch 1)" in refusals[1]
+    assert "outside 1.." in refusals[1]
     assert np.array_equal(F.mul(abc[0], abc[1]), abc[2])
-    assert (served.refused, served.triples, served.batches) == (2, 50, 3)
+    assert (served.refused, served.triples, served.batches) == (2, 60, 3)
+    assert served.refusals == refusals
 
 
 def test_a_malformed_dealer_reply_is_a_protocol_error() -> None:

@@ -135,8 +135,11 @@ def party(
 def dealer(config_path: str, session: str) -> None:
     """Run the deployment's dealer (id 0): serves Beaver triples until the parties finish.
 
-    The dealer sees no input, but a dealer that colludes with a party breaks privacy: run it
-    on infrastructure none of the parties controls, or use dealer-free triples.
+    It serves the batches the session fixes (the deployment's threshold, parties and
+    frac_bits, and the field's full truncation masks) and refuses any request that disagrees,
+    naming the party (one "refused:" line each on stderr). The dealer sees no input, but a
+    dealer that colludes with a party breaks privacy: run it on infrastructure none of the
+    parties controls, or use dealer-free triples.
     """
     import asyncio
 
@@ -146,7 +149,12 @@ def dealer(config_path: str, session: str) -> None:
     with friendly_errors():
         config = load_deployment(config_path)
         stats = asyncio.run(run_dealer_node(config, session=session, progress=_stderr_line))
-    click.echo(f"dealer done: {stats}")
+    for reason in stats.refusals:
+        _stderr_line(f"refused: {reason}")
+    click.echo(
+        f"dealer done: {stats.batches} batches ({stats.triples} triples, {stats.pairs} "
+        f"truncation pairs), {stats.refused} requests refused"
+    )
 
 
 @click.command("split-diabetes")

@@ -8,6 +8,7 @@ Every party (and the dealer) reads the same file and picks its own entry by id::
     timeout = 30.0           # seconds to wait for a peer before naming it as silent
     connect_timeout = 60.0   # seconds to wait for every peer to come up at the start
     frac_bits = 16           # fixed-point resolution for real-valued inputs
+    # truncation_shifts = [16]  # optional: the only truncation shifts parties and dealer allow
 
     [[party]]
     id = 0                   # 0 is the dealer of Beaver triples (omit it for no dealer)
@@ -56,6 +57,7 @@ class DeploymentConfig:
     frac_bits: int
     endpoints: Mapping[int, Endpoint]
     connect_timeout: float = 60.0
+    truncation_shifts: frozenset[int] | None = None
 
     @property
     def parties(self) -> int:
@@ -119,6 +121,13 @@ def load_deployment(path: str | Path) -> DeploymentConfig:
     connect_timeout = float(section.get("connect_timeout", 60.0))
     if timeout <= 0 or connect_timeout <= 0:
         raise InvalidInputError(f"{where}: timeouts must be positive")
+    shifts = section.get("truncation_shifts")
+    if shifts is not None and (
+        not isinstance(shifts, list)
+        or not shifts
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shifts)
+    ):
+        raise InvalidInputError(f"{where}: 'truncation_shifts' must be a list of positive ints")
     entries = data.get("party")
     if not isinstance(entries, list) or not entries:
         raise InvalidInputError(f"{file}: no [[party]] entries")
@@ -147,7 +156,15 @@ def load_deployment(path: str | Path) -> DeploymentConfig:
         raise InvalidInputError(f"{file}: two parties share a host and port")
     if not 1 <= t <= n:
         raise InvalidInputError(f"{file}: threshold {t} must be in 1..{n}")
-    return DeploymentConfig(ca, t, timeout, frac_bits, endpoints, connect_timeout)
+    return DeploymentConfig(
+        ca,
+        t,
+        timeout,
+        frac_bits,
+        endpoints,
+        connect_timeout,
+        None if shifts is None else frozenset(shifts),
+    )
 
 
 def render_deployment(

@@ -20,7 +20,8 @@ from smpcloud.errors import InvalidInputError
 from smpcloud.mpc.dealer import run_dealer
 from smpcloud.mpc.memory import MemoryNetwork, MemoryTransport
 from smpcloud.mpc.ot_triples import OTTriples
-from smpcloud.mpc.runtime import DEFAULT_KAPPA, MPC_FIELD, Party
+from smpcloud.mpc.runtime import Party
+from smpcloud.mpc.session import DEFAULT_KAPPA, MPC_FIELD, SessionParameters
 from smpcloud.mpc.transport import DEFAULT_TIMEOUT
 from smpcloud.mpc.triples import DealerTriples, TripleSource
 
@@ -108,6 +109,8 @@ async def run_local(
     if mode not in ("dealer", "ot", "none"):
         raise InvalidInputError(f"triples must be 'dealer', 'ot' or 'none', got {mode!r}")
     dealer = mode == "dealer"
+    # One value for the parties and the dealer: the dealer serves what the session fixes.
+    params = SessionParameters(n=n, t=t, field=field, session=session, kappa=kappa)
     network = MemoryNetwork(n, dealer=dealer, timeout=timeout)
     for p in silent:
         network.silence(p)
@@ -120,22 +123,11 @@ async def run_local(
         return None
 
     parties = [
-        Party(
-            transport,
-            n=n,
-            t=t,
-            field=field,
-            triples=source(transport),
-            session=session,
-            timeout=timeout,
-            kappa=kappa,
-        )
+        Party.from_parameters(transport, params, triples=source(transport), timeout=timeout)
         for transport in network.transports()
     ]
     dealer_task = (
-        asyncio.ensure_future(run_dealer(network.dealer(), n=n, t=t, field=field, session=session))
-        if dealer
-        else None
+        asyncio.ensure_future(run_dealer(network.dealer(), parameters=params)) if dealer else None
     )
 
     async def one(party: Party) -> R:

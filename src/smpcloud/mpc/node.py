@@ -9,7 +9,7 @@ cleanly. ``run_dealer_node`` does the same for the dealer (id 0).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Literal, TypeVar
 
 from smpcloud.crypto.field import Field
@@ -17,7 +17,8 @@ from smpcloud.errors import InvalidInputError
 from smpcloud.mpc.config import DeploymentConfig
 from smpcloud.mpc.dealer import DealerStats, run_dealer
 from smpcloud.mpc.ot_triples import OTTriples
-from smpcloud.mpc.runtime import MPC_FIELD, Party
+from smpcloud.mpc.runtime import Party
+from smpcloud.mpc.session import MPC_FIELD, SessionParameters
 from smpcloud.mpc.tcp import TlsTransport, connect_mesh
 from smpcloud.mpc.triples import DealerTriples, TripleSource
 
@@ -75,6 +76,8 @@ async def run_party(
     connect_deadline: float | None = None,
     triples: Literal["dealer", "ot"] | None = None,
     progress: Callable[[str], None] | None = None,
+    truncation_shifts: Collection[int] | None = None,
+    grace: float | None = None,
 ) -> R:
     """Run ``program`` as computing party ``party`` (1..n) of the deployment and return its result.
 
@@ -94,6 +97,11 @@ async def run_party(
             lists one, is neither awaited nor contacted.
         progress: called with one line naming the peers still awaited, every few seconds
             while the mesh forms (a command prints it on stderr).
+        truncation_shifts: the truncation shifts the program uses (default: the deployment's
+            ``truncation_shifts``, or every shift); the dealer must be started with the same.
+        grace: seconds an opening keeps waiting, once t shares are in, for the other live
+            peers' shares, to check them (default: the deployment's timeout; see
+            :mod:`smpcloud.mpc.rounds`).
 
     Raises:
         InvalidInputError: ``party`` is the dealer's id or not in the deployment, or
@@ -107,6 +115,10 @@ async def run_party(
         raise InvalidInputError(f"triples must be 'dealer' or 'ot', got {mode!r}")
     if mode == "dealer" and not config.has_dealer:
         raise InvalidInputError("this deployment has no dealer (id 0): use dealer-free triples")
+    # The dealer computes the same value from the same file (run_dealer_node).
+    params = SessionParameters.from_deployment(
+        config, session=session, field=field, shifts=truncation_shifts
+    )
     transport = await connect(
         config,
         party,
@@ -127,18 +139,11 @@ async def run_party(
                 session=session,
                 timeout=config.timeout,
             )
-        async with Party(
-            transport,
-            n=config.parties,
-            t=config.threshold,
-            field=field,
-            triples=source,
-            session=session,
-            timeout=config.timeout,
+        async with Party.from_parameters(
+            transport, params, triples=source, timeout=config.timeout, grace=grace
         ) as me:
             result = await program(me)
-            # A last round so that no party closes its connections while others still read.
-            await me.input_all([0], bits=2)
+            await me.barrier()  # no party closes its connections while others still read
             return result
     finally:
         await transport.close()
@@ -151,12 +156,17 @@ async def run_dealer_node(
     field: Field = MPC_FIELD,
     connect_deadline: float | None = None,
     progress: Callable[[str], None] | None = None,
+    truncation_shifts: Collection[int] | None = None,
 ) -> DealerStats:
     """Serve Beaver triples and truncation pairs as the deployment's dealer (id 0) until every
     party is done.
 
-    ``progress`` is called with one line naming the parties still awaited, every few seconds
-    while the mesh forms.
+    The batches are those the session fixes: the dealer computes the session's parameters
+    from the deployment exactly as the parties do
+    (:meth:`~smpcloud.mpc.session.SessionParameters.from_deployment`, with the same
+    ``session``, ``field`` and ``truncation_shifts``) and refuses, naming the party, any
+    request that disagrees with them. ``progress`` is called with one line naming the parties
+    still awaited, every few seconds while the mesh forms.
 
     Raises:
         InvalidInputError: the deployment has no dealer.
@@ -164,10 +174,11 @@ async def run_dealer_node(
     """
     if not config.has_dealer:
         raise InvalidInputError("this deployment has no dealer (no [[party]] with id = 0)")
+    params = SessionParameters.from_deployment(
+        config, session=session, field=field, shifts=truncation_shifts
+    )
     transport = await connect(config, 0, connect_deadline=connect_deadline, progress=progress)
     try:
-        return await run_dealer(
-            transport, n=config.parties, t=config.threshold, field=field, session=session
-        )
+        return await run_dealer(transport, parameters=params)
     finally:
         await transport.close()

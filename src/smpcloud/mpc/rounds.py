@@ -3,9 +3,30 @@
 The communication half of :class:`~smpcloud.mpc.runtime.Party`, on top of a
 :class:`~smpcloud.mpc.transport.Transport`: a send to several peers that tolerates a
 dropped-out minority, a receive that waits for the first ``need`` well-formed messages within
-the timeout (and names the silent or disconnected parties otherwise), and the opening of a
-block of shares by interpolation from the first t. Receives not consumed finish in the
-background; :meth:`Rounds.close` cancels them.
+the timeout (and names the silent or disconnected parties otherwise), and the **checked**
+opening of a block of shares. Receives not consumed finish in the background;
+:meth:`Rounds.close` cancels them.
+
+Checked openings. An opening needs t shares (its own and t - 1 peers'), but it waits for the
+shares of every live peer, and when more than t are at hand it checks that they all lie on one
+polynomial of degree t - 1 (:func:`~smpcloud.mpc.consistency.check_shares`) before it
+interpolates: a party whose share disagrees is named (with at least t + 2 shares) or the
+inconsistency is reported (with t + 1), as a :class:`~smpcloud.errors.ProtocolError`, and the
+value is not used. How long it waits: once t shares are in, at most ``grace`` seconds more
+(default: the round's timeout) for the peers that are live — connected and not silent in an
+earlier round. A peer whose connection is lost is not waited for; a peer that stayed silent
+through an opening's wait is not waited for in later openings (its share still counts, and is
+still checked, whenever it arrives in time) until it answers again. So drop-outs of n - t
+parties are tolerated as before: a crashed peer costs nothing, a hung but connected one costs
+one wait of ``grace`` seconds.
+
+What the check detects: any change to at most n - t of the shares of an opened value, if the
+parties that did not change theirs all answer (t + 1 shares suffice to detect one changed
+share, t + 2 to name it). What it does not: fewer than t + 1 shares at hand (n = t, or
+drop-outs), shares of a value that was wrong before it was opened (a party that dealt
+inconsistent input shares makes later openings inconsistent, and the party then named may be
+one that received them), and wrong but consistent values (no MACs: a party can still choose
+its own input freely).
 """
 
 from __future__ import annotations
@@ -14,11 +35,16 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
+import numpy as np
+
 from smpcloud.crypto.field import Field, Residues
 from smpcloud.crypto.shamir import interpolate
-from smpcloud.errors import ProtocolError, ShareError, TransportError
+from smpcloud.errors import InvalidInputError, ProtocolError, ShareError, TransportError
 from smpcloud.mpc import codec
+from smpcloud.mpc.consistency import check_shares
 from smpcloud.mpc.transport import Tag, Transport
+
+_EMPTY: Residues = np.zeros((0, 0), dtype=np.uint64)
 
 #: Turns one received payload into residues (raises ShareError or ProtocolError if malformed).
 Decoder: TypeAlias = Callable[[bytes], Residues]
@@ -33,6 +59,8 @@ class Rounds:
         t: threshold: t shares reconstruct (an opening waits for t - 1 peers).
         field: the field of the shares.
         timeout: seconds to wait for any one round before naming the silent parties.
+        grace: seconds an opening keeps waiting, once t shares are in, for the shares of the
+            other live peers (to check them); None: the round's timeout.
     """
 
     def __init__(
@@ -43,13 +71,19 @@ class Rounds:
         t: int,
         field: Field,
         timeout: float,
+        grace: float | None = None,
     ) -> None:
+        if grace is not None and grace < 0:
+            raise InvalidInputError("grace must be non-negative")
         self.transport = transport
         self.id = transport.party
         self.peers = peers
         self.t = t
         self.field = field
         self.timeout = timeout
+        self.grace = timeout if grace is None else min(grace, timeout)
+        self._absent: set[int] = set()  # peers not waited for beyond ``need`` (see the docstring)
+        self._lost: set[int] = set()  # peers whose connection was lost
         self._background: set[asyncio.Future[bytes]] = set()
 
     def keep(self, task: asyncio.Future[bytes]) -> None:
@@ -84,8 +118,18 @@ class Rounds:
         need: int,
         decode: Decoder,
         what: str,
+        *,
+        wait_for_live: bool = False,
+        grace: float | None = None,
+        wait_for_silent: bool = False,
     ) -> dict[int, Residues]:
         """Receive from ``senders`` until ``need`` decoded messages arrived, within the timeout.
+
+        With ``wait_for_live``, keep waiting after that, up to ``grace`` seconds (default:
+        this party's :attr:`grace`), for the messages of the senders that are live (see the
+        module docstring), and update which senders are: those that stayed silent are not
+        waited for next time. With ``wait_for_silent`` too, wait as well for the senders that
+        were silent before (all but those whose connection was lost).
 
         Returns the messages in arrival order. Receives still running are left to finish in
         the background.
@@ -103,12 +147,26 @@ class Rounds:
             # Receives not consumed below finish in the background (draining the mailbox);
             # their results and errors are then dropped.
             self.keep(task)
+        skip = self._lost if wait_for_silent else self._absent | self._lost
+        awaited = {j for j in senders if j not in skip} if wait_for_live else set()
         failed: dict[int, str] = {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
+        settle: float | None = None  # when to stop waiting for the live peers beyond ``need``
         pending = set(tasks)
-        while len(got) < need and len(got) + len(pending) >= need:
-            remaining = deadline - loop.time()
+        while pending:
+            if len(got) >= need:
+                if awaited <= set(got) | set(failed):
+                    break
+                if settle is None:
+                    extra = self.grace if grace is None else grace
+                    settle = min(deadline, loop.time() + extra)
+                stop = settle
+            elif len(got) + len(pending) < need:
+                break
+            else:
+                stop = deadline
+            remaining = stop - loop.time()
             if remaining <= 0:
                 break
             done, pending = await asyncio.wait(
@@ -140,10 +198,21 @@ class Rounds:
                 f"{what}: only {len(got)} of the {need} peer messages needed arrived within "
                 f"{self.timeout:g} s; missing parties {missing}{detail}"
             )
+        self._lost |= {p for p, why in failed.items() if why == "connection lost"}
+        if wait_for_live:
+            self._absent -= set(got)
+            self._absent |= set(senders) - set(got)
         return got
 
     async def open_block(self, block: Residues, tag: Tag, what: str) -> Residues:
-        """Open a (v, k, m) block of shares: send it to every peer, rebuild from the first t."""
+        """Open a (v, k, m) block of shares: send it to every peer, check, rebuild from t.
+
+        Raises:
+            ProtocolError: fewer than t shares in time (names the missing parties), or the
+                shares at hand do not lie on one polynomial of degree t - 1 (names the party
+                whose share disagrees when it can be told).
+            ShareError: a peer's message is malformed.
+        """
         payload = codec.encode_vectors_view(self.field, block)
         v, _, m = block.shape
 
@@ -152,11 +221,44 @@ class Rounds:
 
         sending = asyncio.ensure_future(self.send_all(tag, dict.fromkeys(self.peers, payload)))
         try:
-            got = await self.gather(tag, self.peers, self.t - 1, decode, what)
+            got = await self.gather(tag, self.peers, self.t - 1, decode, what, wait_for_live=True)
         finally:
             await sending
-        xs = [self.id, *list(got)[: self.t - 1]]
-        return interpolate(self.field, xs, [block, *(got[x] for x in xs[1:])])
+        xs = [self.id, *got]
+        shares = [block, *got.values()]
+        check_shares(self.field, xs, shares, self.t, f"{what} (tag {tag})")
+        return interpolate(self.field, xs[: self.t], shares[: self.t])
+
+    async def barrier(self, tag: Tag) -> None:
+        """Tell every peer this party is done and wait until every live peer says so too.
+
+        Waits up to the timeout for every peer whose connection is not lost (whatever
+        ``grace`` is, and even those silent in an earlier opening), tolerating drop-outs as an
+        opening does: it needs t - 1 peers.
+
+        Raises:
+            ProtocolError: fewer than t - 1 peers answered in time (names the missing ones).
+        """
+        payload = memoryview(codec.encode_ints([0]))
+
+        def decode(data: bytes) -> Residues:
+            codec.decode_ints(data, count=1)
+            return _EMPTY
+
+        sending = asyncio.ensure_future(self.send_all(tag, dict.fromkeys(self.peers, payload)))
+        try:
+            await self.gather(
+                tag,
+                self.peers,
+                self.t - 1,
+                decode,
+                "closing round",
+                wait_for_live=True,
+                grace=self.timeout,
+                wait_for_silent=True,
+            )
+        finally:
+            await sending
 
     def close(self) -> None:
         """Cancel the receives still running in the background."""

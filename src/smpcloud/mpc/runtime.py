@@ -15,13 +15,21 @@ once with ``asyncio.gather`` from the same point of the program. Messages carry 
 most mix-ups are detected (:class:`~smpcloud.errors.ShareError`), but not all.
 
 Security model: semi-honest (honest-but-curious) parties, at most t - 1 of them colluding; a
-trusted dealer for triples (see :mod:`smpcloud.mpc.dealer`). Malformed messages are rejected,
-but a malicious party that sends well-formed wrong shares is not detected (no MACs).
+trusted dealer for triples (see :mod:`smpcloud.mpc.dealer`). What a deviating party is kept
+from or caught at: malformed messages are rejected naming the sender; the parameters of its
+triples and truncation pairs are fixed by the session (:class:`SessionParameters`, which each
+party and the dealer compute from the same configuration), so it cannot steer them; and every
+opening checks, when more than t shares are at hand, that they lie on one polynomial, naming
+the party whose share disagrees when it can be told (:mod:`smpcloud.mpc.rounds`). Not detected:
+wrong but consistent values (no MACs; a party chooses its own inputs freely), nor a changed
+share when only t shares arrive.
 
-The default field :data:`MPC_FIELD` is larger than the crypto default; see its comment.
+The default field :data:`MPC_FIELD` is larger than the crypto default; see its comment in
+:mod:`smpcloud.mpc.session`.
 
 The parts: :class:`Party` (inputs, openings, Beaver multiplication, truncation) is here;
-:class:`SharedVector` and the encoding of plaintext inputs are in :mod:`smpcloud.mpc.shared`,
+:class:`SharedVector`, the encoding of plaintext inputs and the decoding of opened values are
+in :mod:`smpcloud.mpc.shared`,
 a party's message rounds in :mod:`smpcloud.mpc.rounds`, its prefetched triples and truncation
 pairs in :mod:`smpcloud.mpc.preprocessing`, the RNS conversions in :mod:`smpcloud.mpc.rns`.
 This module re-exports :class:`SharedVector` and the conversions under their old names.
@@ -39,13 +47,10 @@ Example (every party runs this with its own ``my_values``; see also
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Final, TypeAlias
+from collections.abc import Collection, Sequence
 
 import numpy as np
-import numpy.typing as npt
 
-from smpcloud.crypto import shamir
 from smpcloud.crypto.field import Field, Residues, random_elements
 from smpcloud.crypto.shamir import interpolate, share_elements
 from smpcloud.errors import (
@@ -58,24 +63,18 @@ from smpcloud.mpc import codec
 from smpcloud.mpc.preprocessing import MaterialPool
 from smpcloud.mpc.rns import from_int64, low_bits, mask_bits, small_to_int64
 from smpcloud.mpc.rounds import Rounds
-from smpcloud.mpc.shared import DEFAULT_BITS, SharedVector, check_bound, encode_plain, max_abs
+from smpcloud.mpc.session import DEFAULT_KAPPA, MPC_FIELD, SessionParameters
+from smpcloud.mpc.shared import (
+    DEFAULT_BITS,
+    Opened,
+    SharedVector,
+    check_bound,
+    decode_opened,
+    encode_plain,
+    max_abs,
+)
 from smpcloud.mpc.transport import DEFAULT_TIMEOUT, Tag, Transport
 from smpcloud.mpc.triples import TripleSource
-
-#: The six largest primes below 2^32 (``gmpy2.prev_prime`` from 2^32; checked in the tests):
-#: M ~ 2^192. Why six, when :data:`~smpcloud.crypto.field.DEFAULT_FIELD` has three (2^96)?
-#: A product of two 64-bit fixed-point values needs 127 bits before truncation, and the
-#: probabilistic truncation masks it with a random r that must exceed it by kappa >= 40 bits
-#: without wrapping around M: 128 + 40 + 1 bits < 192. Five primes (2^160) would cap inputs at
-#: 59 bits. The price is linear in the number of primes: integer-only work (secure sums) runs
-#: about twice as fast on ``DEFAULT_FIELD``, which a :class:`Party` accepts as well.
-MPC_FIELD: Final = Field((4294967291, 4294967279, 4294967231, 4294967197, 4294967189, 4294967161))
-
-#: Statistical security parameter of the truncation mask (bits): leakage <= 2^-kappa.
-DEFAULT_KAPPA: Final = 40
-
-#: What :meth:`Party.open` returns: int64, exact Python ints (object) or float64.
-Opened: TypeAlias = npt.NDArray[np.int64] | npt.NDArray[np.object_] | npt.NDArray[np.float64]
 
 
 class Party:
@@ -92,6 +91,10 @@ class Party:
         session: a name shared by all parties of this computation (the first half of tags).
         timeout: seconds to wait for any one round before naming the silent parties.
         kappa: statistical security of truncation masks (bits), at least 40.
+        truncation_shifts: the truncation shifts (bits) the program may use, as the session
+            fixes them (:attr:`SessionParameters.shifts`); None allows every shift.
+        grace: seconds an opening keeps waiting, once t shares are in, for the other live
+            peers' shares (to check them); None: ``timeout`` (see :mod:`smpcloud.mpc.rounds`).
 
     Raises:
         InvalidInputError: parameters out of range or a transport that is not party 1..n.
@@ -108,15 +111,23 @@ class Party:
         session: str = "smpc",
         timeout: float = DEFAULT_TIMEOUT,
         kappa: int = DEFAULT_KAPPA,
+        truncation_shifts: Collection[int] | None = None,
+        grace: float | None = None,
     ) -> None:
-        shamir.check_parameters(n, t, field)
+        #: What this party agrees on with the others and the dealer (validates n, t, kappa).
+        self.parameters = SessionParameters(
+            n=n,
+            t=t,
+            field=field,
+            session=session,
+            kappa=kappa,
+            shifts=None if truncation_shifts is None else frozenset(truncation_shifts),
+        )
         if not 1 <= transport.party <= n:
             raise InvalidInputError(f"party id {transport.party} outside 1..{n}")
         missing = set(range(1, n + 1)) - {transport.party} - set(transport.peers)
         if missing:
             raise InvalidInputError(f"transport cannot reach parties {sorted(missing)}")
-        if kappa < 40:
-            raise InvalidInputError(f"statistical security kappa={kappa} must be at least 40")
         if timeout <= 0:
             raise InvalidInputError("timeout must be positive")
         self.transport = transport
@@ -131,8 +142,35 @@ class Party:
         self.parties = tuple(range(1, n + 1))
         self.peers = tuple(p for p in self.parties if p != self.id)
         self._step = 0
-        self._rounds = Rounds(transport, peers=self.peers, t=t, field=field, timeout=timeout)
+        self._rounds = Rounds(
+            transport, peers=self.peers, t=t, field=field, timeout=timeout, grace=grace
+        )
         self._material = MaterialPool(self._source, field)
+
+    @classmethod
+    def from_parameters(
+        cls,
+        transport: Transport,
+        parameters: SessionParameters,
+        *,
+        triples: TripleSource | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        grace: float | None = None,
+    ) -> Party:
+        """Return this party of the session ``parameters`` describe (computed from the
+        deployment as the dealer computes them: :meth:`SessionParameters.from_deployment`)."""
+        return cls(
+            transport,
+            n=parameters.n,
+            t=parameters.t,
+            field=parameters.field,
+            triples=triples,
+            session=parameters.session,
+            timeout=timeout,
+            kappa=parameters.kappa,
+            truncation_shifts=parameters.shifts,
+            grace=grace,
+        )
 
     def __repr__(self) -> str:
         return f"Party(id={self.id}, n={self.n}, t={self.t}, session={self.session!r})"
@@ -265,8 +303,9 @@ class Party:
     async def open(self, x: SharedVector) -> Opened:
         """Reveal a shared vector to every party.
 
-        Every party sends its share to every other party and interpolates from the first t
-        shares that arrive, its own included. Drop-outs: succeeds as long as t parties answer.
+        Every party sends its share to every other party, waits for the live peers' shares,
+        checks them when more than t are at hand and interpolates from t (a checked opening,
+        :mod:`smpcloud.mpc.rounds`). Drop-outs: succeeds as long as t parties answer.
 
         Returns:
             For integers, int64 when every value fits (always when the public bound is below
@@ -275,7 +314,7 @@ class Party:
 
         Raises:
             ProtocolError: fewer than t parties answered within the timeout (names the
-                missing ones).
+                missing ones), or their shares disagree (names the party when it can).
             ShareError: a peer's message is malformed.
         """
         return (await self.open_many([x]))[0]
@@ -296,32 +335,8 @@ class Party:
         for x in xs:
             part = opened[:, start : start + x.length]
             start += x.length
-            out.append(self._decode_opened(part, x))
+            out.append(decode_opened(part, x))
         return out
-
-    def _decode_opened(self, elements: Residues, x: SharedVector) -> Opened:
-        ints = self._opened_int64(elements, x.bound)
-        if x.frac_bits is None:
-            return self.field.to_ints(elements) if ints is None else ints
-        scale = float(1 << x.frac_bits)
-        if ints is None:
-            return self.field.to_float(elements, scale=scale)
-        return ints.astype(np.float64) / scale
-
-    def _opened_int64(self, elements: Residues, bound: int) -> npt.NDArray[np.int64] | None:
-        """Return opened values as int64 if they all fit, else None (exact path needed)."""
-        if self.field.modulus < 1 << 66:  # a small field: the generic conversion is exact
-            try:
-                return self.field.to_int64(elements)
-            except OverflowDetectedError:
-                return None
-        candidate = small_to_int64(self.field, elements)
-        if bound < 1 << 63 and 4 * bound < self.field.modulus:
-            return candidate  # guaranteed exact by the public bound
-        # The bound allows larger values: keep the candidate only if it is the value.
-        if np.array_equal(from_int64(self.field, candidate), elements):
-            return candidate
-        return None
 
     # ------------------------------------------------------------------ multiplication
 
@@ -335,7 +350,9 @@ class Party:
         return frac, x.bound * y.bound
 
     def _truncation_plan(self, bound: int, shift: int) -> int:
-        """Return ell, the bit size of truncated values, or raise if the field is too small."""
+        """Return ell, the bit size of truncated values, or raise if the field is too small
+        or the session does not use this shift."""
+        self.parameters.check_shift(shift)
         ell = max(bound.bit_length() + 1, shift + 1)
         room = mask_bits(self.field)
         if ell + self.kappa > room:
@@ -361,6 +378,7 @@ class Party:
             OverflowDetectedError: the product (or the truncation mask) could wrap around the
                 field, judged from the public bounds before anything is sent.
             ProtocolError: no triple source, the dealer or fewer than t parties answered.
+            InvalidInputError: a truncation shift the session does not use.
         """
         frac, bound = self._product_format(x, y)
         check_bound(self.field, bound, "the product")
@@ -379,7 +397,7 @@ class Party:
         (then the result has 2f fractional bits, exact). Reveals nothing.
 
         Raises:
-            OverflowDetectedError, ProtocolError: as for :meth:`mul`.
+            OverflowDetectedError, ProtocolError, InvalidInputError: as for :meth:`mul`.
         """
         frac, bound = self._product_format(x, y)
         bound *= max(x.length, 1)
@@ -465,7 +483,10 @@ class Party:
 
         Raises:
             ProtocolError: no triple source (the future raises if the source fails).
+            InvalidInputError: a shift (``frac_bits``) the session does not use.
         """
+        if truncation_pairs:
+            self.parameters.check_shift(frac_bits)
         return self._material.prefetch(
             triples=triples, truncation_pairs=truncation_pairs, frac_bits=frac_bits
         )
@@ -492,7 +513,7 @@ class Party:
 
         Raises:
             OverflowDetectedError: ell + kappa > R, the field is too small for x's bound.
-            InvalidInputError: bits out of range.
+            InvalidInputError: bits out of range, or a shift the session does not use.
         """
         shift = x.frac_bits if bits is None else bits
         if shift is None or shift < 0 or (x.frac_bits is not None and shift > x.frac_bits):
@@ -533,6 +554,15 @@ class Party:
         return SharedVector(shares, field, frac, (x.bound >> shift) + 1)
 
     # ------------------------------------------------------------------ lifecycle
+
+    async def barrier(self) -> None:
+        """A last round: every party says it is done and waits for the live peers (up to the
+        timeout; n - t drop-outs tolerated), so that none closes while others still read.
+
+        Raises:
+            ProtocolError: fewer than t parties answered in time (names the missing ones).
+        """
+        await self._rounds.barrier(self._next_tag())
 
     async def close(self) -> None:
         """Tell the triple source we are done and stop background receives.

@@ -4,7 +4,8 @@
 that a product or truncation that could wrap around the field is refused before it runs;
 addition, subtraction, multiplication by a public integer, slices and sums are local (no
 communication). :func:`encode_plain` encodes a party's plaintext inputs (integers or
-fixed-point reals within a signed bit width); :func:`check_bound` is the overflow check the
+fixed-point reals within a signed bit width), :func:`decode_opened` turns opened field
+elements back into numbers; :func:`check_bound` is the overflow check the
 runtime applies to every result. Shares are secret: never logged, redacted from ``repr``.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +26,7 @@ from smpcloud.errors import (
     OverflowDetectedError,
     ShareError,
 )
-from smpcloud.mpc.rns import from_int64
+from smpcloud.mpc.rns import from_int64, small_to_int64
 
 #: Bits of a default input: signed 64-bit integers, or 64-bit fixed-point encodings.
 DEFAULT_BITS: Final = 64
@@ -266,4 +267,54 @@ def encode_plain(values: object, frac_bits: int | None, bits: int) -> npt.NDArra
     raise InvalidInputError(f"values must be integers or reals, got dtype {arr.dtype}")
 
 
-__all__ = ["DEFAULT_BITS", "SharedVector", "check_bound", "encode_plain", "max_abs"]
+#: What :meth:`~smpcloud.mpc.runtime.Party.open` returns: int64, exact Python ints (object) or
+#: float64.
+Opened: TypeAlias = npt.NDArray[np.int64] | npt.NDArray[np.object_] | npt.NDArray[np.float64]
+
+
+def decode_opened(elements: Residues, x: SharedVector) -> Opened:
+    """Return the opened elements of ``x`` as numbers.
+
+    Args:
+        elements: the opened field elements, shape (k, m).
+        x: the shared vector they open (its field, fixed-point scale and public bound).
+
+    Returns:
+        For integers, int64 when every value fits (always when the public bound is below
+        2^63), else exact Python ints (numpy object array); for fixed-point values, float64
+        (v / 2^f).
+    """
+    ints = _opened_int64(x.field, elements, x.bound)
+    if x.frac_bits is None:
+        return x.field.to_ints(elements) if ints is None else ints
+    scale = float(1 << x.frac_bits)
+    if ints is None:
+        return x.field.to_float(elements, scale=scale)
+    return ints.astype(np.float64) / scale
+
+
+def _opened_int64(field: Field, elements: Residues, bound: int) -> npt.NDArray[np.int64] | None:
+    """Return opened values as int64 if they all fit, else None (exact path needed)."""
+    if field.modulus < 1 << 66:  # a small field: the generic conversion is exact
+        try:
+            return field.to_int64(elements)
+        except OverflowDetectedError:
+            return None
+    candidate = small_to_int64(field, elements)
+    if bound < 1 << 63 and 4 * bound < field.modulus:
+        return candidate  # guaranteed exact by the public bound
+    # The bound allows larger values: keep the candidate only if it is the value.
+    if np.array_equal(from_int64(field, candidate), elements):
+        return candidate
+    return None
+
+
+__all__ = [
+    "DEFAULT_BITS",
+    "Opened",
+    "SharedVector",
+    "check_bound",
+    "decode_opened",
+    "encode_plain",
+    "max_abs",
+]

@@ -73,8 +73,11 @@ class DealerTriples:
     """Fetch triples and truncation pairs from the trusted dealer (party 0).
 
     Every request carries a batch number (the tag step, counted identically by every party);
-    the dealer serves each batch once, on the first request for it, and sends every party its
-    shares, so a party that dropped out does not hold the others up.
+    the dealer deals each batch once, on the first request for it that agrees with the
+    session, and answers each party's own identical request with that party's shares, so a
+    party that dropped out does not hold the others up. A refusal (this party's request
+    disagreed with the session or with the batch's first request) is a
+    :class:`~smpcloud.errors.ProtocolError` carrying the dealer's reason.
 
     Args:
         transport: this party's transport (must reach party 0).

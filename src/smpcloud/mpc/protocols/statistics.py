@@ -37,8 +37,9 @@ async def secure_sum(
 
     1. Each party Shamir-shares its input vector to all parties (one round).
     2. Each party adds up the shares it holds (local).
-    3. The sum is reconstructed by Lagrange interpolation from the first t shares to arrive
-       (one round); up to n - t parties may drop out of this step.
+    3. The sum is opened (one round): every live party's share is checked to lie on one
+       polynomial of degree t - 1 and the sum is interpolated from t of them; up to n - t
+       parties may drop out of this step.
 
     Args:
         party: this party's context.
