@@ -310,3 +310,44 @@ def test_cli_submit_refuses_an_uncertified_task(cheated: Cheated, tmp_path: Path
     assert done.returncode == 1
     assert "digest" in done.stderr
     assert reports(cheated.server, task.task_id) == 0
+
+
+def test_a_holder_refuses_a_task_below_its_minimum_of_clients(
+    server: ServerProcess, key: Key, holders: Holders, tmp_path: Path
+) -> None:
+    """The server chooses min_clients; a holder with a policy refuses to vouch for too few."""
+    from smpcloud.errors import InvalidInputError
+    from smpcloud.keyfiles import write_secret_json, write_secret_text
+
+    task, _creds = server.new_task(key, 0, roster=holders.roster, min_clients=2)
+    with server.holder(task, key[1][0]) as holder, pytest.raises(InvalidInputError, match="10"):
+        holder.certify(holders.signing[1], min_clients_at_least=10)
+    # The CLI refuses keys below 2048 bits: a real one for its half of the test.
+    public, shares = threshold.deal(2048, n=3, t=2)
+    signing = SigningKey.generate()
+    roster = Roster(
+        2,
+        {
+            1: SigningKey.generate().verify_key,
+            2: signing.verify_key,
+            3: SigningKey.generate().verify_key,
+        },
+    )
+    task, _creds = server.new_task((public, shares), 0, roster=roster, min_clients=2)
+    share_file = write_secret_json(
+        tmp_path / "key_share_2.json", threshold.key_share_to_json(shares[1])
+    )
+    signing_file = write_secret_json(tmp_path / "signing_key_2.json", signing.to_json())
+    token_file = write_secret_text(tmp_path / "holder_2.token", task.holder_tokens[1])
+    common = ["--server", server.base_url, "--task", task.task_id, "--token-file", str(token_file)]
+    keys = ["--key-share", str(share_file), "--signing-key", str(signing_file)]
+    done = run_cli("certify", *common, *keys, "--min-clients-at-least", "3")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "as few as 2 client(s)" in done.stderr
+    with server.admin() as admin:
+        assert admin.status(task.task_id).certified_by == []
+    done = run_cli("certify", *common, *keys, "--min-clients-at-least", "2")
+    assert done.returncode == 0, done.stderr
+    assert "2 to" in done.stdout
+    with server.admin() as admin:
+        assert admin.status(task.task_id).certified_by == [2]

@@ -199,7 +199,7 @@ def submit(
     epilog="""\b
 Example (key holder 2, SMPCLOUD_TASK set, after smpcloud task create --holders):
   smpcloud certify --token-file task/holder_2.token --key-share keys/key_share_2.json \\
-      --signing-key keys/signing_key_2.json
+      --signing-key keys/signing_key_2.json --min-clients-at-least 10
 """,
 )
 @server_options
@@ -222,12 +222,21 @@ Example (key holder 2, SMPCLOUD_TASK set, after smpcloud task create --holders):
     type=click.Path(dir_okay=False, exists=True),
     help="signing_key_<i>.json from keygen: this holder's signing key.",
 )
+@click.option(
+    "--min-clients-at-least",
+    "min_clients_at_least",
+    type=click.IntRange(2, None),
+    default=None,
+    help="Refuse to sign unless the task requires at least this many clients (the server "
+    "chose min_clients: with too few, the sum gives away a client's value).",
+)
 def certify(
     server: str,
     task_id: str,
     token_file: str | None,
     key_share_path: str,
     signing_key_path: str,
+    min_clients_at_least: int | None,
 ) -> None:
     """As a key holder: check the task's key and sign its key and parameters.
 
@@ -246,7 +255,7 @@ def certify(
         share = load_key_share(key_share_path)
         signing_key = load_signing_key(signing_key_path)
         with KeyHolder(server, task_id, token, share) as holder:
-            accepted = holder.certify(signing_key)
+            accepted = holder.certify(signing_key, min_clients_at_least=min_clients_at_least)
     fields = accepted.signed
     signed = ", ".join(str(i) for i in accepted.certified_by)
     click.echo(

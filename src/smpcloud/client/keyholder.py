@@ -80,7 +80,9 @@ class KeyHolder(TaskParticipant):
     def __repr__(self) -> str:
         return f"KeyHolder(task_id={self.task_id!r}, index={self._share.index})"
 
-    def certify(self, signing_key: SigningKey | None = None) -> CertificateAccepted:
+    def certify(
+        self, signing_key: SigningKey | None = None, *, min_clients_at_least: int | None = None
+    ) -> CertificateAccepted:
         """Certify the task as served: sign its key and parameters, and upload the signature.
 
         Fetches the task's info and refuses unless the served key is the key this share
@@ -96,6 +98,9 @@ class KeyHolder(TaskParticipant):
         Args:
             signing_key: this holder's signing key (``signing_key_<i>.json`` from
                 ``smpcloud keygen``); default: the one this object was given.
+            min_clients_at_least: this holder's policy: refuse to sign a task that releases a
+                sum over fewer clients (the server chose ``min_clients``; over one or two
+                clients a sum gives their values away).
 
         Returns:
             Who has certified the task so far, and how many are needed.
@@ -104,6 +109,8 @@ class KeyHolder(TaskParticipant):
             KeyMismatchError: the served key is not this share's, or the served roster names
                 another verify key for this holder.
             NoRosterError: the task was created without a roster.
+            InvalidInputError: no signing key, or the task's min_clients is below
+                ``min_clients_at_least``.
             InvalidCertificateError: the server's roster does not accept the signature.
             TaskStateError: the task is no longer open.
             DuplicateSubmissionError: this holder certified the task with another signature.
@@ -114,11 +121,20 @@ class KeyHolder(TaskParticipant):
             raise InvalidInputError(
                 "certify needs this holder's signing key (smpcloud.crypto.signatures.SigningKey)"
             )
+        if min_clients_at_least is not None and (
+            type(min_clients_at_least) is not int or min_clients_at_least < 2
+        ):
+            raise InvalidInputError("min_clients_at_least must be an integer >= 2")
         out = self._conn.request("GET", task_path(self.task_id), TaskInfoOut)
         info = read_task_info(out, insecure=True)
         if info.public_key != self._share.public:
             raise KeyMismatchError(
                 "this task's key is not the key this share belongs to: refusing to certify it"
+            )
+        if min_clients_at_least is not None and out.min_clients < min_clients_at_least:
+            raise InvalidInputError(
+                f"the task releases a sum over as few as {out.min_clients} client(s), below "
+                f"this holder's minimum of {min_clients_at_least}: refusing to certify it"
             )
         index = self._share.index
         if out.roster is not None:
