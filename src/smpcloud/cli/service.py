@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -22,6 +23,37 @@ from smpcloud.cli.task import task
 if TYPE_CHECKING:
     from smpcloud.client import Receipt
     from smpcloud.crypto.signatures import SigningKey
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def holder_options(*, signing_required: bool, signing_help: str) -> Callable[[F], F]:
+    """A key holder's files: --token-file, --key-share and --signing-key (certify, decrypt)."""
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--signing-key",
+            "signing_key_path",
+            required=signing_required,
+            default=None,
+            type=click.Path(dir_okay=False, exists=True),
+            help=signing_help,
+        )(command)
+        command = click.option(
+            "--key-share",
+            "key_share_path",
+            required=True,
+            type=click.Path(dir_okay=False, exists=True),
+            help="key_share_<i>.json from keygen (the served key must be the one it belongs to).",
+        )(command)
+        return click.option(
+            "--token-file",
+            type=click.Path(dir_okay=False, exists=True),
+            help="This key holder's token file (or set SMPCLOUD_TOKEN).",
+        )(command)
+
+    return decorate
 
 
 def receipt_target(receipt_path: Path | None, token_file: str | None, task_id: str) -> Path:
@@ -203,24 +235,9 @@ Example (key holder 2, SMPCLOUD_TASK set, after smpcloud task create --holders):
 """,
 )
 @server_options
-@click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False, exists=True),
-    help="This key holder's token file (or set SMPCLOUD_TOKEN).",
-)
-@click.option(
-    "--key-share",
-    "key_share_path",
-    required=True,
-    type=click.Path(dir_okay=False, exists=True),
-    help="key_share_<i>.json from keygen: the served key must be the one it belongs to.",
-)
-@click.option(
-    "--signing-key",
-    "signing_key_path",
-    required=True,
-    type=click.Path(dir_okay=False, exists=True),
-    help="signing_key_<i>.json from keygen: this holder's signing key.",
+@holder_options(
+    signing_required=True,
+    signing_help="signing_key_<i>.json from keygen: this holder's signing key.",
 )
 @click.option(
     "--min-clients-at-least",
@@ -278,25 +295,10 @@ Example (key holder 2, SMPCLOUD_TASK set, after smpcloud task close):
 """,
 )
 @server_options
-@click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False, exists=True),
-    help="This key holder's token file (or set SMPCLOUD_TOKEN).",
-)
-@click.option(
-    "--key-share",
-    "key_share_path",
-    required=True,
-    type=click.Path(dir_okay=False, exists=True),
-    help="key_share_<i>.json from keygen.",
-)
-@click.option(
-    "--signing-key",
-    "signing_key_path",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="signing_key_<i>.json from keygen: attest the log and aggregate checked (clients "
-    "that pin the holders' roster check it).",
+@holder_options(
+    signing_required=False,
+    signing_help="signing_key_<i>.json from keygen: attest the log and aggregate checked "
+    "(clients that pin the holders' roster check it).",
 )
 def decrypt(
     server: str,
