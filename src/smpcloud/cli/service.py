@@ -291,7 +291,8 @@ def certify(
     "decrypt",
     epilog="""\b
 Example (key holder 2, SMPCLOUD_TASK set, after smpcloud task close):
-  smpcloud decrypt --token-file task/holder_2.token --key-share keys/key_share_2.json
+  smpcloud decrypt --token-file task/holder_2.token --key-share keys/key_share_2.json \\
+      --signing-key keys/signing_key_2.json
 """,
 )
 @server_options
