@@ -301,7 +301,7 @@ class ReportLog:
                 select(AttestationRow.holder_index, AttestationRow.signature)
                 .where(AttestationRow.task_id == meta.task_id)
                 .order_by(AttestationRow.holder_index)
-            ).tuples()
+            )
         ]
         return log, attestations
 
