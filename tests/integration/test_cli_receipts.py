@@ -157,13 +157,15 @@ def test_submit_decrypt_and_receipt_verify(deployment, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines[:4]] == [
+    assert [line.split(":")[0] for line in lines[:5]] == [
         "ok  receipt",
         "ok  log",
         "ok  inclusion",
+        "ok  key",
         "ok  attestations",
     ]
-    assert "key holders 1, 3" in lines[3]
+    assert "key holders 1, 2 certified" in lines[3]
+    assert "key holders 1, 3" in lines[4]
 
 
 def test_a_dropped_report_and_a_substituted_aggregate(deployment, tmp_path: Path) -> None:

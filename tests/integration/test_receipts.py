@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 
 import pytest
-from service_harness import Key, ServerProcess
+from service_harness import Key, ServerProcess, start_server
 
 from smpcloud.client import (
     AggregateVerificationError,
@@ -83,12 +83,18 @@ def resign_log(server: ServerProcess, key: Key, task_id: str) -> None:
 
 
 def submit_all(
-    server: ServerProcess, key: Key, clients: int = 4, min_clients: int = 3
+    server: ServerProcess, key: Key, signers: Signers, clients: int = 4, min_clients: int = 3
 ) -> tuple[TaskCreated, list[ClientCredentials], list[Receipt]]:
-    task, creds = server.new_task(key, clients, min_clients=min_clients)
+    """A task certified by t holders (its receipt key with it); pinned clients submit."""
+    public, _shares = key
+    pinned = Roster(public.threshold, {i + 1: s.verify_key for i, s in enumerate(signers)})
+    task, creds = server.new_task(key, clients, min_clients=min_clients, roster=pinned)
+    for index in range(1, public.threshold + 1):
+        with holder(server, task, key, index, signers) as h:
+            h.certify()
     receipts = []
     for i, cred in enumerate(creds):
-        with server.client(task.task_id, cred.token) as client:
+        with server.client(task.task_id, cred.token, holders=pinned) as client:
             receipt = client.submit(10 + i)
         assert receipt is not None
         receipts.append(receipt)
@@ -135,9 +141,9 @@ def every_holder_refuses(
 
 @pytest.fixture
 def closed(
-    server: ServerProcess, key: Key
+    server: ServerProcess, key: Key, signers: Signers
 ) -> Iterator[tuple[TaskCreated, list[ClientCredentials], list[Receipt]]]:
-    task, creds, receipts = submit_all(server, key)
+    task, creds, receipts = submit_all(server, key, signers)
     close(server, task)
     yield task, creds, receipts
 
@@ -148,7 +154,7 @@ def closed(
 def test_honest_path_attested_result_and_every_receipt_verifies(
     server: ServerProcess, key: Key, signers: Signers, roster: Roster
 ) -> None:
-    task, creds, receipts = submit_all(server, key)
+    task, creds, receipts = submit_all(server, key, signers)
     for cred, receipt in zip(creds, receipts, strict=True):
         assert receipt.task_id == task.task_id and receipt.client_id == cred.client_id
         receipt.verify_signature()
@@ -176,6 +182,7 @@ def test_honest_path_attested_result_and_every_receipt_verifies(
             "receipt",
             "log",
             "inclusion",
+            "key",
             "attestations",
         ]
 
@@ -250,7 +257,7 @@ def test_report_dropped_from_the_log_but_kept_in_the_aggregate(
 def test_report_dropped_before_close_fails_only_that_clients_receipt(
     server: ServerProcess, key: Key, signers: Signers, roster: Roster
 ) -> None:
-    task, creds, receipts = submit_all(server, key)
+    task, creds, receipts = submit_all(server, key, signers)
     dropped = creds[2]
     tamper(
         server,
@@ -308,3 +315,31 @@ def test_holders_may_skip_the_check_explicitly(
     with holder(server, task, key, 1, signers) as h:
         assert h.contribute(verify_aggregate=False) is None
     assert partials_stored(server, task) == 1
+
+
+def test_a_server_that_changes_its_receipt_key_is_caught(
+    tmp_path, key: Key, signers: Signers, roster: Roster
+) -> None:
+    """The receipt key is part of what the holders certify: a server that switches to a key
+    of its own (so that its old receipts prove nothing) loses its certificates."""
+    import os
+
+    from smpcloud.protocol.problems import UncertifiedTaskError
+
+    server = start_server(tmp_path)
+    try:
+        task, creds, receipts = submit_all(server, key, signers, clients=4)
+        server.stop()
+        tamper(server, "UPDATE server_keys SET secret = ? WHERE name = 'receipts'", os.urandom(32))
+        server.start()
+        with (
+            server.client(task.task_id, creds[3].token, holders=roster) as late,
+            pytest.raises(UncertifiedTaskError),
+        ):
+            late.prepare(7)  # nothing encrypted under a task whose terms changed
+        close(server, task)
+        with pytest.raises(ReceiptVerificationError) as caught:
+            verify_receipt(server.base_url, creds[0].token, receipts[0], holders=roster)
+        assert caught.value.check in ("log", "key")
+    finally:
+        server.stop()

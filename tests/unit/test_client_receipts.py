@@ -37,15 +37,17 @@ INFO = {
 
 def fake_server(cheat: str) -> httpx.MockTransport:
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            return httpx.Response(200, json=INFO)
+        if request.method == "GET":  # the task's receipt key is SERVER_KEY
+            return httpx.Response(200, json=INFO | {"receipt_key": SERVER_KEY.verify_key.to_text()})
         sent = json.loads(request.content)["ciphertexts"]
         client_id = 8 if cheat == "client" else 7
         texts = sent[::-1] + sent if cheat == "leaf" else sent
         leaf = report_leaf("t", client_id, texts).hex()
         now = datetime.now(UTC).isoformat()
-        fields = receipt_fields("t", client_id, leaf, now, SERVER_KEY.verify_key.to_text())
-        signer = SigningKey.generate() if cheat == "signature" else SERVER_KEY
+        other = SigningKey.generate()
+        named = other if cheat == "key" else SERVER_KEY  # "key": signed by a key of its own
+        fields = receipt_fields("t", client_id, leaf, now, named.verify_key.to_text())
+        signer = other if cheat in ("signature", "key") else SERVER_KEY
         receipt = fields | {"signature": signer.sign_statement(RECEIPT_DOMAIN, fields)}
         body = {"task_id": "t", "client_id": 7, "received_at": now, "receipt": receipt}
         return httpx.Response(201, json=body)
@@ -78,6 +80,7 @@ def test_an_honest_receipt_is_returned_and_round_trips_through_its_file() -> Non
         ("leaf", "other ciphertexts"),
         ("client", "another task or client"),
         ("signature", "does not verify"),
+        ("key", "another key than the task's receipt key"),
     ],
 )
 def test_a_receipt_for_something_else_is_refused(cheat: str, message: str) -> None:

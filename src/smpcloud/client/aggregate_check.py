@@ -140,6 +140,10 @@ def check_aggregate(
     """
     task_id = info.task_id
     log = _signed_log(conn, task_id)
+    if info.receipt_key is not None and log.server_key != info.receipt_key:
+        raise AggregateVerificationError(
+            "the report log is signed by another key than the task's receipt key"
+        )
     if log.count != aggregate.count:
         raise _refuse(
             f"the aggregate's count is {aggregate.count}, but the signed log holds {log.count} "

@@ -205,7 +205,9 @@ class Client(TaskParticipant):
             out = self._conn.request("GET", task_path(self.task_id), TaskInfoOut)
             certified: tuple[int, ...] = ()
             if not self._skip_certification:  # first: nothing served is used before this
-                certified = verify_certified(out, self._roster_for(out))
+                # With a pinned key object, the check is that exactly that key was certified
+                # (and the served key is compared with it below): no second parse.
+                certified = verify_certified(out, self._roster_for(out), self._pinned)
             info = replace(read_task_info(out, insecure=self._insecure), certified_by=certified)
             if self._pinned is not None:
                 if info.public_key != self._pinned:
@@ -300,7 +302,7 @@ class Client(TaskParticipant):
             json=prepared.request_body(),
             expected=201,
         )
-        return _checked_receipt(out, prepared)
+        return _checked_receipt(out, prepared, info.receipt_key if info is not None else None)
 
     def submit(
         self,
@@ -333,16 +335,28 @@ class Client(TaskParticipant):
         return self.upload(self.prepare(values, pool=pool))
 
 
-def _checked_receipt(out: ReportAcceptedOut, prepared: PreparedReport) -> Receipt | None:
+def _checked_receipt(
+    out: ReportAcceptedOut, prepared: PreparedReport, receipt_key: str | None
+) -> Receipt | None:
     """The receipt of an accepted upload, checked against what was sent.
+
+    ``receipt_key``: the server's receipt key as the task's info served it (certified by the
+    key holders when the client pins them); the receipt must be signed by it.
 
     Raises:
         ReceiptVerificationError: another task or client than the acknowledgement's, another
-            leaf than the report sent, or a signature that does not verify.
+            leaf than the report sent, another key than the task's receipt key, or a
+            signature that does not verify.
     """
     if out.receipt is None:
         return None
     receipt = read_receipt(out.receipt)
+    if receipt_key is not None and receipt.server_key != receipt_key:
+        raise ReceiptVerificationError(
+            "receipt",
+            "the receipt is signed by another key than the task's receipt key (the one the key "
+            "holders certified): it would prove nothing",
+        )
     if receipt.task_id != prepared.task_id or receipt.client_id != out.client_id:
         raise ReceiptVerificationError(
             "receipt", "the server's receipt names another task or client than this upload"

@@ -79,6 +79,8 @@ class TaskInfo:
             exactly as served) verified under the client's pinned roster
             (:meth:`smpcloud.client.Client.info`); empty where nobody checked them
             (:meth:`smpcloud.client.Admin.info`, or a client that skipped certification).
+        receipt_key: the server's key that signs receipts and the report log (part of what
+            the key holders certify); None from a server that serves none.
     """
 
     task_id: str
@@ -95,6 +97,7 @@ class TaskInfo:
     packing: Packing | None = None
     partials_form: PartialsForm | None = None
     certified_by: tuple[int, ...] = ()
+    receipt_key: str | None = None
 
     @property
     def ciphertexts(self) -> int:
@@ -357,6 +360,7 @@ def read_task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
         deadline=out.deadline,
         packing=packing,
         partials_form=out.partials_form,
+        receipt_key=out.receipt_key,
     )
 
 

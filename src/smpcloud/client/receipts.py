@@ -9,6 +9,9 @@ the root of the log of the reports it aggregated (:mod:`smpcloud.protocol.receip
 * ``log``: the published root is signed by the same server key as the receipt;
 * ``inclusion``: the receipt's leaf is in the tree of that root (an RFC 9162 inclusion proof
   the server serves and the client checks; log(n) hashes);
+* ``key`` (with the key holders' pinned roster): t pinned key holders certified the task with
+  this receipt key, so the receipt proves the server accepted the report to anyone who pins
+  them;
 * ``attestations`` (with the key holders' pinned roster, once the task is decrypted): at
   least t pinned key holders attested that very root, its count and the aggregate they
   decrypted — they checked the aggregate is the product of exactly the logged reports.
@@ -35,6 +38,7 @@ from smpcloud.errors import (
     ThresholdNotMetError,
     VerificationError,
 )
+from smpcloud.protocol.certificates import verify_certified
 from smpcloud.protocol.problems import NotFoundError, TaskStateError
 from smpcloud.protocol.receipts import (
     ATTESTATION_DOMAIN,
@@ -44,7 +48,7 @@ from smpcloud.protocol.receipts import (
     hash_from_hex,
     log_root_fields,
 )
-from smpcloud.protocol.schemas import InclusionProofOut, ResultOut
+from smpcloud.protocol.schemas import InclusionProofOut, ResultOut, TaskInfoOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,30 @@ def _check_inclusion(receipt: Receipt, proof: InclusionProofOut, root: bytes) ->
         ) from None
 
 
+def _check_receipt_key(conn: Connection, receipt: Receipt, holders: Roster) -> str:
+    """Check that t pinned key holders certified the task with the key that signed the receipt.
+
+    Raises:
+        ReceiptVerificationError: (check ``key``) the task is not certified by the pinned
+            holders, or its certified receipt key is not the receipt's.
+    """
+    info = conn.request("GET", task_path(receipt.task_id), TaskInfoOut)
+    try:
+        signers = verify_certified(info, holders)
+    except SignatureError as exc:
+        raise ReceiptVerificationError(
+            "key", f"the task is not certified by the pinned key holders ({exc})"
+        ) from None
+    if info.receipt_key != receipt.server_key:
+        raise ReceiptVerificationError(
+            "key",
+            "the receipt is signed by another key than the receipt key the key holders "
+            "certified for this task",
+        )
+    names = ", ".join(map(str, signers))
+    return f"key: the receipt key is the one key holders {names} certified for this task"
+
+
 def _check_attestations(
     conn: Connection, receipt: Receipt, proof: InclusionProofOut, holders: Roster
 ) -> tuple[str, tuple[int, ...]]:
@@ -166,7 +194,7 @@ def verify_receipt(
 
     Raises:
         ReceiptVerificationError: a check failed; its ``check`` attribute names it
-            (``receipt``, ``log``, ``inclusion`` or ``attestations``).
+            (``receipt``, ``log``, ``inclusion``, ``key`` or ``attestations``).
         TransportError: the server could not be reached.
     """
     key = receipt.verify_signature()
@@ -187,6 +215,7 @@ def verify_receipt(
         )
         signers: tuple[int, ...] = ()
         if holders is not None:
+            lines.append(_check_receipt_key(conn, receipt, holders))
             line, signers = _check_attestations(conn, receipt, proof, holders)
             lines.append(line)
     return ReceiptCheck(

@@ -119,7 +119,9 @@ def encrypt_slice(task: CertifiedTask, values: list[float]) -> list[PreparedRepo
         public_key.precompute()
     reports = []
     for value in values:
-        verify_certified(task.served, task.roster)  # what each client checks first
+        # What each client checks first: that t pinned holders certified the task with the
+        # very key it encrypts under (a real client parses the served key once, as here).
+        verify_certified(task.served, task.roster, info.public_key)
         reports.append(prepare_report(info, value))
     return reports
 

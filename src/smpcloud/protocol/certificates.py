@@ -132,11 +132,16 @@ def canonical_json(value: object) -> str:
         raise InvalidInputError(f"not canonical JSON: {exc}") from None
 
 
-def certificate_fields(info: TaskInfoOut) -> dict[str, object]:
+def certificate_fields(
+    info: TaskInfoOut, key: threshold.ThresholdPublicKey | None = None
+) -> dict[str, object]:
     """The fields of a task's statement, rebuilt from the task's info as served.
 
     Args:
         info: the task's info (``GET /v1/tasks/{id}``), as the server serves it.
+        key: the caller's parse of the served key, to save parsing it again (the statement
+            then names this key's digest: a caller that encrypts under ``key`` checks that
+            exactly this key was certified). Default: parsed from ``info``.
 
     Returns:
         The statement's fields (sign or verify them under :data:`CERTIFICATE_DOMAIN`).
@@ -150,7 +155,8 @@ def certificate_fields(info: TaskInfoOut) -> dict[str, object]:
             "certified by key holders"
         )
     # Only the digest is needed here: the key's size is the caller's policy.
-    key = threshold.public_key_from_json(info.public_key, insecure=True)
+    if key is None:
+        key = threshold.public_key_from_json(info.public_key, insecure=True)
     return {
         "task_id": info.task_id,
         "name": info.name,
@@ -163,6 +169,7 @@ def certificate_fields(info: TaskInfoOut) -> dict[str, object]:
         "packing": canonical_json(info.packing) if info.packing is not None else None,
         "min_clients": info.min_clients,
         "max_clients": info.max_clients,
+        "receipt_key": info.receipt_key,
     }
 
 
@@ -196,7 +203,9 @@ def check_certificate(info: TaskInfoOut, roster: Roster, holder: int, signature:
     verify_statement(key, signature, CERTIFICATE_DOMAIN, certificate_fields(info))
 
 
-def verify_certified(info: TaskInfoOut, roster: Roster) -> tuple[int, ...]:
+def verify_certified(
+    info: TaskInfoOut, roster: Roster, key: threshold.ThresholdPublicKey | None = None
+) -> tuple[int, ...]:
     """Check that t holders of the pinned ``roster`` certified the task exactly as served.
 
     Also checks that the served holders and threshold are the roster's (a server claiming a
@@ -206,6 +215,9 @@ def verify_certified(info: TaskInfoOut, roster: Roster) -> tuple[int, ...]:
     Args:
         info: the served task info (its certificates included).
         roster: the key holders' roster the client pinned.
+        key: the key the caller will encrypt under (its parse of the served key), if it has
+            it: the check is then that exactly this key was certified (see
+            :func:`certificate_fields`).
 
     Returns:
         The holders whose certificates verified, in increasing order.
@@ -222,7 +234,7 @@ def verify_certified(info: TaskInfoOut, roster: Roster) -> tuple[int, ...]:
             f"{info.holders}, but the pinned roster is {roster.threshold}-of-{roster.size}: "
             "this is not the key holders' key; do not report to this task"
         )
-    fields = certificate_fields(info)
+    fields = certificate_fields(info, key)
     pairs = [(cert.holder, cert.signature) for cert in info.certificates]
     try:
         return roster.verify_quorum(pairs, CERTIFICATE_DOMAIN, fields)

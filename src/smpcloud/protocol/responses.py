@@ -103,6 +103,13 @@ class TaskInfoOut(Out):
         description="Paillier: the form of the key holders' uploads ('partials' or 'batch'), "
         "fixed by the first accepted one; None before it.",
     )
+    receipt_key: str | None = Field(
+        default=None,
+        description="Paillier: the server's Ed25519 key (unpadded base64url) that signs upload "
+        "receipts and the published report log; part of what the key holders certify, so a "
+        "receipt signed by it proves to anyone who pins the holders that the server accepted "
+        "the report.",
+    )
     share_key: str | None = Field(
         default=None,
         description="Shamir: this server's X25519 public key (unpadded base64url) that clients "

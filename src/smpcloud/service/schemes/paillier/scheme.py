@@ -384,6 +384,7 @@ class PaillierScheme(Scheme[PaillierMeta]):
             deadline=meta.deadline,
             packing=meta.packing.to_json() if meta.packing is not None else None,
             partials_form=form,
+            receipt_key=self._log.signing_key().verify_key.to_text(),
         )
 
     def status(self, session: Session, meta: PaillierMeta) -> SchemeStatus:
