@@ -41,7 +41,7 @@ Server errors come back as exceptions (:mod:`smpcloud.protocol.problems`), conne
 """
 
 from smpcloud.client.aggregate_check import AggregateCheck
-from smpcloud.client.models import Receipt
+from smpcloud.client.models import CertificateAccepted, Receipt
 from smpcloud.client.receipts import ReceiptCheck, verify_receipt
 from smpcloud.client.sdk import (
     CLASSIC_ENCRYPTION_MAX,
@@ -59,6 +59,8 @@ from smpcloud.client.sdk import (
     prepare_report,
 )
 from smpcloud.client.shamir import (
+    DuplicateShareKeyError,
+    InsecureServerURLError,
     ShamirAggregation,
     ShamirClient,
     ShamirClosed,
@@ -70,6 +72,9 @@ from smpcloud.client.shamir import (
     ShamirSubmission,
     ShamirTask,
     ShamirTaskInfo,
+    SharedHostError,
+    ShareKeyMismatchError,
+    check_credentials,
     prepare_shares,
 )
 from smpcloud.client.uploads import UploadError, UploadSummary, upload_reports, upload_shares
@@ -83,6 +88,7 @@ from smpcloud.protocol.problems import (
     PermissionDeniedError,
     ServiceError,
     TaskStateError,
+    UncertifiedTaskError,
 )
 from smpcloud.protocol.receipts import AggregateVerificationError, ReceiptVerificationError
 from smpcloud.protocol.schemas import INTEGER_ENCODING, TaskEncoding
@@ -94,10 +100,13 @@ __all__ = [
     "AggregateCheck",
     "AggregateVerificationError",
     "AuthenticationError",
+    "CertificateAccepted",
     "Client",
     "ClientCredentials",
     "ConflictError",
+    "DuplicateShareKeyError",
     "DuplicateSubmissionError",
+    "InsecureServerURLError",
     "InsufficientReportsError",
     "KeyHolder",
     "NotFoundError",
@@ -119,6 +128,8 @@ __all__ = [
     "ShamirSubmission",
     "ShamirTask",
     "ShamirTaskInfo",
+    "ShareKeyMismatchError",
+    "SharedHostError",
     "TaskCreated",
     "TaskEncoding",
     "TaskInfo",
@@ -127,8 +138,10 @@ __all__ = [
     "TaskStateError",
     "TaskStatus",
     "TaskSummary",
+    "UncertifiedTaskError",
     "UploadError",
     "UploadSummary",
+    "check_credentials",
     "prepare_report",
     "prepare_shares",
     "upload_reports",
