@@ -294,24 +294,39 @@ def aggregate_vectors(
             )
     if length == 0:
         raise InvalidInputError("nothing to aggregate: reports are empty")
-    total = length * len(reports)
-    parts = 1 if pool.inline or total < MIN_PARALLEL_PRODUCT else pool.parts
-    row_parts = min(len(reports), parts)
-    col_parts = min(length, -(-parts // row_parts))
-    row_spans = spans(len(reports), row_parts, 1)
-    col_spans = spans(length, col_parts, 1)
     calls: list[tuple[int, tuple[int, list[Payload], int, int, int]]] = []
-    for r0, r1 in row_spans:
-        for c0, c1 in col_spans:
-            rows = [payload(pk, reports[r], c0, c1) for r in range(r0, r1)]
-            calls.append((c0, (pk.n, rows, r0, c0, c1 - c0)))
+    for (r0, r1), (c0, c1) in _tiles(pool, len(reports), length):
+        rows = [payload(pk, reports[r], c0, c1) for r in range(r0, r1)]
+        calls.append((c0, (pk.n, rows, r0, c0, c1 - c0)))
     partials = pool.run(do_column_products, do_column_products, [(a, a) for _, a in calls])
+    accs = _combine_tiles(pk, length, [c0 for c0, _ in calls], partials)
+    return [raw_ciphertext(pk, acc) for acc in accs]
+
+
+def _tiles(
+    pool: WorkerPool, rows: int, length: int
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Split a rows x length product into tiles (row span, column span), about one per part."""
+    parts = 1 if pool.inline or rows * length < MIN_PARALLEL_PRODUCT else pool.parts
+    row_parts = min(rows, parts)
+    col_parts = min(length, -(-parts // row_parts))
+    return [
+        (row_span, col_span)
+        for row_span in spans(rows, row_parts, 1)
+        for col_span in spans(length, col_parts, 1)
+    ]
+
+
+def _combine_tiles(
+    pk: PublicKey, length: int, starts: list[int], partials: Sequence[Sequence[object]]
+) -> list[mpz]:
+    """Multiply the tiles' column products (tile i starts at column starts[i]) mod n^2."""
     n2 = mpz(pk.n_squared)
     accs = [mpz(1)] * length
-    for (c0, _), partial in zip(calls, partials, strict=True):
+    for c0, partial in zip(starts, partials, strict=True):
         for offset, value in enumerate(partial):
             accs[c0 + offset] = accs[c0 + offset] * value % n2
-    return [raw_ciphertext(pk, acc) for acc in accs]
+    return accs
 
 
 def product_ciphertexts(
@@ -348,22 +363,12 @@ def product_ciphertexts(
             )
     if length == 0:
         raise InvalidInputError("nothing to multiply: reports are empty")
-    total = length * len(rows)
-    parts = 1 if pool.inline or total < MIN_PARALLEL_PRODUCT else pool.parts
-    row_parts = min(len(rows), parts)
-    col_parts = min(length, -(-parts // row_parts))
     calls: list[tuple[int, tuple[int, list[list[str]], int, int, int]]] = []
-    for r0, r1 in spans(len(rows), row_parts, 1):
-        for c0, c1 in spans(length, col_parts, 1):
-            tile = [list(rows[r][c0:c1]) for r in range(r0, r1)]
-            calls.append((c0, (pk.n, tile, r0, c0, c1 - c0)))
+    for (r0, r1), (c0, c1) in _tiles(pool, len(rows), length):
+        tile = [list(rows[r][c0:c1]) for r in range(r0, r1)]
+        calls.append((c0, (pk.n, tile, r0, c0, c1 - c0)))
     partials = pool.run(do_text_products, do_text_products, [(a, a) for _, a in calls])
-    n2 = mpz(pk.n_squared)
-    accs = [mpz(1)] * length
-    for (c0, _), partial in zip(calls, partials, strict=True):
-        for offset, value in enumerate(partial):
-            accs[c0 + offset] = accs[c0 + offset] * value % n2
-    return [int(acc) for acc in accs]
+    return [int(acc) for acc in _combine_tiles(pk, length, [c0 for c0, _ in calls], partials)]
 
 
 def decrypt_many(
