@@ -343,3 +343,47 @@ def test_a_server_that_changes_its_receipt_key_is_caught(
         assert caught.value.check in ("log", "key")
     finally:
         server.stop()
+
+
+def test_a_server_that_lowers_the_minimum_and_keeps_one_report_is_refused(
+    tmp_path, key: Key, signers: Signers, roster: Roster
+) -> None:
+    """After the clients reported (certified min_clients = 3), the server drops every report
+    but one, closes with a consistent log and serves min_clients = 1: without the roster the
+    holders would decrypt that one report; with it, they refuse."""
+    from smpcloud.protocol.problems import UncertifiedTaskError
+
+    server = start_server(tmp_path)
+    try:
+        task, creds, _receipts = submit_all(server, key, signers, clients=4, min_clients=3)
+        tamper(
+            server,
+            "DELETE FROM reports WHERE task_id = ? AND client_id != ?",
+            task.task_id,
+            creds[0].client_id,
+        )
+        tamper(server, "UPDATE tasks SET min_clients = 1 WHERE id = ?", task.task_id)
+        server.stop()  # the task's fields are cached per process
+        server.start()
+        close(server, task)
+        for index in range(1, key[0].holders + 1):
+            share = key[1][index - 1]
+            with (
+                KeyHolder(
+                    server.base_url,
+                    task.task_id,
+                    task.holder_tokens[index - 1],
+                    share,
+                    timeout=60.0,
+                    holders=roster,
+                ) as h,
+                pytest.raises(UncertifiedTaskError),
+            ):
+                h.contribute()
+        assert partials_stored(server, task) == 0
+        # Without the roster the minimum is the server's word: the holder's check passes.
+        with holder(server, task, key, 1, signers) as h:
+            checked = h.contribute(batch=False)
+        assert checked is not None and checked.count == 1
+    finally:
+        server.stop()

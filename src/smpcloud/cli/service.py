@@ -301,29 +301,43 @@ Example (key holder 2, SMPCLOUD_TASK set, after smpcloud task close):
     signing_help="signing_key_<i>.json from keygen: attest the log and aggregate checked "
     "(clients that pin the holders' roster check it).",
 )
+@click.option(
+    "--holders",
+    "holders_path",
+    envvar="SMPCLOUD_HOLDERS",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="holders.json from keygen (or SMPCLOUD_HOLDERS): first check that the task as served "
+    "now is the one t key holders certified (its minimum of clients above all).",
+)
 def decrypt(
     server: str,
     task_id: str,
     token_file: str | None,
     key_share_path: str,
     signing_key_path: str | None,
+    holders_path: str | None,
 ) -> None:
     """As a key holder: check the aggregate, partially decrypt it with a proof, upload.
 
     First the aggregate is checked against the server's signed report log: it must be the
     product of exactly the logged reports, from distinct clients, as many as its count and at
-    least the task's minimum; otherwise nothing is decrypted. The key share never leaves this
+    least the task's minimum (with --holders, the minimum t key holders certified, not the one
+    the server serves now); otherwise nothing is decrypted. The key share never leaves this
     machine; the partial decryption alone reveals nothing. Once t key holders have done this,
     the server publishes the result.
     """
     from smpcloud.client import KeyHolder
-    from smpcloud.keyfiles import load_key_share
+    from smpcloud.keyfiles import load_key_share, load_roster
 
     token = token_from(token_file)
     with friendly_errors(server):
         share = load_key_share(key_share_path)
         signing_key = _signing_key(signing_key_path)
-        with KeyHolder(server, task_id, token, share, signing_key=signing_key) as holder:
+        roster = load_roster(holders_path) if holders_path else None
+        with KeyHolder(
+            server, task_id, token, share, signing_key=signing_key, holders=roster
+        ) as holder:
             checked = holder.contribute()
     if checked is not None:
         click.echo(checked.describe())

@@ -31,6 +31,7 @@ from smpcloud.protocol.certificates import (
     CertificateAcceptedOut,
     certificate_fields,
     sign_certificate,
+    verify_certified,
 )
 from smpcloud.protocol.receipts import ATTESTATION_DOMAIN, attestation_fields
 from smpcloud.protocol.schemas import AggregateOut, PartialsAcceptedOut, PartialsIn, TaskInfoOut
@@ -56,6 +57,11 @@ class KeyHolder(TaskParticipant):
         transport: an ``httpx`` transport instead of the network.
         signing_key: this holder's long-term signing key: :meth:`contribute` then attests
             the log and aggregate it checked (clients that pin the holders' roster check it).
+        holders: the key holders' roster (``holders.json``): :meth:`contribute` then first
+            checks that t of them certified the task exactly as it is served now, so that the
+            minimum of clients it checks the count against is the certified one (a server
+            that lowered ``min_clients`` after the clients reported, and kept one report, is
+            refused). Without it, the minimum is the server's word at decryption time.
     """
 
     def __init__(
@@ -68,14 +74,18 @@ class KeyHolder(TaskParticipant):
         timeout: float = HOLDER_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         signing_key: SigningKey | None = None,
+        holders: Roster | None = None,
     ) -> None:
         if not isinstance(key_share, threshold.KeyShare):
             raise InvalidInputError("key_share must be a threshold.KeyShare")
         if signing_key is not None and not isinstance(signing_key, SigningKey):
             raise InvalidInputError("signing_key must be a SigningKey")
+        if holders is not None and not isinstance(holders, Roster):
+            raise InvalidInputError("holders must be a smpcloud.crypto.signatures.Roster")
         super().__init__(base_url, task_id, token, timeout=timeout, transport=transport)
         self._share = key_share
         self._signing_key = signing_key
+        self._holders = holders
 
     def __repr__(self) -> str:
         return f"KeyHolder(task_id={self.task_id!r}, index={self._share.index})"
@@ -204,6 +214,8 @@ class KeyHolder(TaskParticipant):
             InvalidInputError: both ``pool`` and ``workers`` other than 1, or workers out of
                 range.
             KeyMismatchError: the task's key is not the key this share belongs to.
+            UncertifiedTaskError: (with ``holders``) the task as served now is not what t
+                pinned key holders certified; nothing was decrypted.
             TaskStateError: the task is still open, or already decrypted.
             InsufficientReportsError: the task closed with too few reports.
             DuplicateSubmissionError: this holder already contributed.
@@ -212,11 +224,12 @@ class KeyHolder(TaskParticipant):
         """
         if pool is not None and workers != 1:
             raise InvalidInputError("give either pool or workers, not both")
-        info = read_task_info(
-            self._conn.request("GET", task_path(self.task_id), TaskInfoOut), insecure=True
-        )
+        out = self._conn.request("GET", task_path(self.task_id), TaskInfoOut)
+        info = read_task_info(out, insecure=True)
         if info.public_key != self._share.public:
             raise KeyMismatchError("this task's key is not the key this share belongs to")
+        if self._holders is not None:  # the terms as served now are the certified ones
+            verify_certified(out, self._holders, self._share.public)
         if batch is None:
             form = info.partials_form
             batch = form == "batch" if form is not None else info.packing is not None
