@@ -28,6 +28,20 @@ class KeyMismatchError(InvalidInputError):
     """Operands that belong to different keys."""
 
 
+class InvalidProofError(InvalidInputError):
+    """A report's validity proof is missing, malformed or does not verify.
+
+    Attributes:
+        check: which check failed, a short stable name (for example ``"bit"``, ``"link"``,
+            ``"challenge"``, ``"length"``, ``"point"``, ``"missing"``); the message says more
+            (which element), never a value.
+    """
+
+    def __init__(self, message: str, *, check: str = "proof") -> None:
+        super().__init__(message)
+        self.check = check
+
+
 class ThresholdNotMetError(SmpcError):
     """Fewer than t shares or partial decryptions were supplied."""
 

@@ -261,6 +261,20 @@ def encoding_options(func: F) -> F:
     )(func)
 
 
+def validity_option(func: F) -> F:
+    """Add --validity: how the task checks each report (every scheme)."""
+    return click.option(
+        "--validity",
+        type=click.Choice(["range", "none"]),
+        default="range",
+        show_default=True,
+        help="range: every report carries a validity proof that each value lies in --range "
+        "(made by the client, checked before the report is acknowledged; a report that fails "
+        "is refused), so no client can shift the sum beyond its own range or block the "
+        "result. none: reports are trusted (faster; one forged report can shift the sum).",
+    )(func)
+
+
 def check_encoding_options(frac_bits: int | None, value_range: tuple[float, float] | None) -> None:
     """Refuse --fixed without --range, and a range whose MIN is not below its MAX."""
     if frac_bits is not None and value_range is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -18,6 +19,7 @@ from smpcloud.cli._common import (
     server_option,
     server_options,
     task_encoding,
+    validity_option,
 )
 
 #: Task list rows shown unless --limit says otherwise (the server's default and maximum).
@@ -121,6 +123,7 @@ Example (keys/ from smpcloud keygen, a server from smpcloud serve):
     help="New directory (or one without a task) for task.json and the token files.",
 )
 @encoding_options
+@validity_option
 def task_create(
     server: str,
     admin_token_file: str | None,
@@ -135,6 +138,7 @@ def task_create(
     packed: bool,
     deadline: datetime | None,
     out_dir: Path,
+    validity: Literal["range", "none"],
 ) -> None:
     """Create a task, issue client tokens and key-holder tokens, and write them to OUT.
 
@@ -199,6 +203,7 @@ def task_create(
                 deadline=deadline,
                 packing=packing,
                 roster=roster,
+                validity=validity,
             )
             credentials = admin.register_clients(created.task_id, clients)
         write_public_json(out_dir / "task.json", {"server": server, "task_id": created.task_id})

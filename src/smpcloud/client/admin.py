@@ -33,6 +33,7 @@ from smpcloud.errors import InvalidInputError
 from smpcloud.protocol.schemas import (
     DEFAULT_MAX_CLIENTS,
     DEFAULT_TASK_LIST_LIMIT,
+    DEFAULT_VALIDITY,
     INTEGER_ENCODING,
     MAX_REGISTRATIONS_PER_REQUEST,
     MAX_TASK_LIST_LIMIT,
@@ -45,6 +46,7 @@ from smpcloud.protocol.schemas import (
     TaskInfoOut,
     TaskListOut,
     TaskStatusOut,
+    Validity,
 )
 
 
@@ -80,6 +82,7 @@ class Admin(Participant):
         deadline: datetime | None = None,
         packing: Packing | None = None,
         roster: Roster | None = None,
+        validity: Validity = DEFAULT_VALIDITY,
     ) -> TaskCreated:
         """Create a task; return its id and one secret token per key holder.
 
@@ -106,6 +109,11 @@ class Admin(Participant):
                 with :func:`smpcloud.keyfiles.load_roster`), of the key's t and n. Without it
                 the key holders cannot certify the task, and clients that pin the holders
                 (every client by default) refuse to report to it.
+            validity: ``"range"`` (the protocol default): every report carries a validity proof that
+                each value lies in the declared range (the SDK makes it; the server verifies it
+                before acknowledging the report and refuses a report whose proof fails), so no
+                client can shift the sum beyond its own range or block a packed task.
+                ``"none"``: reports are trusted (faster; one forged report can shift the sum).
 
         Raises:
             InvalidInputError: bad parameters (checked locally, then by the server).
@@ -138,6 +146,7 @@ class Admin(Participant):
                 min_clients=min_clients,
                 max_clients=max_clients,
                 deadline=deadline,
+                validity=validity,
                 **fields,  # type: ignore[arg-type]
             )
         except ValidationError as exc:

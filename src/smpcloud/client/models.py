@@ -81,6 +81,9 @@ class TaskInfo:
             (:meth:`smpcloud.client.Admin.info`, or a client that skipped certification).
         receipt_key: the server's key that signs receipts and the report log (part of what
             the key holders certify); None from a server that serves none.
+        validity: ``"range"`` (each report carries a validity proof that the server checks
+            before acknowledging it) or ``"none"`` (reports are trusted); part of what the key
+            holders certify.
     """
 
     task_id: str
@@ -98,6 +101,7 @@ class TaskInfo:
     partials_form: PartialsForm | None = None
     certified_by: tuple[int, ...] = ()
     receipt_key: str | None = None
+    validity: str = "none"
 
     @property
     def ciphertexts(self) -> int:
@@ -126,6 +130,8 @@ class TaskStatus:
             upload; None before it.
         certified_by: the key holders whose certificate of the task the server checked
             against the task's roster (the server's word: a client checks them itself).
+        refused: uploads the server refused so far, by reason (the problem type's slug, for
+            example ``"invalid-proof"``); refused reports are never stored.
     """
 
     task_id: str
@@ -147,6 +153,7 @@ class TaskStatus:
     reported: bool | None = None
     partials_form: PartialsForm | None = None
     certified_by: list[int] = field(default_factory=list)
+    refused: dict[str, int] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -361,6 +368,7 @@ def read_task_info(out: TaskInfoOut, *, insecure: bool) -> TaskInfo:
         packing=packing,
         partials_form=out.partials_form,
         receipt_key=out.receipt_key,
+        validity=out.validity,
     )
 
 

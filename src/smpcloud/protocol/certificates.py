@@ -170,6 +170,7 @@ def certificate_fields(
         "min_clients": info.min_clients,
         "max_clients": info.max_clients,
         "receipt_key": info.receipt_key,
+        "validity": info.validity,
     }
 
 

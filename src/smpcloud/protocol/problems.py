@@ -20,6 +20,7 @@ from typing import Final
 from smpcloud.crypto.threshold import InvalidPartialDecryptionError
 from smpcloud.errors import (
     InvalidInputError,
+    InvalidProofError,
     KeyMismatchError,
     MalformedCiphertextError,
     OverflowDetectedError,
@@ -137,6 +138,7 @@ PROBLEM_TYPES: Final[tuple[ProblemType, ...]] = (
     ),
     ProblemType(SealError, "sealed-share-not-opened", 422, "Sealed share does not open"),
     ProblemType(ShareError, "invalid-share", 422, "Invalid share"),
+    ProblemType(InvalidProofError, "invalid-proof", 422, "Invalid validity proof"),
     ProblemType(NoRosterError, "no-roster", 422, "The task has no key holders' roster"),
     ProblemType(InvalidInputError, "invalid-input", 422, "Invalid input"),
     ProblemType(OverflowDetectedError, "overflow", 422, "Value out of range"),

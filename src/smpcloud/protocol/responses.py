@@ -115,6 +115,11 @@ class TaskInfoOut(Out):
         description="Shamir: this server's X25519 public key (unpadded base64url) that clients "
         "seal their share to; the administrator pins it at creation.",
     )
+    validity: Literal["range", "none"] = Field(
+        default="none",
+        description="How each report is checked: 'range' (a validity proof that every value "
+        "lies in the declared range, checked before the report is acknowledged) or 'none'.",
+    )
     roster: dict[str, Any] | None = Field(
         default=None,
         description="Paillier: the key holders' roster given at creation (holders.json), or "
@@ -160,6 +165,11 @@ class TaskStatusOut(Out):
         default_factory=list,
         description="Paillier: the key holders whose certificate of the task this server "
         "checked against the task's roster, in increasing order.",
+    )
+    refused: dict[str, int] = Field(
+        default_factory=dict,
+        description="Reports refused so far, by reason (the problem type's slug, for example "
+        "'invalid-proof', 'malformed-ciphertext', 'duplicate-submission').",
     )
 
 

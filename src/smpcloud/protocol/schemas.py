@@ -25,7 +25,7 @@ RFC 3339 with a UTC offset.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, Field, StrictInt, model_validator
 
@@ -74,6 +74,19 @@ MAX_CLIENTS_LIMIT: Final = 1 << 31
 MAX_REGISTRATIONS_PER_REQUEST: Final = 10_000
 #: Most key holders of a task's threshold key (holders! appears in every proof exponent).
 MAX_HOLDERS: Final = 64
+#: How a task checks each report. ``range``: every report carries a validity proof that each of
+#: its values lies in the declared range, checked before the report is acknowledged (Paillier:
+#: a zero-knowledge proof the server verifies; Shamir: a proof the servers check jointly). A
+#: report that fails is refused (422 ``invalid-proof``) and never enters the aggregate.
+#: ``none``: reports are trusted (the range is checked only by honest clients' SDK), which is
+#: faster but lets one forged report shift the sum, or block a packed task's result.
+Validity = Literal["range", "none"]
+#: The validity of a task created without saying.
+DEFAULT_VALIDITY: Final = "none"
+#: Largest Paillier validity proof accepted in one report, in base64url characters (a sanity
+#: cap; the real limit is the server's body limit).
+MAX_PROOF_CHARS: Final = 1 << 30
+
 #: Tasks listed by ``GET /v1/tasks`` unless ``?limit=`` says otherwise, and the most it allows.
 DEFAULT_TASK_LIST_LIMIT: Final = 100
 MAX_TASK_LIST_LIMIT: Final = 1000
@@ -138,6 +151,12 @@ class TaskIn(Schema):
         "must not exceed its max_additions, and the encoding is implied by it (fixed point "
         "with its frac_bits and range; integers when frac_bits is 0 and the bounds are "
         "integers): an `encoding` given as well must be that one.",
+    )
+    validity: Validity = Field(
+        default=DEFAULT_VALIDITY,
+        description="'range' (the default): every report carries a validity proof that its "
+        "values lie in the declared range, checked before it is acknowledged; a report that "
+        "fails is refused. 'none': reports are trusted (one forged report can shift the sum).",
     )
     roster: dict[str, Any] | None = Field(
         default=None,
@@ -221,6 +240,18 @@ class ReportIn(Schema):
         description="Shamir: this server's share sealed to its share_key (task info), bound to "
         "the task, the server and the client.",
     )
+    proof: Annotated[str, Field(min_length=1, max_length=MAX_PROOF_CHARS)] | None = Field(
+        default=None,
+        description="Paillier tasks with validity 'range': the report's validity proof "
+        "(smpcloud.crypto.validity), unpadded base64url; bound to the task, the client and "
+        "the ciphertexts.",
+    )
+    share_digests: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        description="Shamir tasks with validity 'range': the SHA-256 digest (unpadded "
+        "base64url) of the sealed share sent to each server, in server order; the same list "
+        "goes to every server and seeds the servers' joint check.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ReportIn:
@@ -299,10 +330,12 @@ class PartialsIn(Schema):
 __all__ = [
     "DEFAULT_MAX_CLIENTS",
     "DEFAULT_TASK_LIST_LIMIT",
+    "DEFAULT_VALIDITY",
     "INTEGER_ENCODING",
     "MAX_CLIENTS_LIMIT",
     "MAX_FRAC_BITS",
     "MAX_HOLDERS",
+    "MAX_PROOF_CHARS",
     "MAX_REGISTRATIONS_PER_REQUEST",
     "MAX_SUM_DIGITS",
     "MAX_TASK_LIST_LIMIT",
@@ -338,4 +371,5 @@ __all__ = [
     "TaskState",
     "TaskStatusOut",
     "TaskSummaryOut",
+    "Validity",
 ]

@@ -119,6 +119,9 @@ class TaskRow(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     close_reason: Mapped[str | None] = mapped_column(String(16))
     report_count: Mapped[int | None] = mapped_column(Integer)
+    #: How reports are checked ("range": validity proofs; "none"). Tasks made before validity
+    #: existed read "none" (the column is added with that default: see ``service.schema``).
+    validity: Mapped[str] = mapped_column(String(16), server_default="none")
 
 
 class PaillierTaskRow(Base):
@@ -154,6 +157,16 @@ class HolderRow(Base):
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
     holder_index: Mapped[int] = mapped_column(Integer)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+
+
+class RefusedReportRow(Base):
+    """How many uploads a task refused, by reason (the problem type's slug)."""
+
+    __tablename__ = "refused_reports"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class ReportRow(Base):

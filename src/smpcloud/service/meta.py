@@ -36,6 +36,7 @@ class TaskMeta:
     Attributes:
         scheme: the scheme's name ("paillier", "shamir"), which finds its implementation.
         length: values per client.
+        validity: how reports are checked: "range" (validity proofs) or "none".
     """
 
     task_id: str
@@ -46,6 +47,7 @@ class TaskMeta:
     min_clients: int
     max_clients: int
     deadline: datetime | None
+    validity: str
 
 
 def common_fields(task: TaskRow) -> dict[str, Any]:
@@ -59,6 +61,7 @@ def common_fields(task: TaskRow) -> dict[str, Any]:
         "min_clients": task.min_clients,
         "max_clients": task.max_clients,
         "deadline": task.deadline,
+        "validity": task.validity,
     }
 
 

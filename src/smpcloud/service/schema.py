@@ -62,6 +62,31 @@ def create_schema(engine: Engine) -> None:
     """
     upgrade_previous_layout(engine)
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
+
+
+#: Columns added to existing tables since the layout above: (table, column, SQL definition).
+#: Each is added, once, to a database that lacks it; its default is what old rows mean.
+ADDED_COLUMNS: Final = (("tasks", "validity", "VARCHAR(16) NOT NULL DEFAULT 'none'"),)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add the columns of :data:`ADDED_COLUMNS` that an existing database lacks (idempotent).
+
+    Returns:
+        The ``table.column`` names added (empty for a current database).
+    """
+    added: list[str] = []
+    with write_engine(engine).begin() as conn:
+        inspector = inspect(conn)
+        for table, column, definition in ADDED_COLUMNS:
+            present = {c["name"] for c in inspector.get_columns(table)}
+            if column not in present:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+                added.append(f"{table}.{column}")
+    if added:
+        logger.info("added column(s) %s to the database", ", ".join(added))
+    return added
 
 
 def is_previous_layout(conn: Connection) -> bool:
@@ -104,10 +129,11 @@ def _move_scheme_rows(conn: Connection) -> None:
 
 def _upgrade_sqlite(writer: Engine) -> bool:
     tasks = Base.metadata.tables[TaskRow.__tablename__]
-    columns = ", ".join(column.name for column in tasks.columns)
-    sources = ", ".join(
-        _SCHEME_OF_TASK if column.name == "scheme" else column.name for column in tasks.columns
-    )
+    # Columns added since that layout (ADDED_COLUMNS) are left to their defaults.
+    added = {column for table, column, _ in ADDED_COLUMNS if table == TaskRow.__tablename__}
+    copied = [column.name for column in tasks.columns if column.name not in added]
+    columns = ", ".join(copied)
+    sources = ", ".join(_SCHEME_OF_TASK if name == "scheme" else name for name in copied)
     with writer.connect() as conn:
         # Outside any transaction (SQLite ignores the pragma inside one): the rebuild drops
         # ``tasks`` while other tables refer to it.

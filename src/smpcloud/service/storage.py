@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smpcloud.protocol.problems import DuplicateSubmissionError, NotFoundError, TaskStateError
-from smpcloud.service.db import ReportRow, TaskRow, is_sqlite, write_engine
+from smpcloud.service.db import RefusedReportRow, ReportRow, TaskRow, is_sqlite, write_engine
 
 _TASK_STATES: Final = (
     select(TaskRow.id, TaskRow.state)
@@ -119,6 +119,28 @@ class Storage:
     def _write_unlocked(self) -> Iterator[Session]:
         with Session(self.writer, expire_on_commit=False) as session, session.begin():
             yield session
+
+    def count_refusal(self, task_id: str, reason: str) -> None:
+        """Count one refused upload of ``task_id`` under ``reason`` (a problem type's slug).
+
+        Its own short write transaction: the refused report itself is never stored.
+        """
+        with self.write() as session:
+            row = session.get(RefusedReportRow, (task_id, reason), with_for_update=True)
+            if row is None:
+                session.add(RefusedReportRow(task_id=task_id, reason=reason, count=1))
+            else:
+                row.count += 1
+
+    @staticmethod
+    def refusals(session: Session, task_id: str) -> dict[str, int]:
+        """The refused uploads of ``task_id`` by reason, reasons in alphabetical order."""
+        rows = session.scalars(
+            select(RefusedReportRow)
+            .where(RefusedReportRow.task_id == task_id)
+            .order_by(RefusedReportRow.reason)
+        )
+        return {row.reason: row.count for row in rows}
 
     @staticmethod
     def lock_task(session: Session, task_id: str) -> TaskRow:

@@ -31,9 +31,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from smpcloud.crypto.signatures import Roster
-from smpcloud.errors import InvalidInputError
+from smpcloud.errors import InvalidInputError, SmpcError
 from smpcloud.protocol.certificates import CertificateAcceptedOut, CertificateIn
-from smpcloud.protocol.problems import PermissionDeniedError, TaskStateError
+from smpcloud.protocol.problems import PermissionDeniedError, TaskStateError, problem_type_for
 from smpcloud.protocol.schemas import (
     AggregateOut,
     ClientsIn,
@@ -324,6 +324,7 @@ class TaskService:
             )
             own = scheme.status(session, meta)
             certified_by = self._certification.certified_by(session, task_id)
+            refused = self._storage.refusals(session, task_id)
             if principal is not None and principal.client_id is not None:
                 reported = (
                     session.scalar(
@@ -354,6 +355,7 @@ class TaskService:
             reported=reported,
             partials_form=own.partials_form,
             certified_by=certified_by,
+            refused=refused,
         )
 
     # ------------------------------------------------------------------ clients
@@ -377,7 +379,11 @@ class TaskService:
         client_id = principal.client_id
         if client_id is None:  # pragma: no cover - guaranteed by authenticate(CLIENT)
             raise PermissionDeniedError("only clients upload reports")
-        return scheme.accept_report(meta, client_id, body)
+        try:
+            return scheme.accept_report(meta, client_id, body)
+        except SmpcError as exc:
+            self._storage.count_refusal(task_id, problem_type_for(exc).slug)
+            raise
 
     # ------------------------------------------------------------------ key holders
 

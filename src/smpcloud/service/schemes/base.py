@@ -127,6 +127,7 @@ def new_task_row(
         deadline=body.deadline,
         state="open",
         created_at=now,
+        validity=body.validity,
     )
 
 

@@ -471,6 +471,7 @@ class ShamirScheme(Scheme[ShamirMeta]):
             server_index=meta.server_index,
             field=list(meta.field.moduli),
             share_key=self.opening_key().sealing_key.to_text(),
+            validity=meta.validity,  # type: ignore[arg-type]
         )
 
     def status(self, session: Session, meta: ShamirMeta) -> SchemeStatus:

@@ -385,6 +385,7 @@ class PaillierScheme(Scheme[PaillierMeta]):
             packing=meta.packing.to_json() if meta.packing is not None else None,
             partials_form=form,
             receipt_key=self._log.signing_key().verify_key.to_text(),
+            validity=meta.validity,  # type: ignore[arg-type]
         )
 
     def status(self, session: Session, meta: PaillierMeta) -> SchemeStatus:
