@@ -171,13 +171,13 @@ def scalar_bytes(s: int) -> bytes:
 
 
 __all__ = [
-    "B",
-    "H",
     "H_DOMAIN",
     "IDENTITY",
-    "L",
     "POINT_BYTES",
     "SCALAR_BYTES",
+    "B",
+    "H",
+    "L",
     "add",
     "base_mul",
     "commit",

@@ -70,7 +70,6 @@ from typing import Final
 import gmpy2
 from gmpy2 import mpz
 
-from smpcloud.crypto.decomposition import bit_weights
 from smpcloud.crypto.fixed_base import FixedBaseTable, choose_window
 from smpcloud.crypto.packing_layout import Packing
 from smpcloud.crypto.pedersen import (
@@ -133,7 +132,17 @@ class ReportBase:
             (which would factor n).
     """
 
-    __slots__ = ("digest", "h_s", "n", "n_squared", "nsq_bytes", "rho_bits", "table", "z_bits")
+    __slots__ = (
+        "bits",
+        "digest",
+        "h_s",
+        "n",
+        "n_squared",
+        "nsq_bytes",
+        "rho_bits",
+        "table",
+        "z_bits",
+    )
 
     def __init__(self, n: int, *, table: bool = True) -> None:
         if type(n) is not int or n % 2 == 0 or n.bit_length() < 128:
@@ -144,11 +153,12 @@ class ReportBase:
         if gmpy2.gcd(x, n) != 1:
             raise InvalidInputError("the report base is not a unit mod n")
         self.n = mpz(n)
+        self.bits = n.bit_length()
         self.n_squared = self.n * self.n
-        self.nsq_bytes = (int(self.n_squared).bit_length() + 7) // 8
+        self.nsq_bytes = nsq_bytes(self.bits)
         self.h_s = gmpy2.powmod((-(x * x)) % self.n, self.n, self.n_squared)
-        self.rho_bits = (n.bit_length() + 1) // 2
-        self.z_bits = 8 * _ceil8(self.rho_bits + CHALLENGE_BITS + STATISTICAL_BITS + 1)
+        self.rho_bits = (self.bits + 1) // 2
+        self.z_bits = 8 * z_bytes(self.bits)
         window = choose_window(self.z_bits, self.nsq_bytes) if table else 0
         self.table = FixedBaseTable(self.h_s, self.n_squared, self.z_bits, window)
         self.digest = hashlib.sha512(b"smpcloud/report-base/key\x00" + n_bytes).digest()
@@ -165,6 +175,16 @@ class ReportBase:
 
 def _ceil8(bits: int) -> int:
     return (bits + 7) // 8
+
+
+def nsq_bytes(key_bits: int) -> int:
+    """Bytes of a value mod n^2 in a proof or a challenge, for a modulus of ``key_bits`` bits."""
+    return _ceil8(2 * key_bits)
+
+
+def z_bytes(key_bits: int) -> int:
+    """Bytes of the randomiser's response z, for a modulus of ``key_bits`` bits."""
+    return _ceil8((key_bits + 1) // 2 + CHALLENGE_BITS + STATISTICAL_BITS + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,34 +281,30 @@ class ProofLayout:
         """Bytes of one value's proof: its bits' proofs, A_s, t_s and z_s."""
         return self.bits * BIT_PROOF_BYTES + POINT_BYTES + SCALAR_BYTES + self.zs_bytes()
 
-    def ciphertext_proof_bytes(self, base: ReportBase, index: int) -> int:
-        """Bytes of ciphertext ``index``'s proof."""
-        fixed = DIGEST_BYTES + base.nsq_bytes + base.z_bits // 8
+    def ciphertext_proof_bytes(self, key_bits: int, index: int) -> int:
+        """Bytes of ciphertext ``index``'s proof under a modulus of ``key_bits`` bits."""
+        fixed = DIGEST_BYTES + nsq_bytes(key_bits) + z_bytes(key_bits)
         return fixed + self.slots_in(index) * self.slot_proof_bytes()
 
-    def proof_offset(self, base: ReportBase, index: int) -> int:
-        """Where ciphertext ``index``'s proof starts in the report's proof (index may be the end)."""
-        full = self.ciphertext_proof_bytes(base, 0)
+    def proof_offset(self, key_bits: int, index: int) -> int:
+        """Where ciphertext ``index``'s proof starts in the proof (``ciphertexts``: the end)."""
+        full = self.ciphertext_proof_bytes(key_bits, 0)
         if index < self.ciphertexts:
             return index * full
         return (self.ciphertexts - 1) * full + self.ciphertext_proof_bytes(
-            base, self.ciphertexts - 1
+            key_bits, self.ciphertexts - 1
         )
 
-    def proof_bytes(self, base: ReportBase) -> int:
-        """Exact bytes of a report's proof."""
-        return self.proof_offset(base, self.ciphertexts)
+    def proof_bytes(self, key_bits: int) -> int:
+        """Exact bytes of a report's proof under a modulus of ``key_bits`` bits."""
+        return self.proof_offset(key_bits, self.ciphertexts)
 
 
 def _header(base: ReportBase, layout: ProofLayout, context: bytes) -> bytes:
     if not isinstance(context, bytes):
         raise InvalidInputError("the proof context must be bytes")
     return (
-        PROOF_DOMAIN
-        + len(context).to_bytes(8, "big")
-        + context
-        + layout.to_bytes()
-        + base.digest
+        PROOF_DOMAIN + len(context).to_bytes(8, "big") + context + layout.to_bytes() + base.digest
     )
 
 
@@ -421,7 +437,7 @@ def prove_report(
 
     Returns:
         The ciphertexts (ints mod n^2, ``layout.ciphertexts`` of them) and the proof
-        (``layout.proof_bytes(base)`` bytes).
+        (``layout.proof_bytes(base.bits)`` bytes).
 
     Raises:
         InvalidInputError: not ``layout.length`` values.
@@ -550,11 +566,11 @@ def verify_chunk(
     stop = start + len(ciphertexts)
     if not 0 <= start <= stop <= layout.ciphertexts:
         raise InvalidProofError("a chunk outside the report's ciphertexts", check="length")
-    base_offset = layout.proof_offset(base, start)
-    if len(proof) != layout.proof_offset(base, stop) - base_offset:
+    base_offset = layout.proof_offset(base.bits, start)
+    if len(proof) != layout.proof_offset(base.bits, stop) - base_offset:
         raise InvalidProofError(
             f"the proof of ciphertexts {start}..{stop - 1} has {len(proof)} bytes; the layout "
-            f"takes {layout.proof_offset(base, stop) - base_offset}",
+            f"takes {layout.proof_offset(base.bits, stop) - base_offset}",
             check="length",
         )
     view = memoryview(proof)
@@ -564,8 +580,8 @@ def verify_chunk(
             raise MalformedCiphertextError(f"ciphertext {j}: not an integer")
         if not 0 < c < base.n_squared:
             raise MalformedCiphertextError(f"ciphertext {j}: outside [1, n^2)")
-        a = layout.proof_offset(base, j) - base_offset
-        b = layout.proof_offset(base, j + 1) - base_offset
+        a = layout.proof_offset(base.bits, j) - base_offset
+        b = layout.proof_offset(base.bits, j + 1) - base_offset
         _verify_one(base, layout, header, j, int(c), bytes(view[a:b]))
 
 
@@ -598,7 +614,7 @@ def verify_report(
         )
     if not isinstance(proof, bytes):
         raise InvalidProofError("the proof must be bytes", check="encoding")
-    total = layout.proof_bytes(base)
+    total = layout.proof_bytes(base.bits)
     if len(proof) != total:
         raise InvalidProofError(
             f"the proof has {len(proof)} bytes; this layout and key take exactly {total}",
@@ -616,8 +632,10 @@ __all__ = [
     "STATISTICAL_BITS",
     "ProofLayout",
     "ReportBase",
+    "nsq_bytes",
     "prove_chunk",
     "prove_report",
     "verify_chunk",
     "verify_report",
+    "z_bytes",
 ]
