@@ -33,6 +33,13 @@ def test_pool_proves_and_verifies_in_chunks_like_one_process() -> None:
         with pytest.raises(InvalidProofError) as info:
             pool.verify_report(base, layout, cts[:-1], proof, CONTEXT)
         assert info.value.check == "length"
+        # A one-value report goes to a worker too (one piece), with the same verdict.
+        single = ProofLayout.unpacked(0, 3, 1)
+        one, one_proof = pool.prove_report(base, single, [2], CONTEXT)
+        pool.verify_report(base, single, one, one_proof, CONTEXT)
+        with pytest.raises(InvalidProofError) as info:
+            pool.verify_report(base, single, one, one_proof, CONTEXT + b"x")
+        assert info.value.check == "challenge"
         packing = Packing(
             length=50, key_bits=512, min_value=-1.0, max_value=1.0, max_additions=4, frac_bits=3
         )

@@ -4,17 +4,18 @@ Each ciphertext of a report has its own Fiat-Shamir challenge
 (:mod:`smpcloud.crypto.validity`, where what is proved, the assumptions and what is revealed
 are stated), so a report is cut into chunks of whole ciphertexts, each proved or verified on a
 worker with the key's :class:`~smpcloud.crypto.validity.ReportBase` from the worker's cache
-(built once per worker and key); the calling process uses the base it is given. Reports too
-small to gain from processes run inline. :class:`smpcloud.parallel.CryptoPool` offers these as
-methods (``pool.prove_report``, ``pool.verify_report``).
+(built once per worker and key); the calling process uses the base it is given (an inline
+pool). A pool with processes takes every report, even a one-piece one, so that a server's
+request threads verify many short reports at once. :class:`smpcloud.parallel.CryptoPool`
+offers these as methods (``pool.prove_report``, ``pool.verify_report``).
 
 Reveals nothing beyond the proofs themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Final, TypeVar
 
 from smpcloud.crypto.validity import ProofLayout, ReportBase
 from smpcloud.errors import InvalidInputError, InvalidProofError
@@ -27,7 +28,10 @@ from smpcloud.parallel.jobs import (
 )
 from smpcloud.parallel.pool import WorkerPool
 
-#: Reports of fewer values than this are proved and verified inline (tens of milliseconds).
+_T = TypeVar("_T")
+
+#: Reports of fewer values than this are proved or verified in one piece (on one worker, or
+#: inline for an inline pool).
 MIN_PARALLEL_VALUES: Final = 16
 #: The fewest values a worker's chunk holds (~10 ms of work each at 2048 bits).
 _MIN_CHUNK_VALUES: Final = 8
@@ -38,6 +42,22 @@ def _pieces(pool: WorkerPool, layout: ProofLayout) -> list[tuple[int, int]]:
         return [(0, layout.ciphertexts)]
     minimum = max(1, _MIN_CHUNK_VALUES // layout.slots)
     return spans(layout.ciphertexts, pool.parts, minimum)
+
+
+def _run(
+    pool: WorkerPool,
+    inline: Callable[..., _T],
+    job: Callable[..., _T],
+    calls: Sequence[tuple[tuple[object, ...], tuple[object, ...]]],
+) -> list[_T]:
+    """Run the calls inline (an inline pool) or on the workers, even a single call.
+
+    A pool with processes takes even a one-piece report: the server verifies many clients'
+    short reports at once from its request threads, and each on a worker frees the GIL.
+    """
+    if pool.inline:
+        return [inline(*args) for args, _ in calls]
+    return pool.stream(job, (args for _, args in calls))
 
 
 def prove_report(
@@ -72,7 +92,7 @@ def prove_report(
     for a, b in _pieces(pool, layout):
         piece = items[a * layout.slots : min(b * layout.slots, layout.length)]
         calls.append(((base, layout, a, piece, context), (int(base.n), layout, a, piece, context)))
-    results = pool.run(do_prove_chunk, job_prove_chunk, calls)
+    results = _run(pool, do_prove_chunk, job_prove_chunk, calls)
     ciphertexts: list[int] = []
     for chunk, _ in results:
         ciphertexts.extend(chunk)
@@ -122,7 +142,7 @@ def verify_report(
         piece = proof[layout.proof_offset(base.bits, a) : layout.proof_offset(base.bits, b)]
         args = (layout, a, items[a:b], piece, context)
         calls.append(((base, *args), (int(base.n), *args)))
-    for verdict in pool.run(do_verify_chunk, job_verify_chunk, calls):
+    for verdict in _run(pool, do_verify_chunk, job_verify_chunk, calls):
         if verdict is not None:
             message, check = verdict
             raise InvalidProofError(message, check=check)
