@@ -179,3 +179,17 @@ def test_layout_limits() -> None:
         ProofLayout.unpacked(3, 3, 1)
     # The default integer range of a task (a 65-bit span) fits.
     assert ProofLayout.unpacked(-(1 << 63), (1 << 63) - 1, 1).bits == 64
+
+
+def test_far_offsets_prove_and_verify(keys: tuple[PublicKey, PrivateKey, ReportBase]) -> None:
+    pk, sk, base = keys
+    # An integer range far from 0 (allowed by task encodings up to 2^512): a short span, a
+    # huge offset K, both hashed into the challenge.
+    lo = -(2**300) + 7
+    layout = ProofLayout.unpacked(lo, lo + 10, 1)
+    cts, proof = prove_report(base, layout, [4], CONTEXT)
+    verify_report(base, layout, cts, proof, CONTEXT)
+    assert sk.raw_decrypt(cts[0]) == (lo + 4) % pk.n
+    shifted = ProofLayout.unpacked(lo + 1, lo + 11, 1)
+    with pytest.raises(InvalidProofError):
+        verify_report(base, shifted, cts, proof, CONTEXT)

@@ -193,8 +193,11 @@ class ProofLayout:
 
     def to_bytes(self) -> bytes:
         """The layout's canonical bytes (hashed into every challenge)."""
-        parts = (self.span, self.offset, self.length, self.slots, self.slot_bits)
-        return b"".join(p.to_bytes(16, "big", signed=True) for p in parts)
+        out = []
+        for part in (self.span, self.offset, self.length, self.slots, self.slot_bits):
+            raw = part.to_bytes(part.bit_length() // 8 + 1, "big", signed=True)
+            out.append(len(raw).to_bytes(4, "big") + raw)
+        return b"".join(out)
 
     def zs_bytes(self) -> int:
         """Bytes of one response z_s."""
