@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Final, cast
 
 import httpx
@@ -28,14 +29,21 @@ from smpcloud.client._participant import TaskParticipant
 from smpcloud.client._values import as_values
 from smpcloud.client.models import PreparedReport, Receipt, TaskInfo, read_receipt, read_task_info
 from smpcloud.crypto import threshold
-from smpcloud.crypto.packing import encrypt_vector
+from smpcloud.crypto.packing import encrypt_vector, to_slots
 from smpcloud.crypto.signatures import Roster
+from smpcloud.crypto.validity import ReportBase, prove_report
 from smpcloud.crypto.wire import encode_int
 from smpcloud.errors import InvalidInputError, KeyMismatchError
 from smpcloud.parallel import CryptoPool
 from smpcloud.protocol.certificates import verify_certified
 from smpcloud.protocol.problems import UncertifiedTaskError
 from smpcloud.protocol.receipts import ReceiptVerificationError, report_leaf
+from smpcloud.protocol.report_proofs import (
+    client_digest,
+    encode_proof,
+    proof_context,
+    proof_layout,
+)
 from smpcloud.protocol.schemas import ReportAcceptedOut, TaskInfoOut
 
 #: Reports of up to this many values are encrypted the textbook way (one r^n each, ~8 ms at
@@ -45,11 +53,63 @@ from smpcloud.protocol.schemas import ReportAcceptedOut, TaskInfoOut
 CLASSIC_ENCRYPTION_MAX: Final = 10
 
 
+@lru_cache(maxsize=4)
+def report_base(n: int, *, table: bool) -> ReportBase:
+    """Return this process's report base for modulus n (a small cache: the base of a 2048-bit
+    key costs ~20 ms, its table ~0.25 s more; see :class:`~smpcloud.crypto.validity.ReportBase`).
+    """
+    return ReportBase(n, table=table)
+
+
+def _proved_report(
+    info: TaskInfo,
+    values: float | int | Sequence[float | int] | npt.ArrayLike,
+    token: str | None,
+    pool: CryptoPool | None,
+) -> PreparedReport:
+    """Encode, range-check, encrypt and prove a ``range`` task's report (see prepare_report)."""
+    if not isinstance(token, str) or not token:
+        raise InvalidInputError(
+            f"task {info.task_id!r} checks every report's validity: preparing its report "
+            "needs the client's token (prepare_report(..., token=...)), which the proof is "
+            "bound to"
+        )
+    tpk = info.public_key
+    pk = tpk.public_key
+    if info.packing is not None:
+        scalar = isinstance(values, (int, float)) or getattr(values, "ndim", None) == 0
+        vector = cast("npt.ArrayLike", [values] if scalar else values)
+        slots = [int(u) for u in to_slots(vector, info.packing).tolist()]
+    else:
+        items = as_values(values)
+        if len(items) != info.length:
+            raise InvalidInputError(
+                f"this task takes {info.length} value(s) per client; got {len(items)}"
+            )
+        lo, _ = info.encoding.encoded_bounds()
+        slots = [info.encoding.encode(v, index=i) - lo for i, v in enumerate(items)]
+    layout = proof_layout(info.encoding, info.length, info.packing)
+    context = proof_context(info.task_id, client_digest(token), tpk.fingerprint())
+    table = pk.has_table or len(slots) > CLASSIC_ENCRYPTION_MAX
+    base = report_base(pk.n, table=table)
+    if pool is not None:
+        ciphertexts, proof = pool.prove_report(base, layout, slots, context)
+    else:
+        ciphertexts, proof = prove_report(base, layout, slots, context)
+    return PreparedReport(
+        task_id=info.task_id,
+        key_id=pk.key_id,
+        ciphertexts=tuple(encode_int(c) for c in ciphertexts),
+        proof=encode_proof(proof),
+    )
+
+
 def prepare_report(
     info: TaskInfo,
     values: float | int | Sequence[float | int] | npt.ArrayLike,
     *,
     pool: CryptoPool | None = None,
+    token: str | None = None,
 ) -> PreparedReport:
     """Encode, range-check and encrypt one client's values for a task; no network.
 
@@ -74,18 +134,31 @@ def prepare_report(
     should call ``info.public_key.public_key.precompute()`` once: every report after that uses
     the table.
 
+    A ``range`` task (``info.validity``): the values are encrypted by the prover itself on the
+    key's report base (:mod:`smpcloud.crypto.validity`, the same DJN short-exponent encryption)
+    and the report carries a validity proof bound to the task, this client (``token``) and the
+    ciphertexts; the server refuses a report without one. Proving costs ~0.4 ms per value bit
+    (e.g. ~8 ms per value in [-1, 1] with 16 fractional bits, 2048-bit key); ``pool`` spreads a
+    long report over its workers.
+
     Args:
         info: the task's info (:meth:`Client.info` or :meth:`Admin.info`).
         values: a scalar or ``info.length`` values.
-        pool: a worker pool for a packed task's encryptions (default: this process).
+        pool: a worker pool for a packed task's encryptions, or a ``range`` task's proof
+            (default: this process).
+        token: the client's bearer token; required for a ``range`` task (its digest is in the
+            proof's context).
 
     Returns:
         The report, ready for :meth:`Client.upload`.
 
     Raises:
-        InvalidInputError: wrong number of values or a non-number.
+        InvalidInputError: wrong number of values or a non-number; a ``range`` task without
+            ``token``, or whose range is too wide to prove.
         OverflowDetectedError: a value outside the declared range, NaN or infinite.
     """
+    if info.validity == "range":
+        return _proved_report(info, values, token, pool)
     pk = info.public_key.public_key
     if info.packing is not None:
         scalar = isinstance(values, (int, float)) or getattr(values, "ndim", None) == 0
@@ -181,6 +254,7 @@ class Client(TaskParticipant):
         self._skip_certification = insecure_skip_certification
         super().__init__(base_url, task_id, token, timeout=timeout, transport=transport)
         self._pinned = public_key
+        self._token = token
         self._insecure = allow_insecure_keys
         self._info: TaskInfo | None = None
 
@@ -264,7 +338,7 @@ class Client(TaskParticipant):
             KeyMismatchError: the served key is not the pinned one.
             TransportError: the task's info could not be fetched.
         """
-        return prepare_report(self.info(), values, pool=pool)
+        return prepare_report(self.info(), values, pool=pool, token=self._token)
 
     def upload(self, prepared: PreparedReport) -> Receipt | None:
         """Upload a report made by :meth:`prepare` (or :func:`prepare_report`) for this task.
@@ -397,4 +471,4 @@ def _pinned_holders(
     return holders, fingerprint
 
 
-__all__ = ["CLASSIC_ENCRYPTION_MAX", "Client", "prepare_report"]
+__all__ = ["CLASSIC_ENCRYPTION_MAX", "Client", "prepare_report", "report_base"]

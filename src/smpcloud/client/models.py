@@ -249,21 +249,27 @@ class PreparedReport:
         task_id: the task it was prepared for.
         key_id: ``PublicKey.key_id`` of the key it is encrypted under.
         ciphertexts: one canonical base64url ciphertext per element, in order.
+        proof: a ``range`` task's validity proof (unpadded base64url, bound to the task, the
+            client and the ciphertexts); None for a ``none`` task.
     """
 
     task_id: str
     key_id: str
     ciphertexts: tuple[str, ...]
+    proof: str | None = None
 
     def __repr__(self) -> str:
+        proof = f", proof=<{len(self.proof)} chars>" if self.proof is not None else ""
         return (
             f"PreparedReport(task_id={self.task_id!r}, key_id={self.key_id!r}, "
-            f"ciphertexts=<{len(self.ciphertexts)}>)"
+            f"ciphertexts=<{len(self.ciphertexts)}>{proof})"
         )
 
     def request_body(self) -> dict[str, object]:
         """Return the JSON body of the upload, exactly as :meth:`Client.upload` sends it."""
-        return ReportIn(key_id=self.key_id, ciphertexts=list(self.ciphertexts)).model_dump()
+        return ReportIn(
+            key_id=self.key_id, ciphertexts=list(self.ciphertexts), proof=self.proof
+        ).model_dump()
 
 
 def read_status(out: TaskStatusOut) -> TaskStatus:

@@ -32,8 +32,12 @@ and inside [min_value, max_value], else :class:`~smpcloud.errors.OverflowDetecte
 message gives how many and the first index, never a value). After decryption every plaintext
 must lie in [0, 2^(slots slot_bits)), every slot in [0, count span] and every padding slot be
 0, else :class:`~smpcloud.errors.OverflowDetectedError`. This catches honest mistakes (too many
-reports added, a wrong count, a wrong layout) and many forged reports, but it is no range proof:
-a client that bypasses :func:`encrypt_vector` can still move a sum inside its possible range.
+reports added, a wrong count, a wrong layout) and some forged reports, but it is no range
+proof: a client that bypasses :func:`encrypt_vector` can move a sum anywhere inside its
+possible range, or shift slots while keeping every slot in bounds (+x in one slot, -x in
+another; a carry into the next slot that wraps back). What stops forged reports is a validity
+proof per report (:mod:`smpcloud.crypto.validity`: each slot value proven in [0, span] and the
+ciphertext proven to carry exactly those slots), which a task with validity ``range`` requires.
 
 What is revealed: a packed ciphertext reveals nothing about its slots (it is an ordinary
 Paillier ciphertext). A decrypted aggregate reveals the per-slot sums (so also the per-slot

@@ -1,14 +1,14 @@
-"""CryptoPool: a worker pool with the batch Paillier and threshold operations as methods.
+"""CryptoPool: a worker pool with the batch Paillier, threshold and proof operations as methods.
 
 The class adds no code of its own: the lifecycle is :class:`~smpcloud.parallel.pool.WorkerPool`
-and each method is a function of ``paillier_ops`` or ``threshold_ops`` taking the pool as its
-first argument (documented there), so ``pool.aggregate(pk, cts)`` is
+and each method is a function of ``paillier_ops``, ``threshold_ops`` or ``validity_ops`` taking
+the pool as its first argument (documented there), so ``pool.aggregate(pk, cts)`` is
 ``paillier_ops.aggregate(pool, pk, cts)``.
 """
 
 from __future__ import annotations
 
-from smpcloud.parallel import paillier_ops, threshold_ops
+from smpcloud.parallel import paillier_ops, threshold_ops, validity_ops
 from smpcloud.parallel.pool import WorkerPool
 
 
@@ -51,6 +51,10 @@ class CryptoPool(WorkerPool):
     verify_batch = threshold_ops.verify_batch
     combine_batch = threshold_ops.combine_batch
     combine_vector_batches = threshold_ops.combine_vector_batches
+
+    # Report validity proofs (smpcloud.parallel.validity_ops)
+    prove_report = validity_ops.prove_report
+    verify_report = validity_ops.verify_report
 
 
 __all__ = ["CryptoPool"]

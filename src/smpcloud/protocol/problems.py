@@ -191,6 +191,7 @@ def exception_from_problem(status: int, problem: object) -> SmpcError:
     detail = f"HTTP {status}"
     row = None
     holders: list[int] = []
+    check = "proof"
     if isinstance(problem, dict):
         raw_detail = problem.get("detail") or problem.get("title")
         if isinstance(raw_detail, str) and raw_detail:
@@ -201,6 +202,9 @@ def exception_from_problem(status: int, problem: object) -> SmpcError:
         raw_holders = problem.get("holders")
         if isinstance(raw_holders, list):
             holders = [h for h in raw_holders if type(h) is int]
+        raw_check = problem.get("check")
+        if isinstance(raw_check, str) and raw_check.isidentifier() and len(raw_check) <= 32:
+            check = raw_check
     if row is not None:
         cls: type[SmpcError] = row.exception
     elif status in _BY_STATUS:
@@ -211,6 +215,8 @@ def exception_from_problem(status: int, problem: object) -> SmpcError:
         exc: SmpcError = InvalidPartialDecryptionError(holders)
         exc.args = (detail,)
         return exc
+    if cls is InvalidProofError:
+        return InvalidProofError(detail, check=check)
     return cls(detail)
 
 

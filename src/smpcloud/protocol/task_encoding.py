@@ -41,11 +41,16 @@ class TaskEncoding(Schema):
     refuses to create a task unless max_clients · max(|min|, |max|) · 2^frac_bits <= n/2 (the
     Shamir field's (M-1)/2 for Shamir tasks), so a sum of honest reports can never wrap around.
 
-    What this does **not** give: the server cannot see inside ciphertexts and there are no range
-    proofs, so a malicious client (one that does not use the SDK) can encrypt any plaintext mod
-    n and bias the sum arbitrarily, even wrap it. The published result flags a decrypted sum that
-    lies outside [count · min, count · max] (``within_declared_range``), which proves some client
-    cheated; a sum inside that interval proves nothing.
+    What this alone does **not** give: the server cannot see inside ciphertexts, so on a task
+    with validity ``none`` a malicious client (one that does not use the SDK) can encrypt any
+    plaintext mod n and bias the sum arbitrarily, even wrap it. The published result flags a
+    decrypted sum that lies outside [count · min, count · max] (``within_declared_range``),
+    which proves some client cheated; a sum inside that interval proves nothing. A task with
+    validity ``range`` closes this: every Paillier report carries a validity proof that each
+    encoded value lies in [min, max] (:mod:`smpcloud.crypto.validity`,
+    :mod:`smpcloud.protocol.report_proofs`), verified before the report is accepted, so no
+    client can move a sum by more than an in-range value can (lying *within* the range stays
+    possible and undetectable).
 
     Build with :meth:`integer` or :meth:`fixed`; direct construction raises pydantic's
     ``ValidationError`` on bad fields.
@@ -150,8 +155,9 @@ class TaskEncoding(Schema):
 
         Honest reports (each value in [min_value, max_value]) always sum into
         [count · min, count · max] (encoded); a sum outside proves that some client sent a value
-        outside the range (a forged report). Such a sum may be anything mod n, up to n/2 in
-        magnitude, far beyond what a float holds.
+        outside the range (a forged report; on a task with validity ``range`` every report
+        is proven in range, so such a sum cannot come from a client). Such a sum may be
+        anything mod n, up to n/2 in magnitude, far beyond what a float holds.
         """
         lo, hi = self.encoded_bounds()
         return count * lo <= int(encoded_sum) <= count * hi

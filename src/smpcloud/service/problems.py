@@ -8,7 +8,8 @@ Every error response of the service is an RFC 9457 problem document::
 ``type``, ``status`` and ``title`` come from :data:`smpcloud.protocol.problems.PROBLEM_TYPES`
 (shared with the SDK, which raises the same exception class again); ``detail`` is the exception's
 message, which by the package's conventions never contains secrets. Invalid partial
-decryptions add a ``holders`` member (the 1-based indices of the key holders at fault).
+decryptions add a ``holders`` member (the 1-based indices of the key holders at fault);
+invalid validity proofs a ``check`` member (the failed check's stable name).
 Unexpected exceptions give a 500 whose detail says nothing about the cause (it is logged).
 """
 
@@ -24,7 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smpcloud.crypto.threshold import InvalidPartialDecryptionError
-from smpcloud.errors import SmpcError
+from smpcloud.errors import InvalidProofError, SmpcError
 from smpcloud.protocol.problems import (
     PROBLEM_URN_PREFIX,
     AuthenticationError,
@@ -86,6 +87,8 @@ def problem_for_exception(
     extra: dict[str, Any] | None = None
     if isinstance(exc, InvalidPartialDecryptionError):
         extra = {"holders": list(exc.holders)}
+    elif isinstance(exc, InvalidProofError):
+        extra = {"check": exc.check}
     if row.status >= 500:
         logger.error("internal error: %s", type(exc).__name__)
         return problem_response(

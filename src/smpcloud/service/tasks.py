@@ -365,6 +365,10 @@ class TaskService:
     ) -> ReportAcceptedOut:
         """Validate a client's report (ciphertexts or Shamir share) and store it durably, once.
 
+        A task with validity ``range`` verifies the report's validity proof first (the scheme
+        raises :class:`~smpcloud.errors.InvalidProofError`); every refusal is counted by its
+        problem type in the task's status.
+
         Raises:
             KeyMismatchError: the report names another key.
             InvalidInputError: wrong number of ciphertexts; a report of the other scheme.
@@ -418,7 +422,9 @@ class TaskService:
             InvalidInputError: wrong number of partials, malformed objects, or a holder index
                 other than the token's.
             InvalidPartialDecryptionError: a proof failed (names the holder).
-            OverflowDetectedError: a packed task's combined sums leave the layout's bounds.
+            OverflowDetectedError: a packed task's combined sums leave the layout's bounds
+                (a forged report on a ``none`` task; never a client's doing on a ``range``
+                task, whose reports are all proven in range).
         """
         holder = principal.holder_index
         if holder is None:  # pragma: no cover - guaranteed by authenticate(HOLDER)

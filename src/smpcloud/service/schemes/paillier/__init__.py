@@ -5,6 +5,8 @@ Protocol::
     admin     POST task (threshold public key, encoding, length, min_clients, deadline)
               -> task id, one token per key holder;  POST clients -> one token per client
     client    GET task (key, encoding) -> encrypt locally -> POST report (once)
+              (validity 'range': + a proof that every value lies in the declared range;
+              the server verifies it before anything is stored, else 422 invalid-proof)
               <- signed receipt (the report's Merkle leaf)
     server    on close (admin request or deadline): aggregate = element-wise product of
               all reports' ciphertexts = E(sum of the values); publish it with the count
@@ -29,8 +31,12 @@ figures).
 
 Limits of this protection (what it does *not* give):
 
-* No range proofs: a client that bypasses the SDK can encrypt any plaintext mod n and bias the
-  sum arbitrarily (see :class:`~smpcloud.protocol.schemas.TaskEncoding`).
+* Validity ``range`` (:mod:`~smpcloud.service.schemes.paillier.validity`): every report proves
+  in zero knowledge that each of its values lies in the declared range, so no client can move
+  a sum by more than an in-range value can, nor block a packed task (``withheld``); a client
+  lying *within* its range is never detected. Validity ``none``: nothing checks a report, and a
+  client that bypasses the SDK can encrypt any plaintext mod n, bias the sum arbitrarily and
+  withhold a packed task's result (see :class:`~smpcloud.protocol.schemas.TaskEncoding`).
 * The administrator (who registers clients) could register sybil clients with known values to
   isolate one real client's value; min_clients protects against accidents and honest-but-
   curious result readers, not against a malicious administrator. A malicious *server* can no
@@ -43,9 +49,9 @@ Limits of this protection (what it does *not* give):
 * Bearer tokens travel in headers: deploy behind TLS.
 
 Modules, one per phase: ``meta`` (the cached key and layout), ``scheme`` (creation, reports,
-views), ``aggregation`` (closing and the aggregate), ``log`` (receipts and the signed report
-log), ``decryption`` (partial decryptions, attestations and the result), ``packed`` (what
-differs for a packed task).
+views), ``validity`` (the reports' validity proofs), ``aggregation`` (closing and the
+aggregate), ``log`` (receipts and the signed report log), ``decryption`` (partial decryptions,
+attestations and the result), ``packed`` (what differs for a packed task).
 """
 
 from smpcloud.service.schemes.paillier.meta import PaillierMeta

@@ -254,8 +254,10 @@ class PaillierDecryption:
                 other than the token's, or a malformed attestation (not a 64-byte signature).
             InvalidPartialDecryptionError: a proof failed (names the holder).
             OverflowDetectedError: a packed task's combined sums leave the layout's bounds
-                (some client forged its report): nothing is released, this upload is stored
-                and the task's state becomes ``withheld`` for good.
+                (on a ``none`` task, some client forged its report; on a ``range`` task no
+                client can cause it, every report being proven in range): nothing is
+                released, this upload is stored and the task's state becomes ``withheld``
+                for good.
             TaskStateError: also for a task already ``withheld``.
         """
         task_id = meta.task_id
@@ -399,7 +401,7 @@ class PaillierDecryption:
         count = task.report_count or 0
         sums = plaintexts
         if meta.packing is not None:
-            sums = unpack_checked(task.id, plaintexts, meta.packing, count)
+            sums = unpack_checked(task.id, plaintexts, meta.packing, count, meta.validity)
         session.add(
             ResultRow(
                 task_id=task.id,

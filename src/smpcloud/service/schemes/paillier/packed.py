@@ -4,11 +4,17 @@ A report carries a vector of ``length`` values packed many to a ciphertext (10^5
 1,177 ciphertexts at 2048 bits for the reference layout), so every per-ciphertext cost (upload,
 validation, aggregation, partial decryption) shrinks by the packing factor. The server
 aggregates packed reports exactly like others; after combining it unpacks the sums and checks
-every slot against the layout's bounds: a slot above count · span (only possible if some
-client bypassed the SDK's range check) withholds the result
+every slot against the layout's bounds: a slot above count · span withholds the result
 (:class:`~smpcloud.errors.OverflowDetectedError` for the t-th key holder's upload, then the
 task's state ``withheld``, kept in the database) instead of publishing sums that spilled into
 each other. Same disclosure: the count and the per-value sums.
+
+Who can reach ``withheld``: on a ``validity="none"`` task, any one client that bypasses the
+SDK's range check (nothing checks its report). On a ``validity="range"`` task, no client: every
+report was proven in range before it was accepted
+(:mod:`~smpcloud.service.schemes.paillier.validity`), so the sums cannot leave the bounds; the
+check stays as a last guard against an aggregate that is not the product of the proven reports
+(a server fault, which the key holders' aggregate check also catches).
 
 This module holds what differs for a packed task: the layout's checks at creation, the
 encoding it implies, and the unpacking of the combined sums; the Paillier scheme calls it
@@ -109,7 +115,9 @@ def check_packed_length(settings: Settings, ciphertexts: int) -> None:
         )
 
 
-def unpack_checked(task_id: str, plaintexts: list[int], packing: Packing, count: int) -> list[int]:
+def unpack_checked(
+    task_id: str, plaintexts: list[int], packing: Packing, count: int, validity: str = "none"
+) -> list[int]:
     """Unpack a packed task's combined plaintexts into one sum per value, checking every slot.
 
     Args:
@@ -117,13 +125,15 @@ def unpack_checked(task_id: str, plaintexts: list[int], packing: Packing, count:
         plaintexts: the decrypted aggregate, one per ciphertext.
         packing: the task's layout.
         count: the number of reports aggregated.
+        validity: the task's validity (``range``: every report was proven in range, so no
+            client can be the cause; see the module docstring).
 
     Returns:
         One sum per value.
 
     Raises:
-        OverflowDetectedError: a slot leaves the layout's bounds (a forged report); the caller
-            withholds the result for good.
+        OverflowDetectedError: a slot leaves the layout's bounds (on a ``none`` task, a
+            forged report); the caller withholds the result for good.
     """
     try:
         return unpack_sums(plaintexts, packing, count)
@@ -134,11 +144,17 @@ def unpack_checked(task_id: str, plaintexts: list[int], packing: Packing, count:
             task_id,
             exc,
         )
+        cause = (
+            "Every report was proven in range, so the aggregate is not the product of the "
+            "accepted reports (a server fault)."
+            if validity == "range"
+            else "Some client must have uploaded a report outside the declared range (a "
+            "forged report, not made by the SDK; a task with validity 'range' refuses those)."
+        )
         raise OverflowDetectedError(
             f"task {task_id!r}: the decrypted aggregate does not unpack within the "
-            f"packing layout's bounds ({exc}). Some client must have uploaded a report "
-            "outside the declared range (a forged report, not made by the SDK). The "
-            "result is withheld for good: the task's state is now 'withheld'."
+            f"packing layout's bounds ({exc}). {cause} The result is withheld for good: the "
+            "task's state is now 'withheld'."
         ) from None
 
 
@@ -146,8 +162,9 @@ def withheld_error(task_id: str) -> TaskStateError:
     """The error for any request on a task whose result is withheld."""
     return TaskStateError(
         f"task {task_id!r}: result withheld. Its decrypted aggregate did not unpack within the "
-        "packing layout's bounds, so some client uploaded a report outside the declared range "
-        "(a forged report, not made by the SDK); no sums of this task will be released."
+        "packing layout's bounds (on a task with validity 'none': some client uploaded a report "
+        "outside the declared range, a forged report not made by the SDK); no sums of this task "
+        "will be released."
     )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from smpcloud.crypto import threshold
 from smpcloud.crypto.packing import Packing
+from smpcloud.crypto.validity import ProofLayout
 from smpcloud.crypto.wire import decode_int
 from smpcloud.errors import (
     InvalidInputError,
@@ -72,6 +73,7 @@ from smpcloud.service.schemes.paillier.packed import (
     check_packing,
     implied_encoding,
 )
+from smpcloud.service.schemes.paillier.validity import ReportValidity, creation_layout
 
 logger = logging.getLogger("smpcloud.service")
 
@@ -94,6 +96,7 @@ class PaillierScheme(Scheme[PaillierMeta]):
         self._log = ReportLog(context)
         self._aggregation = PaillierAggregation(context, self._log)
         self._decryption = PaillierDecryption(context, self._aggregation, self._log)
+        self._validity = ReportValidity(context)
 
     def load_meta(self, session: Session, task: TaskRow) -> PaillierMeta:
         """Read the task's key and layout (see :func:`load_paillier_meta`)."""
@@ -110,7 +113,9 @@ class PaillierScheme(Scheme[PaillierMeta]):
         Raises:
             InvalidInputError: a malformed or insecure key, a declared range that could make
                 sums wrap modulo n, a vector too long for the server's limits, a past deadline,
-                a packing layout that is malformed or does not fit the task.
+                a packing layout that is malformed or does not fit the task; for a ``range``
+                task, a declared range too wide to prove, or reports that with their proofs
+                would exceed the body limit.
         """
         settings = self.context.settings
         try:
@@ -132,10 +137,14 @@ class PaillierScheme(Scheme[PaillierMeta]):
             encoding = implied_encoding(packing)
             check_packed_length(settings, packing.ciphertexts)
             self._check_body_budget(public, packing.ciphertexts, packed=True)
+            self._check_proof_budget(
+                public, packing.ciphertexts, creation_layout(body, encoding, packing)
+            )
         else:
             check_length(settings, body.length)
             self._check_body_budget(public, body.length)
             encoding = body.encoding
+            self._check_proof_budget(public, body.length, creation_layout(body, encoding, None))
             reach = body.max_clients * encoding.max_abs_encoded()
             if reach > public.public_key.max_int:
                 raise InvalidInputError(
@@ -212,6 +221,26 @@ class PaillierScheme(Scheme[PaillierMeta]):
                 f"more than this server's body limit of {self.context.settings.max_body_bytes}"
             )
 
+    def _check_proof_budget(
+        self, public: threshold.ThresholdPublicKey, ciphertexts: int, layout: ProofLayout | None
+    ) -> None:
+        """Refuse a ``range`` task whose reports with their proofs would exceed the body limit."""
+        if layout is None:
+            return
+        bits = public.n.bit_length()
+        nsq_bytes = (public.public_key.n_squared.bit_length() + 7) // 8
+        needed = (
+            ciphertexts * (_b64_chars(nsq_bytes) + 3) + _b64_chars(layout.proof_bytes(bits)) + 2048
+        )
+        limit = self.context.settings.max_body_bytes
+        if needed > limit:
+            raise InvalidInputError(
+                f"each client's report with its validity proof would take about {needed} "
+                f"bytes ({layout.length} values of {layout.bits} bits each), more than this "
+                f"server's body limit of {limit}: shorten the vector, narrow the range or use "
+                "fewer fractional bits, or raise the server's --max-body-bytes"
+            )
+
     def number_clients(
         self, session: Session, task_id: str, rows: list[ClientRow], registered: int
     ) -> list[int]:
@@ -228,8 +257,14 @@ class PaillierScheme(Scheme[PaillierMeta]):
         The receipt (:meth:`ReportLog.receipt`) is signed before the report enters the group
         commit (outside the write lock) and returned only once the report is committed.
 
+        A ``range`` task's report must carry a validity proof that verifies
+        (:class:`~smpcloud.service.schemes.paillier.validity.ReportValidity`), checked after the
+        ciphertexts' own checks and before anything is stored or signed.
+
         Raises:
             KeyMismatchError: the report names another key.
+            InvalidProofError: a ``range`` task's report without a valid proof, or a ``none``
+                task's report with a proof (``check`` names the failed check).
             InvalidInputError: wrong number of ciphertexts; a Shamir share.
             MalformedCiphertextError: a ciphertext that is not canonical base64url, or not in
                 [1, n^2), or not coprime to n (the message names the element).
@@ -275,6 +310,9 @@ class PaillierScheme(Scheme[PaillierMeta]):
             raise MalformedCiphertextError(
                 re.sub(r"^ciphertext (\d+):", r"ciphertexts[\1]:", str(exc))
             ) from None
+        # Validity: a range task's proof is verified (on the worker pool) before anything is
+        # stored or signed; a none task refuses a proof nobody would check.
+        self._validity.check(meta, client_id, [c.value for c in ciphertexts], body)
         blob = b"".join(c.to_bytes() for c in ciphertexts)
         now = self.context.clock()
         if meta.deadline is not None and meta.deadline <= now:
