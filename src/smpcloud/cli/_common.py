@@ -268,10 +268,11 @@ def validity_option(func: F) -> F:
         type=click.Choice(["range", "none"]),
         default="range",
         show_default=True,
-        help="range: every report carries a validity proof that each value lies in --range "
-        "(made by the client, checked before the report is acknowledged; a report that fails "
-        "is refused), so no client can shift the sum beyond its own range or block the "
-        "result. none: reports are trusted (faster; one forged report can shift the sum).",
+        help="range: every report carries a validity proof that each value lies in the "
+        "declared range (made by the client, checked before the report is acknowledged; a "
+        "report that fails is refused), so no client can shift the sum beyond its own range or "
+        "block the result. none: reports are trusted (faster; one forged report can shift "
+        "the sum).",
     )(func)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from smpcloud.cli._common import err_console, friendly_errors, needs_extra
+from smpcloud.cli._common import err_console, friendly_errors, needs_extra, validity_option
 
 
 @click.group("bench")
@@ -46,7 +47,15 @@ def bench() -> None:
     show_default=True,
     help="Directory for figure7.csv and figure7.png.",
 )
-def bench_fig7(max_clients: int, modes: str, bits: str, workers: int | None, out: Path) -> None:
+@validity_option
+def bench_fig7(
+    max_clients: int,
+    modes: str,
+    bits: str,
+    workers: int | None,
+    out: Path,
+    validity: Literal["range", "none"],
+) -> None:
     """Figure 7, for real: seconds per phase against the number of clients (log-log).
 
     Each N is a fresh aggregation on real server subprocesses on 127.0.0.1: client encryption
@@ -79,6 +88,7 @@ def bench_fig7(max_clients: int, modes: str, bits: str, workers: int | None, out
             workers=workers,
             out=out,
             progress=progress,
+            validity=validity,
         )
     table = Table(title=f"Figure 7: seconds per phase ({result.bits}-bit keys)")
     for column in ("mode", "clients", "phase", "seconds"):

@@ -93,10 +93,10 @@ from smpcloud.evaluation.simulate import (
     map_slices,
     paired_slices,
     share_slice,
-    slices,
     worker_ready,
 )
 from smpcloud.parallel import default_workers
+from smpcloud.protocol.schemas import Validity
 
 Mode = Literal["paillier", "shamir"]
 
@@ -257,6 +257,7 @@ def _run_paillier(
     connections: int,
     allow_insecure_keys: bool,
     steps: Steps,
+    validity: Validity,
 ) -> tuple[list[Figure7Row], Figure7Check]:
     public, shares = key
     signing = {share.index: SigningKey.generate() for share in shares}
@@ -272,6 +273,7 @@ def _run_paillier(
             encoding=ENCODING,
             min_clients=clients,
             roster=roster,
+            validity=validity,
         )
         rng = secrets.SystemRandom()
         for index in sorted(rng.sample(range(len(shares)), public.threshold)):
@@ -285,7 +287,10 @@ def _run_paillier(
 
         steps.next(_label("paillier", clients, PAILLIER_PHASES[0]))
         start = time.perf_counter()
-        prepared = map_slices(pool, encrypt_slice, certified, slices(values, workers))
+        tokens = [cred.token for cred in credentials]
+        prepared = map_slices(
+            pool, encrypt_slice, certified, paired_slices(tokens, values, workers)
+        )
         seconds[PAILLIER_PHASES[0]] = time.perf_counter() - start
 
         steps.next(_label("paillier", clients, PAILLIER_PHASES[1]))
@@ -378,7 +383,14 @@ def _run_shamir(
 # ------------------------------------------------------------------------------- outputs
 
 
-def _notes(*, bits: int, workers: int, connections: int, dealer_seconds: float | None) -> list[str]:
+def _notes(
+    *,
+    bits: int,
+    workers: int,
+    connections: int,
+    dealer_seconds: float | None,
+    validity: Validity,
+) -> list[str]:
     dealer = (
         f"dealt once in {dealer_seconds:.2f} s, not in the figure"
         if dealer_seconds is not None
@@ -398,6 +410,12 @@ def _notes(*, bits: int, workers: int, connections: int, dealer_seconds: float |
         "aggregation: the server(s) close and combine; threshold decryption: 3 of 5 key "
         "holders partial-decrypt with proofs, the server verifies and combines; reconstruction: "
         "the sum rebuilt from the servers' shares of it. Task setup is not timed.",
+        (
+            "validity range: every client proves its report valid (Paillier: a zero-knowledge "
+            "range proof, in the client phase; the server verifies it in the upload phase)."
+            if validity == "range"
+            else "validity none: reports are trusted (no validity proofs)."
+        ),
     ]
 
 
@@ -448,6 +466,7 @@ def run_figure7(
     progress: ProgressCallback | None = None,
     key: tuple[threshold.ThresholdPublicKey, Sequence[threshold.KeyShare]] | None = None,
     allow_insecure_keys: bool = False,
+    validity: Validity = "range",
 ) -> Figure7Result:
     """Measure Figure 7 and write ``out/figure7.csv`` and ``out/figure7.png``.
 
@@ -467,6 +486,10 @@ def run_figure7(
         key: a 3-of-5 threshold key to use instead of dealing one (its dealer time is then
             not reported); its modulus must have ``bits`` bits.
         allow_insecure_keys: allow keys below 2048 bits (fast tests only).
+        validity: how the tasks check each report: ``"range"`` (the default, as for any new
+            task: every client proves its report valid and every server checks it before
+            acknowledging) or ``"none"`` (reports trusted: the figure as measured before
+            validity checks existed).
 
     Returns:
         The rows, the checked results, and the paths written.
@@ -480,6 +503,8 @@ def run_figure7(
         MissingExtraError: scikit-learn or matplotlib (the ``examples`` extra) is missing.
     """
     counts, chosen = _check_arguments(client_counts, modes, connections)
+    if validity not in ("range", "none"):
+        raise InvalidInputError("validity must be 'range' or 'none'")
     if workers is None:
         workers = default_workers()
     elif type(workers) is not int or workers < 1:
@@ -535,6 +560,7 @@ def run_figure7(
                             connections=connections,
                             allow_insecure_keys=allow_insecure_keys,
                             steps=steps,
+                            validity=validity,
                         )
                     else:
                         new_rows, check = _run_shamir(
@@ -548,7 +574,11 @@ def run_figure7(
                     rows.extend(new_rows)
                     checks.append(check)
     notes = _notes(
-        bits=bits, workers=workers, connections=connections, dealer_seconds=dealer_seconds
+        bits=bits,
+        workers=workers,
+        connections=connections,
+        dealer_seconds=dealer_seconds,
+        validity=validity,
     )
     csv_path, png_path = out / CSV_NAME, out / PNG_NAME
     write_csv(csv_path, rows, notes)

@@ -50,6 +50,7 @@ from smpcloud.protocol.schemas import TaskInfoOut
 InfoT = TypeVar("InfoT")
 ItemT = TypeVar("ItemT")
 ReportT = TypeVar("ReportT")
+PairT = TypeVar("PairT")
 
 
 def worker_ready() -> int:
@@ -105,24 +106,26 @@ def fetch_certified_task(
     return CertifiedTask(replace(info, public_key=public), served, roster)
 
 
-def encrypt_slice(task: CertifiedTask, values: list[float]) -> list[PreparedReport]:
+def encrypt_slice(task: CertifiedTask, work: list[tuple[str, float]]) -> list[PreparedReport]:
     """Prepare the reports of a slice of clients with one key object (one DJN table).
 
-    Each client checks the holders' certificates of the served task before it encrypts.
+    Each client checks the holders' certificates of the served task before it encrypts; in a
+    ``range`` task it also proves its report valid, bound to its own token (``work`` pairs each
+    client's token with its value).
 
     Raises:
         UncertifiedTaskError: fewer than t valid certificates from the pinned roster.
     """
     info = task.info
     public_key = info.public_key.public_key  # unpickled here: one object for the slice
-    if len(values) > CLASSIC_ENCRYPTION_MAX:
+    if len(work) > CLASSIC_ENCRYPTION_MAX:
         public_key.precompute()
     reports = []
-    for value in values:
+    for token, value in work:
         # What each client checks first: that t pinned holders certified the task with the
         # very key it encrypts under (a real client parses the served key once, as here).
         verify_certified(task.served, task.roster, info.public_key)
-        reports.append(prepare_report(info, value))
+        reports.append(prepare_report(info, value, token=token))
     return reports
 
 
@@ -133,15 +136,9 @@ def share_slice(
     return [prepare_shares(info, value, credentials) for credentials, value in work]
 
 
-def slices(values: npt.NDArray[np.float64], parts: int) -> list[list[float]]:
-    """Cut the values into at most ``parts`` contiguous, non-empty slices of near-equal size."""
-    chunks = np.array_split(values, max(1, min(parts, len(values))))
-    return [[float(v) for v in chunk] for chunk in chunks if len(chunk)]
-
-
 def paired_slices(
-    credentials: Sequence[ShamirCredentials], values: npt.NDArray[np.float64], parts: int
-) -> list[list[tuple[ShamirCredentials, float]]]:
+    credentials: Sequence[PairT], values: npt.NDArray[np.float64], parts: int
+) -> list[list[tuple[PairT, float]]]:
     """Cut (credentials, value) pairs into at most ``parts`` contiguous slices, in order."""
     pairs = [(c, float(v)) for c, v in zip(credentials, values, strict=True)]
     bounds = np.array_split(np.arange(len(pairs)), max(1, min(parts, len(pairs))))
@@ -166,6 +163,5 @@ __all__ = [
     "map_slices",
     "paired_slices",
     "share_slice",
-    "slices",
     "worker_ready",
 ]
