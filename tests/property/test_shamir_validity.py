@@ -165,8 +165,10 @@ def test_opened_check_values_are_fresh_each_time() -> None:
     layout = sv.ValidityLayout(2, 100)
     offsets = np.array([3, 97], dtype=np.uint64)
     s = seed()
-    runs = [opened(sv.share_report(offsets, layout, servers=3, threshold=2), layout, s)
-            for _ in range(6)]
+    runs = [
+        opened(sv.share_report(offsets, layout, servers=3, threshold=2), layout, s)
+        for _ in range(6)
+    ]
     sigmas = {tuple(run[:, 0, 0].tolist()) for run in runs}
     taus = {tuple(run[:, 0, sv.REPETITIONS].tolist()) for run in runs}
     assert len(sigmas) == 6 and len(taus) == 6

@@ -283,9 +283,7 @@ def validity_seed(client: int, digests: Sequence[bytes]) -> bytes:
     """
     if type(client) is not int or not 1 <= client < 1 << 63:
         raise InvalidInputError("the client number must be an int >= 1")
-    if not digests or any(
-        not isinstance(d, bytes) or len(d) != DIGEST_BYTES for d in digests
-    ):
+    if not digests or any(not isinstance(d, bytes) or len(d) != DIGEST_BYTES for d in digests):
         raise InvalidInputError("a validity seed needs one 32-byte digest per server")
     h = hashlib.sha256(SEED_DOMAIN + b"\x00")
     h.update(client.to_bytes(8, "big") + len(digests).to_bytes(4, "big"))
