@@ -306,10 +306,14 @@ def expand(seed: bytes, count: int) -> _U64:
     extra = 16 + count // 4096
     while True:
         stream = hashlib.shake_256(seed).digest(4 * (count + extra))
-        words = np.frombuffer(stream, dtype="<u4").astype(np.uint64)
-        kept = words[words < _P]
+        words = np.frombuffer(stream, dtype="<u4")
+        head = words[:count]
+        if not (head >= np.uint32(VALIDITY_PRIME)).any():  # the usual case: nothing rejected
+            out: _U64 = head.astype(np.uint64)
+            return out
+        kept = words[words < np.uint32(VALIDITY_PRIME)]
         if kept.size >= count:
-            out: _U64 = kept[:count]
+            out = kept[:count].astype(np.uint64)
             return out
         extra *= 2  # pragma: no cover - probability about 2^-29 per element
 

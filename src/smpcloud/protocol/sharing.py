@@ -424,6 +424,24 @@ def sealed_share_digest(sealed: Mapping[str, object]) -> str:
     return b64url(hashlib.sha256(enc + ciphertext).digest())
 
 
+def seal_checked_share(
+    key: SealingKey, residues: Residues, *, task_id: str, server_index: int, client: int
+) -> tuple[dict[str, str], str]:
+    """Seal one share of a ``range`` task (GF(p)) like :func:`seal_share`; also return its
+    digest (:func:`sealed_share_digest`, computed from the bytes, without decoding them again).
+
+    Raises:
+        ShareError: a wrong shape.
+        InvalidInputError: bad task id or numbers.
+    """
+    aad = share_seal_aad(task_id, server_index, client)
+    enc, ciphertext = seal(
+        key, encode_vectors(VALIDITY_FIELD, residues), info=SHARE_SEAL_INFO, aad=aad
+    )
+    digest = b64url(hashlib.sha256(enc + ciphertext).digest())
+    return {"enc": b64url(enc), "ciphertext": b64url(ciphertext)}, digest
+
+
 def decode_share_digests(texts: object, servers: int) -> list[bytes]:
     """Decode a report's ``share_digests`` strictly: n canonical base64url SHA-256 digests.
 
@@ -567,6 +585,7 @@ __all__ = [
     "report_seed",
     "residues_from_blob",
     "residues_to_blob",
+    "seal_checked_share",
     "seal_share",
     "sealed_share_digest",
     "sealed_share_text_chars",

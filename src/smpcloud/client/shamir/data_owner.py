@@ -56,11 +56,10 @@ from smpcloud.protocol.schemas import (
 )
 from smpcloud.protocol.sharing import (
     SHAMIR_FIELD,
-    VALIDITY_FIELD,
     check_shamir_parameters,
     encoded_span,
+    seal_checked_share,
     seal_share,
-    sealed_share_digest,
     validity_layout,
 )
 
@@ -162,20 +161,15 @@ def _prepare_checked(
     layout = validity_layout(info.length, info.encoding)
     offsets = np.array([v - lo for v in encoded], dtype=np.uint64)
     blocks = share_report(offsets, layout, servers=info.servers, threshold=info.threshold)
-    sealed = tuple(
-        seal_share(
-            e.share_key,
-            y,
-            task_id=e.task_id,
-            server_index=e.server,
-            client=credentials.client_id,
-            field=VALIDITY_FIELD,
+    pairs = [
+        seal_checked_share(
+            e.share_key, y, task_id=e.task_id, server_index=e.server, client=credentials.client_id
         )
         for e, y in zip(credentials.endpoints, blocks, strict=True)
-    )
+    ]
     del offsets, blocks
-    digests = tuple(sealed_share_digest(s) for s in sealed)
-    return ShamirPreparedReport(credentials.client_id, sealed, digests)
+    sealed = tuple(box for box, _ in pairs)
+    return ShamirPreparedReport(credentials.client_id, sealed, tuple(d for _, d in pairs))
 
 
 class ShamirClient:
