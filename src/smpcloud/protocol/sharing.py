@@ -24,8 +24,11 @@ input (:mod:`smpcloud.crypto.shamir`). Each server closes once, over one partici
 t > n/2 is required: any two groups of t servers then share a server, so no second sum over a
 different set (which would give one client's value by differencing) can ever be reconstructed.
 
-What it does **not** protect against: a malicious client can send an arbitrary share (there are
-no range proofs) and bias or spoil the sum; an administrator who registers sybil clients with
+What it does **not** protect against: on a task with validity ``none`` a malicious client can
+send an arbitrary share and bias or spoil the sum (with ``range`` the servers' joint check drops
+such a report, below; a client lying *within* the declared range is never detected, and the
+check is sound only while every server follows the protocol); an administrator who registers
+sybil clients with
 known values can isolate a real client's value (as with the Paillier scheme); t or more
 colluding servers learn every input. What carries the requests (a proxy, a TLS terminator, a
 host posing as several servers) sees sealed shares only, with their sizes and timing (below).
