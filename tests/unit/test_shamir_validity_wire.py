@@ -76,7 +76,7 @@ def test_check_values_and_stored_reports_round_trip() -> None:
         decode_check_values(encode_check_values(values), rows=2, width=6, what="x"), values
     )
     assert decode_check_values("", rows=0, width=6, what="x").shape == (0, 6)
-    with pytest.raises(InvalidInputError, match="expected 48"):
+    with pytest.raises(InvalidInputError, match="48 bytes; expected 24"):
         decode_check_values(encode_check_values(values), rows=1, width=6, what="x")
     outside = np.full((1, 6), sv.VALIDITY_PRIME, dtype=np.uint64)
     with pytest.raises(InvalidInputError, match="outside GF"):
