@@ -38,8 +38,11 @@ from smpcloud.client.shamir import (
 )
 from smpcloud.crypto import shamir_validity as sv
 from smpcloud.crypto.sealing import OpeningKey
+from smpcloud.protocol.checked_shares import (
+    encoded_span,
+    validity_layout,
+)
 from smpcloud.protocol.schemas import ReportIn, TaskEncoding
-from smpcloud.protocol.sharing import encoded_span, validity_layout
 from smpcloud.service.schemes.shamir_checks import checked_report
 
 SERVERS, THRESHOLD = 3, 2

@@ -21,8 +21,14 @@ from service_harness import ServerProcess, start_server
 
 from smpcloud.client import ShamirCredentials
 from smpcloud.crypto import shamir_validity as sv
+from smpcloud.protocol.checked_shares import (
+    sealed_share_digest,
+    validity_layout,
+)
 from smpcloud.protocol.schemas import TaskEncoding
-from smpcloud.protocol.sharing import seal_share, sealed_share_digest, validity_layout
+from smpcloud.protocol.sharing import (
+    seal_share,
+)
 
 SMPCLOUD = [sys.executable, "-m", "smpcloud"]
 

@@ -31,10 +31,12 @@ from smpcloud.crypto import shamir_validity as sv
 from smpcloud.crypto.field import DEFAULT_FIELD
 from smpcloud.crypto.shamir import share_elements
 from smpcloud.errors import InvalidInputError, ThresholdNotMetError
-from smpcloud.protocol.sharing import (
-    seal_share,
+from smpcloud.protocol.checked_shares import (
     sealed_share_digest,
     validity_layout,
+)
+from smpcloud.protocol.sharing import (
+    seal_share,
 )
 
 N, T = 3, 2

@@ -11,9 +11,7 @@ from smpcloud.crypto import shamir_validity as sv
 from smpcloud.crypto.sealing import OpeningKey
 from smpcloud.crypto.wire import b64url
 from smpcloud.errors import InvalidInputError, InvalidProofError, ShareError
-from smpcloud.protocol.schemas import TaskEncoding
-from smpcloud.protocol.sharing import (
-    SHAMIR_FIELD,
+from smpcloud.protocol.checked_shares import (
     check_validated_task,
     checked_blob,
     decode_check_values,
@@ -23,8 +21,12 @@ from smpcloud.protocol.sharing import (
     seal_checked_share,
     sealed_share_digest,
     split_checked_blob,
-    task_field,
     validity_layout,
+)
+from smpcloud.protocol.schemas import TaskEncoding
+from smpcloud.protocol.sharing import (
+    SHAMIR_FIELD,
+    task_field,
 )
 
 ENCODING = TaskEncoding.fixed(16, -1.0, 1.0)

@@ -51,8 +51,9 @@ client's report and sends nothing if one does.
 
 Where the parts live: the value types in :mod:`smpcloud.client.shamir.models`, the
 administrator and analyst in :mod:`smpcloud.client.shamir.aggregation`, the data owner (and
-:func:`prepare_shares`) in :mod:`smpcloud.client.shamir.data_owner`, the calls to every server
-in ``smpcloud.client.shamir._servers``.
+:func:`prepare_shares`) in :mod:`smpcloud.client.shamir.data_owner`, the administrator's half
+of the validity check (validity ``range``) in :mod:`smpcloud.client.shamir.checks`, the calls to
+every server in ``smpcloud.client.shamir._servers``.
 """
 
 from smpcloud.client.shamir.aggregation import ShamirAggregation

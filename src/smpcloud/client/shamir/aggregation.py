@@ -50,6 +50,11 @@ from smpcloud.client.shamir.pinning import (
 from smpcloud.crypto.sealing import SealingKey
 from smpcloud.crypto.shamir import Share, reconstruct_elements
 from smpcloud.errors import InvalidInputError, SmpcError, ThresholdNotMetError, VerificationError
+from smpcloud.protocol.checked_shares import (
+    check_validated_task,
+    encoded_span,
+    validity_layout,
+)
 from smpcloud.protocol.schemas import (
     DEFAULT_MAX_CLIENTS,
     DEFAULT_VALIDITY,
@@ -71,11 +76,8 @@ from smpcloud.protocol.schemas import (
 from smpcloud.protocol.sharing import (
     check_shamir_parameters,
     check_sum_range,
-    check_validated_task,
     decode_share,
-    encoded_span,
     task_field,
-    validity_layout,
 )
 
 
@@ -468,11 +470,9 @@ class ShamirAggregation:
         width = validity_layout(info.length, info.encoding).checks
         answers, failed = self._get_all(("checks",), ShamirChecksOut)
         if failed:
-            raise ThresholdNotMetError(
-                f"every server's checks are needed: {describe_failures(failed)}"
-            )
+            raise ThresholdNotMetError(f"all servers' checks needed: {describe_failures(failed)}")
         decision = decide(answers, servers=n, threshold=t, width=width)
-        participants, refused = decision.passed, decision.refused
+        participants = decision.passed
         closed = {j for j, status in statuses.items() if status.state != "open"}
         if closed:
             aggregates, failed = self._get_all(("aggregate",), ShamirAggregateOut, only=closed)
@@ -484,14 +484,7 @@ class ShamirAggregation:
                 )
             participants = list(sets.pop())
         min_clients = min(status.min_clients for status in statuses.values())
-        if len(participants) < min_clients:
-            raise InvalidInputError(
-                f"only {len(participants)} client(s) have a share on every server that passed "
-                f"the joint check, fewer than min_clients={min_clients} ({len(refused)} "
-                "refused): nothing was closed"
-            )
-        dropped = sorted(c for c in refused if c not in set(participants))
-        body = close_body(decision, participants, dropped, width=width)
+        body, dropped = close_body(decision, participants, min_clients=min_clients, width=width)
         done = set(closed)
         problems: dict[int, str] = {}
         for j, (conn, task_id) in self._targets():
@@ -507,12 +500,7 @@ class ShamirAggregation:
                 f"only {len(done)} server(s) closed over the participant set, fewer than t={t}: "
                 f"{describe_failures(problems)}"
             )
-        return ShamirClosed(
-            tuple(participants),
-            tuple(sorted(done)),
-            problems,
-            {c: refused[c] for c in dropped},
-        )
+        return ShamirClosed(tuple(participants), tuple(sorted(done)), problems, dropped)
 
     # ------------------------------------------------------------------ analyst
 

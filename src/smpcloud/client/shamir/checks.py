@@ -20,8 +20,11 @@ import numpy.typing as npt
 
 from smpcloud.crypto.shamir_validity import PASSED, VERDICT_NAMES, verdicts
 from smpcloud.errors import InvalidInputError, VerificationError
+from smpcloud.protocol.checked_shares import (
+    decode_check_values,
+    encode_check_values,
+)
 from smpcloud.protocol.schemas import CloseIn, ShamirChecksOut
-from smpcloud.protocol.sharing import decode_check_values, encode_check_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +86,29 @@ def decide(
 
 
 def close_body(
-    decision: Decision, participants: Sequence[int], refused: Sequence[int], *, width: int
-) -> dict[str, object]:
-    """The close request: participants, refused reporters, every server's check values of both.
+    decision: Decision, participants: Sequence[int], *, min_clients: int, width: int
+) -> tuple[dict[str, object], dict[int, str]]:
+    """The close request (participants, refused reporters, every server's check values of
+    both) and the refused reporters with the check each fails.
+
+    Args:
+        decision: from :func:`decide`.
+        participants: the participant set (``decision.passed``, or the set servers already
+            closed over).
+        min_clients: the task's smallest participant set.
+        width: 2R.
 
     Raises:
-        KeyError: a client no server's table holds (not from :func:`decide`).
+        InvalidInputError: fewer than ``min_clients`` participants (nothing is closed).
     """
+    if len(participants) < min_clients:
+        raise InvalidInputError(
+            f"only {len(participants)} client(s) have a share on every server that passed the "
+            f"joint check, fewer than min_clients={min_clients} ({len(decision.refused)} "
+            "refused): nothing was closed"
+        )
+    members = set(participants)
+    refused = {c: why for c, why in sorted(decision.refused.items()) if c not in members}
     order = [*participants, *refused]
     checks = [
         encode_check_values(
@@ -97,7 +116,8 @@ def close_body(
         )
         for _, table in sorted(decision.tables.items())
     ]
-    return CloseIn(clients=list(participants), refused=list(refused), checks=checks).model_dump()
+    body = CloseIn(clients=list(participants), refused=list(refused), checks=checks)
+    return body.model_dump(), refused
 
 
 __all__ = ["Decision", "close_body", "decide"]

@@ -10,7 +10,11 @@ only; before anything is sent the client refuses plain http to a non-loopback ho
 on one non-loopback host, two servers with one key, and a server that serves another key than
 the pinned one (:mod:`smpcloud.client.shamir.pinning`). Trusted: the administrator, who pinned
 the keys and wrote the credentials; fewer than t of the servers (t colluding servers rebuild
-every input).
+every input). On a task with validity ``range`` the client shares each value's weighted bits
+and the masks of the servers' joint check (:mod:`smpcloud.crypto.shamir_validity`) instead of
+the value, and lists the digests of its n sealed shares in every upload; what each server
+learns is unchanged (uniformly random shares), plus, once every server's check values are
+opened, that the report passed.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ from smpcloud.client.shamir.pinning import (
 from smpcloud.crypto.shamir import share_elements
 from smpcloud.crypto.shamir_validity import share_report
 from smpcloud.errors import InvalidInputError, SmpcError, ThresholdNotMetError
+from smpcloud.protocol.checked_shares import (
+    encoded_span,
+    seal_checked_share,
+    validity_layout,
+)
 from smpcloud.protocol.problems import DuplicateSubmissionError
 from smpcloud.protocol.schemas import (
     ReportAcceptedOut,
@@ -57,10 +66,7 @@ from smpcloud.protocol.schemas import (
 from smpcloud.protocol.sharing import (
     SHAMIR_FIELD,
     check_shamir_parameters,
-    encoded_span,
-    seal_checked_share,
     seal_share,
-    validity_layout,
 )
 
 

@@ -50,6 +50,10 @@ from smpcloud.crypto.field import Field
 from smpcloud.crypto.sealing import KEY_BYTES, OpeningKey
 from smpcloud.crypto.shamir_validity import ValidityLayout
 from smpcloud.errors import InvalidInputError
+from smpcloud.protocol.checked_shares import (
+    check_validated_task,
+    validity_layout,
+)
 from smpcloud.protocol.problems import (
     DuplicateSubmissionError,
     NotFoundError,
@@ -73,14 +77,12 @@ from smpcloud.protocol.sharing import (
     SHAMIR_FIELD,
     check_shamir_parameters,
     check_sum_range,
-    check_validated_task,
     encode_share,
     open_share,
     residues_from_blob,
     residues_to_blob,
     sealed_share_text_chars,
     task_field,
-    validity_layout,
 )
 from smpcloud.service.db import (
     ClientRow,
@@ -145,10 +147,6 @@ def _field_of(moduli_json: str) -> Field:
     moduli = tuple(json.loads(moduli_json))
     known = {f.moduli: f for f in (SHAMIR_FIELD, task_field("range"))}
     return known.get(moduli) or Field(moduli)
-
-
-def _shown(numbers: list[int]) -> str:
-    return ", ".join(map(str, numbers[:10])) + (", ..." if len(numbers) > 10 else "")
 
 
 def _reporters(task_id: str) -> Select[int]:
@@ -324,7 +322,15 @@ class ShamirScheme(Scheme[ShamirMeta]):
         if number is None:  # pragma: no cover - every client of a Shamir task has a number
             raise PermissionDeniedError("this client has no number in the task")
         if meta.validity == "range":
-            blob = self._checked_report(meta, number, body)
+            blob = checked_report(
+                self.opening_key(),
+                body,
+                task_id=task_id,
+                servers=meta.servers,
+                server_index=meta.server_index,
+                number=number,
+                layout=meta.layout,
+            )
         else:
             if body.share_digests is not None:
                 raise InvalidInputError(
@@ -350,19 +356,6 @@ class ShamirScheme(Scheme[ShamirMeta]):
         except DuplicateSubmissionError:
             raise duplicate_report(number) from None  # name the client by its task number
         return ReportAcceptedOut(task_id=task_id, client_id=number, received_at=now)
-
-    def _checked_report(self, meta: ShamirMeta, number: int, body: ReportIn) -> bytes:
-        """A validated report's storage form (:func:`~smpcloud.service.schemes.shamir_checks.
-        checked_report`)."""
-        return checked_report(
-            self.opening_key(),
-            body,
-            task_id=meta.task_id,
-            servers=meta.servers,
-            server_index=meta.server_index,
-            number=number,
-            layout=meta.layout,
-        )
 
     def checks(self, meta: ShamirMeta) -> ShamirChecksOut:
         """This server's check values of every reporter, by client number (validated tasks).
@@ -451,10 +444,11 @@ class ShamirScheme(Scheme[ShamirMeta]):
             dropped = list(refused or [])
             missing = [number for number in wanted + dropped if number not in held]
             if missing:
+                shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
                 raise InvalidInputError(
                     f"{len(missing)} client(s) of the participant set have no report on this "
-                    f"server (clients {_shown(missing)}): list only clients whose share every "
-                    "closed server holds"
+                    f"server (clients {shown}): list only clients whose share every closed "
+                    "server holds"
                 )
             started = time.perf_counter()
             members = set(wanted)

@@ -40,8 +40,7 @@ from smpcloud.crypto.shamir_validity import (
     verdicts,
 )
 from smpcloud.errors import InvalidInputError, InvalidProofError
-from smpcloud.protocol.schemas import ReportIn, ShamirChecksOut
-from smpcloud.protocol.sharing import (
+from smpcloud.protocol.checked_shares import (
     checked_blob,
     decode_check_values,
     decode_share_digests,
@@ -51,6 +50,7 @@ from smpcloud.protocol.sharing import (
     sealed_share_digest,
     split_checked_blob,
 )
+from smpcloud.protocol.schemas import ReportIn, ShamirChecksOut
 from smpcloud.service.db import RefusedReportRow, ReportRow, ShamirClientRow
 
 #: The slug refused reporters are counted under (the problem type of InvalidProofError).
