@@ -18,7 +18,7 @@ from typing import Final
 from smpcloud.crypto.sealing import SealingKey
 from smpcloud.crypto.wire import JSON_VERSION, check_json_object
 from smpcloud.errors import InvalidInputError
-from smpcloud.protocol.schemas import ReportIn, SealedShareIn, TaskEncoding
+from smpcloud.protocol.schemas import ReportIn, SealedShareIn, TaskEncoding, Validity
 from smpcloud.protocol.sharing import check_shamir_parameters
 
 #: The ``kind`` of :meth:`ShamirCredentials.to_json` objects.
@@ -170,7 +170,7 @@ class ShamirTaskInfo:
     min_clients: int
     max_clients: int
     deadline: datetime | None
-    validity: str = "none"
+    validity: Validity = "none"
 
 
 @dataclass(frozen=True, slots=True)
