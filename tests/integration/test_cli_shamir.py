@@ -104,6 +104,8 @@ def test_the_whole_flow_with_a_server_down_and_wrong_tokens(
             "--range",
             "-100",
             "100",
+            "--validity",
+            "none",
             "--out",
             str(tmp_path / "task"),
         )
@@ -193,6 +195,7 @@ def test_user_errors_are_one_line(tmp_path: Path, servers: list[ServerProcess]) 
     conf = servers_file(tmp_path, servers)
     out_dir = str(tmp_path / "task")
     base = ["shamir", "create", "--servers", str(conf), "--name", "x", "--min-clients", "2"]
+    base += ["--validity", "none"]
     # t must be more than half of the servers.
     line = one_clear_line(smpcloud(*base, "--threshold", "4", "--out", out_dir))
     assert "InvalidInputError" in line

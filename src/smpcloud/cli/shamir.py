@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
 
@@ -24,6 +24,7 @@ from smpcloud.cli._common import (
     friendly_errors,
     plain,
     task_encoding,
+    validity_option,
 )
 
 if TYPE_CHECKING:
@@ -87,6 +88,12 @@ def open_task(servers_path: str, task_path: str) -> ShamirAggregation:
     return ShamirAggregation(
         servers, task.task_ids, threshold=task.threshold, share_keys=task.share_keys
     )
+
+
+_REFUSAL_WHY: Final = {
+    "bit": "its report fails the servers' joint bit check (a value outside the declared range)",
+    "degree": "its shares are not on one polynomial (the servers' joint degree check fails)",
+}
 
 
 def _failures(failures: dict[int, str]) -> str:
@@ -157,6 +164,7 @@ def shamir() -> None:
     help="Directory for task.json (created).",
 )
 @encoding_options
+@validity_option
 def create(
     servers_path: str,
     name: str,
@@ -168,12 +176,18 @@ def create(
     value_range: tuple[float, float] | None,
     deadline: datetime | None,
     out_dir: Path,
+    validity: Literal["range", "none"],
 ) -> None:
     """Create the task on every server (all must be reachable); write OUT/task.json.
 
     task.json is public: the servers' URLs, the task's id on each and each server's share key
     (pinned now: clients seal their shares to it and refuse a server that serves another). The
     other commands take it with --task.
+
+    With --validity range (the default) the servers check jointly that every client's values
+    lie in --range, and drop the reports that do not: it needs n = 2t - 1 servers (3 with
+    --threshold 2, 5 with 3), max-clients x the encoded span of the range below 2^32 - 5 (for
+    example --fixed 16 --range -1 1 --max-clients 10000), and every server at close.
     """
     from smpcloud.cli.shamir_files import load_servers, write_task
     from smpcloud.client.shamir import ShamirAggregation
@@ -194,11 +208,14 @@ def create(
             encoding=encoding,
             min_clients=min_clients,
             deadline=deadline,
+            validity=validity,
             **limits,
         ) as aggregation:
             out_dir.mkdir(parents=True, exist_ok=True)
             write_task(task_file, aggregation.task)
-    click.echo(f"task created on {len(servers)} servers (t = {t}): {task_file}")
+    click.echo(
+        f"task created on {len(servers)} servers (t = {t}, validity {validity}): {task_file}"
+    )
 
 
 @shamir.command("register")
@@ -297,7 +314,9 @@ def submit(
 def close(servers_path: str, task_path: str, as_json: bool) -> None:
     """Close every reachable server over one participant set (at least t must be reachable).
 
-    The participant set is the clients whose share every reachable server holds.
+    The participant set is the clients whose share every reachable server holds. A task with
+    validity range is closed with every server, and the reports that fail the servers' joint
+    check are dropped by all of them: one line each names the client and the failed check.
     """
     with shamir_errors(), open_task(servers_path, task_path) as aggregation:
         closed = aggregation.close_all()
@@ -307,6 +326,8 @@ def close(servers_path: str, task_path: str, as_json: bool) -> None:
     click.echo(
         f"closed servers {', '.join(map(str, closed.closed))} over {closed.count} participants"
     )
+    for number, check in sorted(closed.refused.items()):
+        click.echo(f"  client {number} refused: {_REFUSAL_WHY.get(check, check)}")
     if closed.unavailable:
         click.echo(f"  not closed: {_failures(dict(closed.unavailable))}", err=True)
 
@@ -332,9 +353,10 @@ def status(servers_path: str, task_path: str, as_json: bool) -> None:
         click.echo(json.dumps(payload, default=str))
         return
     for j, s in sorted(statuses.items()):
+        refused = ", ".join(f"{count} {reason}" for reason, count in sorted(s.refused.items()))
         click.echo(
             f"server {j}: {s.state}, {s.reports} reports of {s.registered_clients} registered "
-            f"clients (min {s.min_clients})"
+            f"clients (min {s.min_clients})" + (f"; refused: {refused}" if refused else "")
         )
     for j, why in sorted(failures.items()):
         click.echo(f"server {j}: {why}")

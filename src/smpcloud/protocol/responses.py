@@ -237,6 +237,23 @@ class ShamirAggregateOut(Out):
     share: str
 
 
+class ShamirChecksOut(Out):
+    """A validated Shamir task's check values on this server (administrator only).
+
+    ``values`` holds 2R check values per client of ``clients`` (in that order: sigma_1..R, then
+    tau_1..R; :mod:`smpcloud.crypto.shamir_validity`) as unpadded base64url of little-endian
+    uint32 (:func:`smpcloud.protocol.sharing.encode_check_values`). Every one of the n servers'
+    values is needed to decide a report; given that the report passed they are uniformly
+    random.
+    """
+
+    task_id: str
+    server_index: int
+    repetitions: int
+    clients: list[int]
+    values: str
+
+
 class ReportersOut(Out):
     """The clients whose report this server holds (administrator only), in increasing order.
 
@@ -373,6 +390,7 @@ __all__ = [
     "ResultOut",
     "Scheme",
     "ShamirAggregateOut",
+    "ShamirChecksOut",
     "TaskCreatedOut",
     "TaskInfoOut",
     "TaskListOut",

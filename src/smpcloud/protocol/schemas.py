@@ -54,6 +54,7 @@ from smpcloud.protocol.responses import (
     ResultOut,
     Scheme,
     ShamirAggregateOut,
+    ShamirChecksOut,
     TaskCreatedOut,
     TaskInfoOut,
     TaskListOut,
@@ -276,13 +277,28 @@ class CloseIn(Schema):
 
     ``clients`` is a Shamir task's participant set: the client numbers whose share every
     reachable server holds. The server sums exactly those shares; it closes once, so a second
-    close with a different set is refused.
+    close with a different set is refused. A Shamir task with validity ``range`` also takes
+    ``refused`` and ``checks`` (every server's check values of both sets): see
+    :mod:`smpcloud.protocol.sharing`, "Validated tasks".
     """
 
     clients: list[Annotated[StrictInt, Field(ge=1)]] | None = Field(
         default=None,
         description="Shamir tasks: the participant set (client numbers). Not for Paillier "
         "tasks, which aggregate every report.",
+    )
+    refused: list[Annotated[StrictInt, Field(ge=1)]] | None = Field(
+        default=None,
+        description="Shamir tasks with validity 'range': the reporters held by every server "
+        "whose joint check failed (dropped, and counted under 'invalid-proof').",
+    )
+    checks: list[str] | None = Field(
+        default=None,
+        description="Shamir tasks with validity 'range': one entry per server j = 1..n, in "
+        "order: server j's check values (GET /v1/tasks/{id}/checks) of the clients of "
+        "`clients` then of `refused`, in that order, 2R per client, as unpadded base64url of "
+        "little-endian uint32 (smpcloud.protocol.sharing.encode_check_values). Each server "
+        "re-checks its own entries and every verdict before closing.",
     )
 
 
@@ -363,6 +379,7 @@ __all__ = [
     "Scheme",
     "SealedShareIn",
     "ShamirAggregateOut",
+    "ShamirChecksOut",
     "TaskCreatedOut",
     "TaskEncoding",
     "TaskIn",

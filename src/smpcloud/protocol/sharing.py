@@ -24,8 +24,11 @@ input (:mod:`smpcloud.crypto.shamir`). Each server closes once, over one partici
 t > n/2 is required: any two groups of t servers then share a server, so no second sum over a
 different set (which would give one client's value by differencing) can ever be reconstructed.
 
-What it does **not** protect against: a malicious client can send an arbitrary share (there are
-no range proofs) and bias or spoil the sum; an administrator who registers sybil clients with
+What it does **not** protect against: on a task with validity ``none`` a malicious client can
+send an arbitrary share and bias or spoil the sum (with ``range`` the servers' joint check drops
+such a report, below; a client lying *within* the declared range is never detected, and the
+check is sound only while every server follows the protocol); an administrator who registers
+sybil clients with
 known values can isolate a real client's value (as with the Paillier scheme); t or more
 colluding servers learn every input. What carries the requests (a proxy, a TLS terminator, a
 host posing as several servers) sees sealed shares only, with their sizes and timing (below).
@@ -51,6 +54,9 @@ this: the administrator, who fetches the servers' keys at creation and writes th
 (a substituted key there would send the share to whoever holds it), and each server, to keep
 its opening key (in its database) to itself.
 
+**Validated tasks** (``validity="range"``): the wire and storage forms of their reports, and
+the exchange of check values, are in :mod:`smpcloud.protocol.checked_shares`.
+
 This module is pure (no I/O); the service and the client SDK both use it.
 """
 
@@ -66,6 +72,7 @@ import numpy as np
 
 from smpcloud.crypto.field import DEFAULT_FIELD, Field, Residues
 from smpcloud.crypto.sealing import ENC_BYTES, TAG_BYTES, OpeningKey, SealingKey, open_, seal
+from smpcloud.crypto.shamir_validity import VALIDITY_FIELD
 from smpcloud.crypto.signatures import statement
 from smpcloud.crypto.wire import b64url
 from smpcloud.errors import InvalidInputError, ShareError
@@ -167,8 +174,12 @@ def encode_share(residues: Residues, field: Field = SHAMIR_FIELD) -> str:
     return b64url(encode_vectors(field, residues))
 
 
-def _b64url_bytes(text: object, what: str) -> bytes:
-    """Decode canonical unpadded base64url strictly (the only spelling :func:`b64url` makes)."""
+def decode_b64url(text: object, what: str) -> bytes:
+    """Decode canonical unpadded base64url strictly (the only spelling :func:`b64url` makes).
+
+    Raises:
+        ShareError: not a string, not unpadded base64url, or not canonical (``what`` names it).
+    """
     if not isinstance(text, str):
         raise ShareError(f"{what}: expected a base64url string, got {type(text).__name__}")
     if not _B64URL_RE.fullmatch(text):
@@ -203,7 +214,7 @@ def decode_share(
             another field; a length other than ``length``; truncated or trailing bytes; a
             residue not below its prime. The message says which.
     """
-    raw = _b64url_bytes(text, what)
+    raw = decode_b64url(text, what)
     try:
         block = decode_vectors(raw, field, count=1, length=length)
     except ShareError as exc:
@@ -300,8 +311,8 @@ def open_share(
     """
     if not isinstance(sealed, Mapping) or set(sealed) != set(SEALED_SHARE_FIELDS):
         raise ShareError("sealed_share: needs exactly enc and ciphertext")
-    enc = _b64url_bytes(sealed["enc"], "sealed_share.enc")
-    ciphertext = _b64url_bytes(sealed["ciphertext"], "sealed_share.ciphertext")
+    enc = decode_b64url(sealed["enc"], "sealed_share.enc")
+    ciphertext = decode_b64url(sealed["ciphertext"], "sealed_share.ciphertext")
     aad = share_seal_aad(task_id, server_index, client)
     raw = open_(key, enc, ciphertext, info=SHARE_SEAL_INFO, aad=aad)
     try:
@@ -334,13 +345,23 @@ def residues_from_blob(blob: bytes, *, length: int, field: Field = SHAMIR_FIELD)
     return words
 
 
+# ---------------------------------------------------------------------- validated tasks
+
+
+def task_field(validity: str) -> Field:
+    """The field of a Shamir task: GF(2^32 - 5) for ``range`` tasks, Z_M otherwise."""
+    return VALIDITY_FIELD if validity == "range" else SHAMIR_FIELD
+
+
 __all__ = [
     "MAX_SERVERS",
     "SEALED_SHARE_FIELDS",
     "SHAMIR_FIELD",
     "SHARE_SEAL_INFO",
+    "VALIDITY_FIELD",
     "check_shamir_parameters",
     "check_sum_range",
+    "decode_b64url",
     "decode_share",
     "encode_share",
     "open_share",
@@ -351,4 +372,5 @@ __all__ = [
     "share_bytes",
     "share_seal_aad",
     "share_text_chars",
+    "task_field",
 ]

@@ -8,6 +8,8 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
     GET  /v1/tasks/{id}/status           any     200 TaskStatusOut       state and counters
     POST /v1/tasks/{id}/clients          admin   201 ClientsOut          register clients
     GET  /v1/tasks/{id}/reporters        admin   200 ReportersOut        who reported here
+    GET  /v1/tasks/{id}/checks           admin   200 ShamirChecksOut     validated Shamir task:
+                                                     this server's check values
     POST /v1/tasks/{id}/close            admin   200 TaskStatusOut       close now (idempotent)
     POST /v1/tasks/{id}/reports          client  201 ReportAcceptedOut   upload once
     GET  /v1/tasks/{id}/aggregate        holder  200 AggregateOut        (admin too)
@@ -83,6 +85,7 @@ from smpcloud.protocol.schemas import (
     ReportPageOut,
     ResultOut,
     ShamirAggregateOut,
+    ShamirChecksOut,
     TaskCreatedOut,
     TaskIn,
     TaskInfoOut,
@@ -262,6 +265,15 @@ def build_router(service: TaskService) -> APIRouter:
     def reporters(task_id: TaskId, _admin: AdminOfTask) -> ReportersOut:
         return service.reporters(task_id)
 
+    @router.get(
+        "/tasks/{task_id}/checks",
+        responses=_problem(*auth_errors, 409),
+        summary="This server's check values of every reporter of a Shamir task with validity "
+        "'range' (administrator)",
+    )
+    def checks(task_id: TaskId, _admin: AdminOfTask) -> ShamirChecksOut:
+        return service.checks(task_id)
+
     @router.post(
         "/tasks/{task_id}/close",
         responses=_problem(*auth_errors, 409),
@@ -271,7 +283,10 @@ def build_router(service: TaskService) -> APIRouter:
     def close_task(
         task_id: TaskId, _admin: AdminOfTask, body: CloseIn | None = None
     ) -> TaskStatusOut:
-        service.close(task_id, clients=body.clients if body is not None else None)
+        if body is None:
+            service.close(task_id)
+        else:
+            service.close(task_id, clients=body.clients, refused=body.refused, checks=body.checks)
         return service.status(task_id)
 
     @router.post(

@@ -173,7 +173,10 @@ class ReportRow(Base):
     """One client's report as its task's scheme stores it (see the module docstring).
 
     Paillier: ``length`` (packed: the layout's number of) fixed-width ciphertexts, concatenated;
-    Shamir: the share's residues (``smpcloud.protocol.sharing.residues_to_blob``).
+    Shamir: the share's residues (``smpcloud.protocol.sharing.residues_to_blob``); a Shamir task
+    with validity ``range``: the server's 2R check values of the report, then its L value shares
+    (``smpcloud.protocol.sharing.checked_blob``; one row, so that a report and its check values
+    are stored in the same group commit and can never belong to two different uploads).
     """
 
     __tablename__ = "reports"

@@ -48,6 +48,7 @@ from smpcloud.protocol.schemas import (
     ReportPageOut,
     ResultOut,
     ShamirAggregateOut,
+    ShamirChecksOut,
     TaskCreatedOut,
     TaskIn,
     TaskInfoOut,
@@ -64,7 +65,7 @@ from smpcloud.service.meta import MetaCache, TaskMeta
 from smpcloud.service.registration import register_clients
 from smpcloud.service.schemes import SCHEMES, Scheme, SchemeContext
 from smpcloud.service.schemes.paillier import MAX_PACKED_VALUES, PaillierMeta, PaillierScheme
-from smpcloud.service.schemes.shamir import ShamirMeta
+from smpcloud.service.schemes.shamir import ShamirMeta, ShamirScheme
 from smpcloud.service.storage import Storage
 from smpcloud.service.workers import Workers
 
@@ -198,20 +199,44 @@ class TaskService:
         *,
         reason: Literal["admin", "deadline"] = "admin",
         clients: list[int] | None = None,
+        refused: list[int] | None = None,
+        checks: list[str] | None = None,
     ) -> None:
         """Close an open task now (idempotent): aggregate and publish, or mark insufficient.
 
         A Paillier task aggregates every report (on the worker pool, outside the write lock)
         and returns once the aggregate is stored; a Shamir task sums exactly the shares of
-        ``clients``, its participant set.
+        ``clients``, its participant set; a Shamir task with validity ``range`` also takes the
+        refused reporters and every server's check values (see
+        :meth:`smpcloud.service.schemes.shamir.ShamirScheme.close`).
 
         Raises:
             InvalidInputError: ``clients`` given for a Paillier task or missing for a Shamir
-                task; a participant set that is not acceptable.
+                task; a participant set that is not acceptable; ``refused`` or ``checks``
+                where they do not belong.
+            InvalidProofError: a verdict this server's check values contradict.
             TaskStateError: a Shamir task already closed over another participant set.
         """
         meta, scheme = self._task(task_id)
-        scheme.close(meta, clients, reason)
+        if refused is None and checks is None:
+            scheme.close(meta, clients, reason)
+            return
+        if not isinstance(scheme, ShamirScheme) or not isinstance(meta, ShamirMeta):
+            raise InvalidInputError(
+                f"task {task_id!r} is not a Shamir task: closing it takes no refused and no checks"
+            )
+        scheme.close(meta, clients, reason, refused=refused, checks=checks)
+
+    def checks(self, task_id: str) -> ShamirChecksOut:
+        """Return this server's check values of every reporter of a validated Shamir task.
+
+        Raises:
+            TaskStateError: not a Shamir task with validity ``range``.
+        """
+        meta, scheme = self._task(task_id)
+        if not isinstance(scheme, ShamirScheme) or not isinstance(meta, ShamirMeta):
+            raise TaskStateError(f"task {task_id!r} is not a Shamir task: it has no checks")
+        return scheme.checks(meta)
 
     def reporters(self, task_id: str) -> ReportersOut:
         """Return the clients whose report this server holds, in increasing order.

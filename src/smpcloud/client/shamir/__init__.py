@@ -32,8 +32,14 @@ sealed shares only; but an administrator who pinned keys of its own would read e
 each server, to keep its opening key to itself; fewer than t servers colluding.
 Every server closes once, over one participant set, and t > n/2 is required, so no second sum
 over a set that differs by one client (which would reveal that client's value) can be
-reconstructed. Not protected against: malicious clients (no range proofs), an administrator
-who registers sybil clients with known values, t or more colluding servers.
+reconstructed. With ``validity="range"`` (:meth:`ShamirAggregation.create_on_servers`) each
+report carries the bits and masks of the servers' joint check that every value lies in the
+declared range, and a report that fails is dropped by every server
+(:mod:`smpcloud.crypto.shamir_validity`; needs n = 2t - 1 and every server at close). Not
+protected against: malicious clients on a ``none`` task, a client lying within its range, a
+server that breaks the check (it can fail an honest report or pass a colluding client's forged
+one), an administrator who registers sybil clients with known values, t or more colluding
+servers.
 
 Drop-outs: a client counts if its shares reach at least t servers *and* every server the
 administrator reaches at close holds its share (the participant set is the intersection); up to
@@ -45,8 +51,9 @@ client's report and sends nothing if one does.
 
 Where the parts live: the value types in :mod:`smpcloud.client.shamir.models`, the
 administrator and analyst in :mod:`smpcloud.client.shamir.aggregation`, the data owner (and
-:func:`prepare_shares`) in :mod:`smpcloud.client.shamir.data_owner`, the calls to every server
-in ``smpcloud.client.shamir._servers``.
+:func:`prepare_shares`) in :mod:`smpcloud.client.shamir.data_owner`, the administrator's half
+of the validity check (validity ``range``) in :mod:`smpcloud.client.shamir.checks`, the calls to
+every server in ``smpcloud.client.shamir._servers``.
 """
 
 from smpcloud.client.shamir.aggregation import ShamirAggregation

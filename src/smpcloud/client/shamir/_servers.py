@@ -24,7 +24,7 @@ from smpcloud.errors import (
     VerificationError,
 )
 from smpcloud.protocol.schemas import TaskInfoOut
-from smpcloud.protocol.sharing import SHAMIR_FIELD
+from smpcloud.protocol.sharing import task_field
 
 T = TypeVar("T")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -56,12 +56,16 @@ def read_shamir_info(out: TaskInfoOut) -> ShamirTaskInfo:
 
     Raises:
         InvalidInputError: not a Shamir task.
-        VerificationError: a field other than the Shamir field.
+        VerificationError: a field other than the Shamir field of the task's validity
+            (Z_M for ``none``, GF(2^32 - 5) for ``range``).
     """
     if out.scheme != "shamir" or out.servers is None or out.server_index is None:
         raise InvalidInputError(f"task {out.task_id!r} is not a Shamir task")
-    if out.field != list(SHAMIR_FIELD.moduli):
-        raise VerificationError(f"task {out.task_id!r} uses a field other than the Shamir field")
+    if out.field != list(task_field(out.validity).moduli):
+        raise VerificationError(
+            f"task {out.task_id!r} uses a field other than the Shamir field of validity "
+            f"{out.validity!r}"
+        )
     return ShamirTaskInfo(
         name=out.name,
         length=out.length,
@@ -71,6 +75,7 @@ def read_shamir_info(out: TaskInfoOut) -> ShamirTaskInfo:
         min_clients=out.min_clients,
         max_clients=out.max_clients,
         deadline=out.deadline,
+        validity=out.validity,
     )
 
 

@@ -32,6 +32,7 @@ from smpcloud.client.shamir._servers import (
     failure_reason,
     name_server,
 )
+from smpcloud.client.shamir.checks import close_body, decide
 from smpcloud.client.shamir.models import (
     ShamirClosed,
     ShamirCredentials,
@@ -49,8 +50,14 @@ from smpcloud.client.shamir.pinning import (
 from smpcloud.crypto.sealing import SealingKey
 from smpcloud.crypto.shamir import Share, reconstruct_elements
 from smpcloud.errors import InvalidInputError, SmpcError, ThresholdNotMetError, VerificationError
+from smpcloud.protocol.checked_shares import (
+    check_validated_task,
+    encoded_span,
+    validity_layout,
+)
 from smpcloud.protocol.schemas import (
     DEFAULT_MAX_CLIENTS,
+    DEFAULT_VALIDITY,
     INTEGER_ENCODING,
     MAX_REGISTRATIONS_PER_REQUEST,
     ClientsIn,
@@ -58,17 +65,19 @@ from smpcloud.protocol.schemas import (
     CloseIn,
     ReportersOut,
     ShamirAggregateOut,
+    ShamirChecksOut,
     TaskCreatedOut,
     TaskEncoding,
     TaskIn,
     TaskInfoOut,
     TaskStatusOut,
+    Validity,
 )
 from smpcloud.protocol.sharing import (
-    SHAMIR_FIELD,
     check_shamir_parameters,
     check_sum_range,
     decode_share,
+    task_field,
 )
 
 
@@ -145,6 +154,7 @@ class ShamirAggregation:
         min_clients: int,
         max_clients: int = DEFAULT_MAX_CLIENTS,
         deadline: datetime | None = None,
+        validity: Validity = DEFAULT_VALIDITY,
         timeout: float = DEFAULT_TIMEOUT,
         transports: Sequence[httpx.BaseTransport | None] | None = None,
     ) -> ShamirAggregation:
@@ -156,9 +166,13 @@ class ShamirAggregation:
         (:attr:`ShamirTask.share_keys`): the administrator's view of the servers at creation is
         what every client will trust.
 
+        ``validity="range"``: the servers check jointly that each value lies in the declared
+        range (:mod:`smpcloud.crypto.shamir_validity`); needs n = 2t - 1, max_clients U < p.
+
         Raises:
             InvalidInputError: bad parameters (checked locally first, then by each server):
-                t outside 2..n or t <= n/2, sums that could wrap modulo the field's modulus.
+                t outside 2..n or t <= n/2, sums that could wrap modulo the field's modulus;
+                for validity ``range``: n != 2t - 1, an empty range, max_clients U >= p.
             InsecureServerURLError, SharedHostError: plain http to a non-loopback host, or two
                 servers on one non-loopback host (nothing sent).
             DuplicateShareKeyError: two servers serve one share key (the task then exists on
@@ -169,7 +183,10 @@ class ShamirAggregation:
         """
         n = len(servers)
         check_shamir_parameters(n, threshold)
-        check_sum_range(encoding.max_abs_encoded(), max_clients)
+        if validity == "range":
+            check_validated_task(n, threshold, encoding, max_clients)
+        else:
+            check_sum_range(encoding.max_abs_encoded(), max_clients)
         check_server_urls([s.base_url for s in servers if isinstance(s, ShamirServer)])
         conns = admin_connections(servers, timeout, transports)
         task_ids: list[str] = []
@@ -188,6 +205,7 @@ class ShamirAggregation:
                         min_clients=min_clients,
                         max_clients=max_clients,
                         deadline=deadline,
+                        validity=validity,
                     )
                 except ValidationError as exc:
                     raise InvalidInputError(f"invalid task: {validation_summary(exc)}") from None
@@ -365,12 +383,18 @@ class ShamirAggregation:
         and named. Nothing is closed unless at least t servers can be and the set has at
         least min_clients clients.
 
-        Reveals to each server the participant set.
+        Validity ``range``: every server is needed; the reporters they all hold that fail the
+        joint check are dropped by every server (:attr:`ShamirClosed.refused`;
+        :mod:`smpcloud.client.shamir.checks`).
+
+        Reveals to each server the participant set (and the refused reporters).
 
         Raises:
-            ThresholdNotMetError: fewer than t servers reachable or closed (named, with why).
+            ThresholdNotMetError: fewer than t servers reachable or closed (named, with why);
+                for validity ``range``, a server that does not answer.
             InvalidInputError: the participant set is smaller than min_clients (nothing closed).
-            VerificationError: servers already closed over different sets.
+            VerificationError: servers already closed over different sets, or a server whose
+                check values are not well formed.
         """
         t = self.task.threshold
         statuses, unavailable = self.statuses()
@@ -379,6 +403,8 @@ class ShamirAggregation:
                 f"only {len(statuses)} of {self.task.servers} servers answer; closing needs at "
                 f"least t={t}: {describe_failures(unavailable)}"
             )
+        if self.info().validity == "range":
+            return self._close_checked(statuses, unavailable)
         closed = {j for j, status in statuses.items() if status.state != "open"}
         held, failed = self.reporters()
         unavailable.update(failed)
@@ -430,6 +456,52 @@ class ShamirAggregation:
             )
         return ShamirClosed(tuple(participants), tuple(sorted(done)), dict(unavailable))
 
+    def _close_checked(
+        self, statuses: dict[int, TaskStatusOut], unavailable: dict[int, str]
+    ) -> ShamirClosed:
+        """:meth:`close_all` for a task with validity ``range`` (every server needed)."""
+        n, t = self.task.servers, self.task.threshold
+        if unavailable:
+            raise ThresholdNotMetError(
+                f"a task with validity 'range' is closed with all {n} servers (each report's "
+                f"joint check needs every server's check values): {describe_failures(unavailable)}"
+            )
+        info = self.info()
+        width = validity_layout(info.length, info.encoding).checks
+        answers, failed = self._get_all(("checks",), ShamirChecksOut)
+        if failed:
+            raise ThresholdNotMetError(f"all servers' checks needed: {describe_failures(failed)}")
+        decision = decide(answers, servers=n, threshold=t, width=width)
+        participants = decision.passed
+        closed = {j for j, status in statuses.items() if status.state != "open"}
+        if closed:
+            aggregates, failed = self._get_all(("aggregate",), ShamirAggregateOut, only=closed)
+            sets = {tuple(out.clients) for out in aggregates.values()}
+            if failed or len(sets) != 1:
+                raise VerificationError(
+                    f"servers {sorted(closed)} are closed but do not tell one participant set: "
+                    f"{describe_failures(failed)}"
+                )
+            participants = list(sets.pop())
+        min_clients = min(status.min_clients for status in statuses.values())
+        body, dropped = close_body(decision, participants, min_clients=min_clients, width=width)
+        done = set(closed)
+        problems: dict[int, str] = {}
+        for j, (conn, task_id) in self._targets():
+            if j in done:
+                continue
+            try:
+                conn.request("POST", task_path(task_id, "close"), TaskStatusOut, json=body)
+                done.add(j)
+            except SmpcError as exc:
+                problems[j] = failure_reason(exc)
+        if len(done) < t:
+            raise ThresholdNotMetError(
+                f"only {len(done)} server(s) closed over the participant set, fewer than t={t}: "
+                f"{describe_failures(problems)}"
+            )
+        return ShamirClosed(tuple(participants), tuple(sorted(done)), problems, dropped)
+
     # ------------------------------------------------------------------ analyst
 
     def result(self) -> ShamirResult:
@@ -473,17 +545,22 @@ class ShamirAggregation:
                 if j not in servers:
                     unavailable[j] = "closed over another participant set"
         used = [shares[j] for j in servers]
-        total = reconstruct_elements(used[:t], field=SHAMIR_FIELD)
+        field = task_field(info.validity)
+        total = reconstruct_elements(used[:t], field=field)
         if len(used) > t and not np.array_equal(
-            total, reconstruct_elements(used[-t:], field=SHAMIR_FIELD)
+            total, reconstruct_elements(used[-t:], field=field)
         ):
             raise VerificationError(
                 f"the shares of servers {servers} do not lie on one polynomial of degree "
                 f"{t - 1}: some server returned a wrong share of the sum"
             )
         count = len(participants)
-        sums = [int(v) for v in SHAMIR_FIELD.to_ints(total)]
         encoding = info.encoding
+        if info.validity == "range":  # sums of offsets u = enc(x) - lo, in [0, count U] < p
+            lo, _ = encoded_span(encoding)
+            sums = [int(v) + count * lo for v in field.to_ints(total, signed=False)]
+        else:
+            sums = [int(v) for v in field.to_ints(total)]
         lo, hi = encoding.encoded_bounds()
         return ShamirResult(
             count=count,
@@ -503,8 +580,9 @@ class ShamirAggregation:
             raise VerificationError(f"answered with threshold {out.threshold}")
         if out.count != len(out.clients) or len(set(out.clients)) != len(out.clients):
             raise VerificationError("its count does not match its participant set")
-        y = decode_share(out.share, length=info.length, field=SHAMIR_FIELD, what="share of the sum")
-        return Share(j, y, SHAMIR_FIELD, self.task.threshold)
+        field = task_field(info.validity)
+        y = decode_share(out.share, length=info.length, field=field, what="share of the sum")
+        return Share(j, y, field, self.task.threshold)
 
 
 __all__ = ["ShamirAggregation"]

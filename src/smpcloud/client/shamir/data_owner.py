@@ -10,7 +10,11 @@ only; before anything is sent the client refuses plain http to a non-loopback ho
 on one non-loopback host, two servers with one key, and a server that serves another key than
 the pinned one (:mod:`smpcloud.client.shamir.pinning`). Trusted: the administrator, who pinned
 the keys and wrote the credentials; fewer than t of the servers (t colluding servers rebuild
-every input).
+every input). On a task with validity ``range`` the client shares each value's weighted bits
+and the masks of the servers' joint check (:mod:`smpcloud.crypto.shamir_validity`) instead of
+the value, and lists the digests of its n sealed shares in every upload; what each server
+learns is unchanged (uniformly random shares), plus, once every server's check values are
+opened, that the report passed.
 """
 
 from __future__ import annotations
@@ -44,7 +48,13 @@ from smpcloud.client.shamir.pinning import (
     check_share_keys,
 )
 from smpcloud.crypto.shamir import share_elements
+from smpcloud.crypto.shamir_validity import share_report
 from smpcloud.errors import InvalidInputError, SmpcError, ThresholdNotMetError
+from smpcloud.protocol.checked_shares import (
+    encoded_span,
+    seal_checked_share,
+    validity_layout,
+)
 from smpcloud.protocol.problems import DuplicateSubmissionError
 from smpcloud.protocol.schemas import (
     ReportAcceptedOut,
@@ -53,7 +63,11 @@ from smpcloud.protocol.schemas import (
     TaskInfoOut,
     TaskStatusOut,
 )
-from smpcloud.protocol.sharing import SHAMIR_FIELD, check_shamir_parameters, seal_share
+from smpcloud.protocol.sharing import (
+    SHAMIR_FIELD,
+    check_shamir_parameters,
+    seal_share,
+)
 
 
 def check_credentials(credentials: ShamirCredentials) -> None:
@@ -85,7 +99,10 @@ def prepare_shares(
     The local half of :meth:`ShamirClient.prepare`, for callers that already hold the task's
     info (bulk uploads, simulations). Shares come from the OS CSPRNG; fewer than t of them
     reveal nothing about the values. Share j is sealed to server j's share key pinned in
-    ``credentials``, bound to the task's id on server j, j and the client's number.
+    ``credentials``, bound to the task's id on server j, j and the client's number. For a task
+    with validity ``range`` the shares are of each value's weighted bits and of the masks of
+    the servers' joint check, over GF(2^32 - 5), and the report lists every sealed share's
+    digest (:mod:`smpcloud.crypto.shamir_validity`).
 
     Args:
         info: what the servers agree on (:meth:`ShamirClient.info` or
@@ -115,6 +132,8 @@ def prepare_shares(
             f"this task takes {info.length} value(s) per client; got {len(items)}"
         )
     encoded = [info.encoding.encode(v, index=i) for i, v in enumerate(items)]
+    if info.validity == "range":
+        return _prepare_checked(info, encoded, credentials)
     try:
         plain = np.array(encoded, dtype=np.int64)
     except OverflowError:  # encodings beyond 64 bits: exact Python ints
@@ -133,6 +152,30 @@ def prepare_shares(
     )
     del secret, blocks
     return ShamirPreparedReport(credentials.client_id, sealed)
+
+
+def _prepare_checked(
+    info: ShamirTaskInfo, encoded: list[int], credentials: ShamirCredentials
+) -> ShamirPreparedReport:
+    """A report to a task with validity ``range``: bits and masks shared, sealed, digested.
+
+    Each value becomes u = enc(x) - lo in [0, U], its k weighted bits are Shamir-shared with
+    the masks of the servers' joint check (:func:`smpcloud.crypto.shamir_validity.share_report`)
+    and share j is sealed to server j; the digest list goes to every server.
+    """
+    lo, _ = encoded_span(info.encoding)
+    layout = validity_layout(info.length, info.encoding)
+    offsets = np.array([v - lo for v in encoded], dtype=np.uint64)
+    blocks = share_report(offsets, layout, servers=info.servers, threshold=info.threshold)
+    pairs = [
+        seal_checked_share(
+            e.share_key, y, task_id=e.task_id, server_index=e.server, client=credentials.client_id
+        )
+        for e, y in zip(credentials.endpoints, blocks, strict=True)
+    ]
+    del offsets, blocks
+    sealed = tuple(box for box, _ in pairs)
+    return ShamirPreparedReport(credentials.client_id, sealed, tuple(d for _, d in pairs))
 
 
 class ShamirClient:
@@ -183,6 +226,7 @@ class ShamirClient:
             for e in endpoints
         }
         self._pending: dict[int, dict[str, str]] | None = None  # sealed shares not yet stored
+        self._digests: tuple[str, ...] | None = None  # their digests (validity "range")
         self._prepared: ShamirPreparedReport | None = None
         self._attempted: set[int] = set()
         self._reached: set[int] = set()
@@ -276,6 +320,7 @@ class ShamirClient:
             )
         report = prepare_shares(info, values, self._credentials)
         self._pending = dict(enumerate(report.shares, start=1))
+        self._digests = report.share_digests
         self._prepared = report
         return report
 
@@ -335,18 +380,20 @@ class ShamirClient:
     def _upload(self) -> ShamirSubmission:
         failed: dict[int, str] = {}
         pending = self._pending or {}
+        digests = list(self._digests) if self._digests is not None else None
         for j, sealed in sorted(pending.items()):
             if j in self._reached:
                 continue
             endpoint = self._endpoints[j - 1]
+            body = ReportIn(
+                sealed_share=SealedShareIn.model_validate(sealed), share_digests=digests
+            )
             try:
                 self._conns[j].request(
                     "POST",
                     task_path(endpoint.task_id, "reports"),
                     ReportAcceptedOut,
-                    json=ReportIn(sealed_share=SealedShareIn.model_validate(sealed)).model_dump(
-                        exclude_none=True
-                    ),
+                    json=body.model_dump(exclude_none=True),
                     expected=201,
                 )
                 self._reached.add(j)

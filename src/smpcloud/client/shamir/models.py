@@ -18,7 +18,7 @@ from typing import Final
 from smpcloud.crypto.sealing import SealingKey
 from smpcloud.crypto.wire import JSON_VERSION, check_json_object
 from smpcloud.errors import InvalidInputError
-from smpcloud.protocol.schemas import ReportIn, SealedShareIn, TaskEncoding
+from smpcloud.protocol.schemas import ReportIn, SealedShareIn, TaskEncoding, Validity
 from smpcloud.protocol.sharing import check_shamir_parameters
 
 #: The ``kind`` of :meth:`ShamirCredentials.to_json` objects.
@@ -159,7 +159,8 @@ class ShamirCredentials:
 
 @dataclass(frozen=True, slots=True)
 class ShamirTaskInfo:
-    """What the servers of a Shamir task agree on: encoding, length, n, t, limits."""
+    """What the servers of a Shamir task agree on: encoding, length, n, t, limits, validity
+    (``"range"``: every report carries the bits and masks of the servers' joint check)."""
 
     name: str
     length: int
@@ -169,6 +170,7 @@ class ShamirTaskInfo:
     min_clients: int
     max_clients: int
     deadline: datetime | None
+    validity: Validity = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +185,14 @@ class ShamirPreparedReport:
     Attributes:
         client_id: the number of the client the shares were sealed for.
         shares: ``{"enc", "ciphertext"}`` per server (a report's ``sealed_share``).
+        share_digests: for a task with validity ``range``, the digest of each sealed share
+            (:func:`smpcloud.protocol.sharing.sealed_share_digest`), in server order: every
+            server gets the whole list; None otherwise.
     """
 
     client_id: int
     shares: tuple[dict[str, str], ...] = field(repr=False)
+    share_digests: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -203,7 +209,8 @@ class ShamirPreparedReport:
         if type(server) is not int or not 1 <= server <= len(self.shares):
             raise InvalidInputError(f"server must be an int in 1..{len(self.shares)}")
         sealed = SealedShareIn.model_validate(self.shares[server - 1])
-        return ReportIn(sealed_share=sealed).model_dump(exclude_none=True)
+        digests = list(self.share_digests) if self.share_digests is not None else None
+        return ReportIn(sealed_share=sealed, share_digests=digests).model_dump(exclude_none=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,11 +241,16 @@ class ShamirClosed:
         participants: the participant set every closed server summed over.
         closed: servers closed over that set (at least t).
         unavailable: servers not closed, with the reason (offline, refused...).
+        refused: (validity ``range``) the reporters held by every server whose report failed
+            the servers' joint check, with the check that failed (``"bit"``: a value outside
+            the declared range; ``"degree"``: shares not on one polynomial); dropped by every
+            server.
     """
 
     participants: tuple[int, ...]
     closed: tuple[int, ...]
     unavailable: Mapping[int, str]
+    refused: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def count(self) -> int:

@@ -25,6 +25,12 @@ Its tables: ``shamir_tasks`` (n, t, this server's index, the field, the particip
 closed), ``shamir_clients`` (each client's number within its task, the same on every server
 when the administrator registers the same counts everywhere) and ``shamir_aggregates`` (this
 server's share of the sum).
+
+**Validity checks** (``validity="range"``: GF(2^32 - 5), n = 2t - 1, max_clients U < p). On
+upload the server refuses (422 ``invalid-proof``, counted in the task's status) a report with
+a bad digest list or plaintext length, and stores its check values and value shares, never the
+bits; at close it re-checks the administrator's verdicts and counts the refused reporters. See
+:mod:`smpcloud.service.schemes.shamir_checks`, which does it.
 """
 
 from __future__ import annotations
@@ -42,7 +48,12 @@ from sqlalchemy.orm import Session
 
 from smpcloud.crypto.field import Field
 from smpcloud.crypto.sealing import KEY_BYTES, OpeningKey
+from smpcloud.crypto.shamir_validity import ValidityLayout
 from smpcloud.errors import InvalidInputError
+from smpcloud.protocol.checked_shares import (
+    check_validated_task,
+    validity_layout,
+)
 from smpcloud.protocol.problems import (
     DuplicateSubmissionError,
     NotFoundError,
@@ -57,6 +68,7 @@ from smpcloud.protocol.schemas import (
     ReportIn,
     ResultOut,
     ShamirAggregateOut,
+    ShamirChecksOut,
     TaskCreatedOut,
     TaskIn,
     TaskInfoOut,
@@ -70,6 +82,7 @@ from smpcloud.protocol.sharing import (
     residues_from_blob,
     residues_to_blob,
     sealed_share_text_chars,
+    task_field,
 )
 from smpcloud.service.db import (
     ClientRow,
@@ -89,6 +102,13 @@ from smpcloud.service.schemes.base import (
     new_task_id,
     new_task_row,
 )
+from smpcloud.service.schemes.shamir_checks import (
+    check_close_arguments,
+    checked_report,
+    checked_total,
+    checks_out,
+    count_refused,
+)
 from smpcloud.service.server_keys import server_secret
 from smpcloud.service.storage import duplicate_report
 
@@ -97,6 +117,8 @@ logger = logging.getLogger("smpcloud.service")
 _AGGREGATE_BATCH: Final = 512
 # JSON overhead of a Shamir report besides its sealed share's two texts.
 _SHARE_JSON_OVERHEAD: Final = 96
+# JSON characters of one entry of a report's share_digests (43 base64url characters, quotes).
+_DIGEST_JSON_CHARS: Final = 46
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +137,16 @@ class ShamirMeta(TaskMeta):
     server_index: int
     field: Field
 
+    @property
+    def layout(self) -> ValidityLayout:
+        """The shape of a validated share (``validity == "range"`` tasks only)."""
+        return validity_layout(self.length, self.encoding)
+
 
 def _field_of(moduli_json: str) -> Field:
     moduli = tuple(json.loads(moduli_json))
-    return SHAMIR_FIELD if moduli == SHAMIR_FIELD.moduli else Field(moduli)
+    known = {f.moduli: f for f in (SHAMIR_FIELD, task_field("range"))}
+    return known.get(moduli) or Field(moduli)
 
 
 def _reporters(task_id: str) -> Select[int]:
@@ -180,26 +208,36 @@ class ShamirScheme(Scheme[ShamirMeta]):
     def create(self, body: TaskIn) -> TaskCreatedOut:
         """Store this server's part of a Shamir task; there are no key holders' tokens.
 
+        A task with validity ``range`` lives in GF(2^32 - 5) (its shares carry the bits and
+        masks of the joint check); any other in the residue ring Z_M.
+
         Raises:
             InvalidInputError: Shamir parameters outside 2 <= t <= n, t > n/2,
                 1 <= server_index <= n; a vector too long for the server's limits; a declared
-                range that could make sums wrap modulo the field's modulus; a past deadline.
+                range that could make sums wrap modulo the field's modulus; a past deadline;
+                for validity ``range``: n != 2t - 1, an empty range, or max_clients U >= p.
         """
         settings = self.context.settings
         servers, t, index = body.servers, body.threshold, body.server_index
         if servers is None or t is None or index is None:  # pragma: no cover - TaskIn checks
             raise InvalidInputError("a Shamir task requires servers, threshold and server_index")
         check_shamir_parameters(servers, t, index)
-        field = SHAMIR_FIELD
+        encoding = body.encoding
+        field = task_field(body.validity)
         check_length(settings, body.length)
-        needed = sealed_share_text_chars(body.length, field) + _SHARE_JSON_OVERHEAD
+        if body.validity == "range":
+            check_validated_task(servers, t, encoding, body.max_clients)
+            elements = validity_layout(body.length, encoding).size
+            overhead = _SHARE_JSON_OVERHEAD + servers * _DIGEST_JSON_CHARS
+        else:
+            check_sum_range(encoding.max_abs_encoded(), body.max_clients, field)
+            elements, overhead = body.length, _SHARE_JSON_OVERHEAD
+        needed = sealed_share_text_chars(elements, field) + overhead
         if needed > settings.max_body_bytes:
             raise InvalidInputError(
                 f"length {body.length}: each client's upload would take about {needed} bytes, "
                 f"more than this server's body limit of {settings.max_body_bytes}"
             )
-        encoding = body.encoding
-        check_sum_range(encoding.max_abs_encoded(), body.max_clients, field)
         now = self.context.clock()
         check_deadline(body, now)
         self.opening_key()  # this server's share key exists before any client asks for it
@@ -218,13 +256,15 @@ class ShamirScheme(Scheme[ShamirMeta]):
                 )
             )
         logger.info(
-            "created Shamir task %s: server %d of %d, threshold %d, length %d, min_clients %d",
+            "created Shamir task %s: server %d of %d, threshold %d, length %d, min_clients %d, "
+            "validity %s",
             task_id,
             index,
             servers,
             t,
             body.length,
             body.min_clients,
+            body.validity,
         )
         return TaskCreatedOut(task_id=task_id, holder_tokens=[])
 
@@ -257,6 +297,9 @@ class ShamirScheme(Scheme[ShamirMeta]):
                 another task, server or client, or changed on the way).
             ShareError: a sealed share whose texts are not canonical base64url, or whose
                 content is not a share of the task's field and length.
+            InvalidProofError: (validity ``range``) no or malformed share_digests, this
+                server's sealed share not hashing to entry j (check ``digest``), or a plaintext
+                of the wrong length (check ``length``).
             TaskStateError: the task passed its deadline or is closed.
             DuplicateSubmissionError: this client already reported (named by its number).
         """
@@ -278,16 +321,31 @@ class ShamirScheme(Scheme[ShamirMeta]):
             )
         if number is None:  # pragma: no cover - every client of a Shamir task has a number
             raise PermissionDeniedError("this client has no number in the task")
-        share = open_share(
-            self.opening_key(),
-            body.sealed_share.model_dump(),
-            task_id=task_id,
-            server_index=meta.server_index,
-            client=number,
-            length=meta.length,
-            field=meta.field,
-        )
-        blob = residues_to_blob(share)
+        if meta.validity == "range":
+            blob = checked_report(
+                self.opening_key(),
+                body,
+                task_id=task_id,
+                servers=meta.servers,
+                server_index=meta.server_index,
+                number=number,
+                layout=meta.layout,
+            )
+        else:
+            if body.share_digests is not None:
+                raise InvalidInputError(
+                    f"task {task_id!r} has validity 'none': its reports carry no share_digests"
+                )
+            share = open_share(
+                self.opening_key(),
+                body.sealed_share.model_dump(),
+                task_id=task_id,
+                server_index=meta.server_index,
+                client=number,
+                length=meta.length,
+                field=meta.field,
+            )
+            blob = residues_to_blob(share)
         now = self.context.clock()
         if past_deadline(meta.deadline, now):
             raise TaskStateError(
@@ -299,6 +357,21 @@ class ShamirScheme(Scheme[ShamirMeta]):
             raise duplicate_report(number) from None  # name the client by its task number
         return ReportAcceptedOut(task_id=task_id, client_id=number, received_at=now)
 
+    def checks(self, meta: ShamirMeta) -> ShamirChecksOut:
+        """This server's check values of every reporter, by client number (validated tasks).
+
+        Raises:
+            TaskStateError: the task has validity ``none`` (no checks).
+        """
+        if meta.validity != "range":
+            raise TaskStateError(
+                f"task {meta.task_id!r} has validity 'none': its reports carry no checks"
+            )
+        with self.context.storage.read() as session:
+            return checks_out(
+                session, task_id=meta.task_id, server_index=meta.server_index, layout=meta.layout
+            )
+
     def reporters(self, session: Session, meta: ShamirMeta) -> list[int]:
         """The numbers of the clients that reported here (the administrator intersects these
         lists over the servers to form the participant set)."""
@@ -306,7 +379,15 @@ class ShamirScheme(Scheme[ShamirMeta]):
 
     # ------------------------------------------------------------------ closing
 
-    def close(self, meta: ShamirMeta, clients: list[int] | None, reason: CloseReason) -> None:
+    def close(
+        self,
+        meta: ShamirMeta,
+        clients: list[int] | None,
+        reason: CloseReason,
+        *,
+        refused: list[int] | None = None,
+        checks: list[str] | None = None,
+    ) -> None:
         """Sum the shares of exactly ``clients`` and publish this server's share of the sum.
 
         A server closes once: closing again with the same set is a no-op (a retried request),
@@ -314,12 +395,22 @@ class ShamirScheme(Scheme[ShamirMeta]):
         by one client's value, can be formed (with t > n/2 no t servers can be closed over a
         second set either).
 
+        Validity ``range``: also ``refused`` and every server's ``checks`` of ``clients`` then
+        ``refused``, re-checked first (:func:`~smpcloud.service.schemes.shamir_checks.
+        checked_total`); the refused reporters are counted under ``invalid-proof``.
+
         Raises:
             InvalidInputError: no participant set; a client listed twice; fewer than
-                min_clients clients; a client whose share this server does not hold.
+                min_clients clients; a client whose share this server does not hold;
+                ``refused``/``checks`` missing (validity ``range``) or given (``none``), or
+                malformed.
+            InvalidProofError: (validity ``range``) a participant that fails the joint check, a
+                refused reporter that passes it, or check values of this server that differ
+                from what it stored (the client is named; nothing is closed).
             TaskStateError: already closed over another participant set.
         """
         task_id = meta.task_id
+        check_close_arguments(task_id, meta.validity, refused, checks)
         if clients is None:
             raise InvalidInputError(
                 f"task {task_id!r} is a Shamir task: closing it needs the participant set, "
@@ -350,7 +441,8 @@ class ShamirScheme(Scheme[ShamirMeta]):
                     "can be formed"
                 )
             held = set(session.scalars(_reporters(task_id)))
-            missing = [number for number in wanted if number not in held]
+            dropped = list(refused or [])
+            missing = [number for number in wanted + dropped if number not in held]
             if missing:
                 shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
                 raise InvalidInputError(
@@ -366,11 +458,25 @@ class ShamirScheme(Scheme[ShamirMeta]):
                 .where(ReportRow.task_id == task_id)
                 .execution_options(yield_per=_AGGREGATE_BATCH)
             )
-            total = meta.field.sum(
-                residues_from_blob(blob, length=meta.length, field=meta.field)
-                for number, blob in rows
-                if number in members
-            )
+            if meta.validity == "range":
+                total = checked_total(
+                    rows,
+                    field=meta.field,
+                    servers=meta.servers,
+                    threshold=meta.threshold,
+                    server_index=meta.server_index,
+                    layout=meta.layout,
+                    clients=clients,
+                    refused=dropped,
+                    checks=checks or [],
+                )
+                count_refused(session, task_id, len(dropped))
+            else:
+                total = meta.field.sum(
+                    residues_from_blob(blob, length=meta.length, field=meta.field)
+                    for number, blob in rows
+                    if number in members
+                )
             task.state = "closed"
             task.closed_at = now
             task.close_reason = "admin"
