@@ -93,6 +93,9 @@ def new_task(
 ) -> tuple[ShamirAggregation, list[ShamirCredentials]]:
     kwargs.setdefault("name", "shamir test")
     kwargs.setdefault("min_clients", 2)
+    kwargs.setdefault(
+        "validity", "none"
+    )  # checked reports: tests/integration/test_shamir_forged.py
     aggregation = ShamirAggregation.create_on_servers(
         endpoints(servers),
         threshold=T,
@@ -454,6 +457,7 @@ def test_task_creation_errors(trio: list[ServerProcess]) -> None:
         "threshold": 2,
         "server_index": 3,
         "min_clients": 2,
+        "validity": "none",
     }
     assert httpx.post(url, headers=admin, json=good).json()["holder_tokens"] == []
     cases = [
@@ -478,7 +482,7 @@ def test_task_creation_errors(trio: list[ServerProcess]) -> None:
         assert_problem(httpx.post(url, headers=admin, json=body), 422, "invalid-input", fragment)
     with pytest.raises(InvalidInputError, match="must exceed servers/2"):
         ShamirAggregation.create_on_servers(
-            endpoints(trio[:2] + trio[:2]), name="t", threshold=2, min_clients=2
+            endpoints(trio[:2] + trio[:2]), name="t", threshold=2, min_clients=2, validity="none"
         )
 
 

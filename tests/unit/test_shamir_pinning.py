@@ -192,12 +192,12 @@ def test_the_administrator_refuses_the_same_deployments_before_any_request() -> 
     transports = [recorder.transport(j) for j in (1, 2, 3)]
     with pytest.raises(InsecureServerURLError, match="server 2"):
         ShamirAggregation.create_on_servers(
-            servers, name="t", threshold=2, min_clients=2, transports=transports
+            servers, name="t", threshold=2, min_clients=2, transports=transports, validity="none"
         )
     shared = [replace(servers[1], base_url="https://A.invalid"), *servers[::2]]
     with pytest.raises(SharedHostError, match="servers 1"):
         ShamirAggregation.create_on_servers(
-            shared, name="t", threshold=2, min_clients=2, transports=transports
+            shared, name="t", threshold=2, min_clients=2, transports=transports, validity="none"
         )
     keys = [KEYS[0].sealing_key, KEYS[0].sealing_key, KEYS[1].sealing_key]
     with pytest.raises(DuplicateShareKeyError, match="servers 1"):

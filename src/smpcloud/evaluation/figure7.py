@@ -73,7 +73,7 @@ from smpcloud.client import (
 )
 from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster, SigningKey
-from smpcloud.datasets import check_extra, patient_bmis
+from smpcloud.datasets import BMI_RANGE, check_extra, patient_bmis
 from smpcloud.errors import InvalidInputError, VerificationError
 from smpcloud.evaluation.harness import (
     ENCODING,
@@ -96,7 +96,7 @@ from smpcloud.evaluation.simulate import (
     worker_ready,
 )
 from smpcloud.parallel import default_workers
-from smpcloud.protocol.schemas import Validity
+from smpcloud.protocol.schemas import TaskEncoding, Validity
 
 Mode = Literal["paillier", "shamir"]
 
@@ -236,14 +236,23 @@ def _checked_rows(
     values: npt.NDArray[np.float64],
     setup: float,
     requests: int,
+    encoding: TaskEncoding = ENCODING,
 ) -> tuple[list[Figure7Row], Figure7Check]:
     """Check the secure sum against the plaintext; the run's rows and its check."""
-    check_secure_sum(count=result.count, secure_sum=float(result.sum[0]), values=values)
+    check_secure_sum(
+        count=result.count, secure_sum=float(result.sum[0]), values=values, encoding=encoding
+    )
     rows = [Figure7Row(mode, clients, phase, seconds[phase]) for phase in phases]
     check = Figure7Check(
         mode, clients, result.count, float(result.average[0]), float(values.mean()), setup, requests
     )
     return rows, check
+
+
+#: Shamir mode's encoding when reports are checked: a checked task's field is one prime below
+#: 2^32 (the bit check needs a prime field), so max_clients x span must stay below it; BMIs in
+#: [0, 100] with 8 fractional bits allow 167,000 clients (16 bits: 655).
+SHAMIR_CHECKED_ENCODING: Final = TaskEncoding.fixed(8, *BMI_RANGE)
 
 
 def _run_paillier(
@@ -333,8 +342,10 @@ def _run_shamir(
     workers: int,
     connections: int,
     steps: Steps,
+    validity: Validity,
 ) -> tuple[list[Figure7Row], Figure7Check]:
     values = patient_bmis(clients)
+    encoding = SHAMIR_CHECKED_ENCODING if validity == "range" else ENCODING
     seconds: dict[str, float] = {}
     steps.next(_label("shamir", clients, "setup (task on 3 servers, client registration)"))
     start = time.perf_counter()
@@ -342,8 +353,10 @@ def _run_shamir(
         [ShamirServer(u, token) for u, token in servers],
         name=f"figure 7, {clients} clients",
         threshold=SHAMIR_THRESHOLD,
-        encoding=ENCODING,
+        encoding=encoding,
         min_clients=clients,
+        max_clients=clients,
+        validity=validity,
         timeout=_HTTP_TIMEOUT,
     ) as aggregation:
         credentials = aggregation.register(clients)
@@ -377,7 +390,9 @@ def _run_shamir(
         start = time.perf_counter()
         result = aggregation.result()
         seconds[SHAMIR_PHASES[3]] = time.perf_counter() - start
-    return _checked_rows("shamir", clients, SHAMIR_PHASES, seconds, result, values, setup, uploads)
+    return _checked_rows(
+        "shamir", clients, SHAMIR_PHASES, seconds, result, values, setup, uploads, encoding
+    )
 
 
 # ------------------------------------------------------------------------------- outputs
@@ -412,7 +427,10 @@ def _notes(
         "the sum rebuilt from the servers' shares of it. Task setup is not timed.",
         (
             "validity range: every client proves its report valid (Paillier: a zero-knowledge "
-            "range proof, in the client phase; the server verifies it in the upload phase)."
+            "range proof, made in the client phase, verified by the server in the upload phase; "
+            "Shamir: the bits of each value are shared and the servers check them jointly at "
+            f"close, with {SHAMIR_CHECKED_ENCODING.frac_bits} fractional bits, since a checked "
+            "Shamir task's sums must stay below its 32-bit prime)."
             if validity == "range"
             else "validity none: reports are trusted (no validity proofs)."
         ),
@@ -570,6 +588,7 @@ def run_figure7(
                             workers=workers,
                             connections=connections,
                             steps=steps,
+                            validity=validity,
                         )
                     rows.extend(new_rows)
                     checks.append(check)
@@ -604,6 +623,7 @@ __all__ = [
     "KEY_THRESHOLD",
     "MODES",
     "PAILLIER_PHASES",
+    "SHAMIR_CHECKED_ENCODING",
     "SHAMIR_PHASES",
     "SHAMIR_SERVERS",
     "SHAMIR_THRESHOLD",

@@ -83,7 +83,7 @@ MAX_HOLDERS: Final = 64
 #: faster but lets one forged report shift the sum, or block a packed task's result.
 Validity = Literal["range", "none"]
 #: The validity of a task created without saying.
-DEFAULT_VALIDITY: Final = "none"
+DEFAULT_VALIDITY: Final = "range"
 #: Largest Paillier validity proof accepted in one report, in base64url characters (a sanity
 #: cap; the real limit is the server's body limit).
 MAX_PROOF_CHARS: Final = 1 << 30
