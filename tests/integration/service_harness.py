@@ -155,6 +155,9 @@ class ServerProcess:
         public, _shares = key
         kwargs.setdefault("name", "test task")
         kwargs.setdefault("min_clients", 2)
+        # Tests of other features trust their clients; the validity checks have their own
+        # suites (test_forged_reports.py, test_shamir_forged.py) that pass validity="range".
+        kwargs.setdefault("validity", "none")
         with self.admin() as admin:
             task = admin.create_task(public, **kwargs)  # type: ignore[arg-type]
             creds = admin.register_clients(task.task_id, clients) if clients else []

@@ -92,7 +92,11 @@ def aggregate_ciphertexts(
 def test_a_whole_paillier_task(service: TaskService, key: Key, tmp_path: Path) -> None:
     public, shares = key
     body = TaskIn(
-        name="t", public_key=threshold.public_key_to_json(public), length=2, min_clients=2
+        name="t",
+        public_key=threshold.public_key_to_json(public),
+        length=2,
+        min_clients=2,
+        validity="none",
     )
     created = service.create_task(body)
     assert len(created.holder_tokens) == 3
@@ -164,7 +168,9 @@ def test_a_whole_paillier_task(service: TaskService, key: Key, tmp_path: Path) -
 
 def test_too_few_reports_give_no_aggregate(service: TaskService, key: Key) -> None:
     public, _shares = key
-    body = TaskIn(name="t", public_key=threshold.public_key_to_json(public), min_clients=3)
+    body = TaskIn(
+        name="t", public_key=threshold.public_key_to_json(public), min_clients=3, validity="none"
+    )
     task_id = service.create_task(body).task_id
     service.close(task_id)
     assert service.status(task_id).state == "insufficient"
@@ -185,6 +191,7 @@ def test_a_packed_task_with_batched_partials(service: TaskService, key: Key) -> 
         min_clients=2,
         max_clients=count,
         packing=packing.to_json(),
+        validity="none",
     )
     created = service.create_task(body)
     task_id = created.task_id

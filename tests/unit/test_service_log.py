@@ -64,6 +64,7 @@ def new_task(http: TestClient, key: Key, clients: int, min_clients: int = 2) -> 
         "name": "t",
         "public_key": threshold.public_key_to_json(public),
         "min_clients": min_clients,
+        "validity": "none",
     }
     created = http.post("/v1/tasks", json=body, headers=bearer(ADMIN)).json()
     task_id = created["task_id"]
@@ -204,6 +205,7 @@ def test_no_log_for_insufficient_or_shamir_tasks(http: TestClient, key: Key) -> 
         "threshold": 2,
         "server_index": 1,
         "min_clients": 2,
+        "validity": "none",
     }
     task_id = http.post("/v1/tasks", json=shamir, headers=bearer(ADMIN)).json()["task_id"]
     detail = problem(http.get(f"/v1/tasks/{task_id}/log", headers=bearer(ADMIN)), 409, "task-state")

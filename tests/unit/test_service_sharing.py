@@ -263,6 +263,7 @@ def test_deadline_stops_uploads_but_leaves_the_close_to_the_administrator(app) -
         "threshold": 2,
         "server_index": 2,
         "min_clients": 2,
+        "validity": "none",
         "deadline": (clock.now + timedelta(minutes=5)).isoformat(),
     }
     task_id = http.post("/v1/tasks", json=body, headers=ADMIN).json()["task_id"]
@@ -304,7 +305,12 @@ def test_deadline_stops_uploads_but_leaves_the_close_to_the_administrator(app) -
 def test_client_numbers_are_per_task_and_paillier_tasks_are_unchanged(app) -> None:
     http, _clock, _service = app
     public = threshold.deal(512, n=3, t=2, insecure=True)[0]
-    paillier = {"name": "p", "public_key": threshold.public_key_to_json(public), "min_clients": 2}
+    paillier = {
+        "name": "p",
+        "public_key": threshold.public_key_to_json(public),
+        "min_clients": 2,
+        "validity": "none",
+    }
     p_task = http.post("/v1/tasks", json=paillier, headers=ADMIN).json()
     assert len(p_task["holder_tokens"]) == 3
     shamir = {
@@ -314,6 +320,7 @@ def test_client_numbers_are_per_task_and_paillier_tasks_are_unchanged(app) -> No
         "threshold": 2,
         "server_index": 1,
         "min_clients": 2,
+        "validity": "none",
     }
     s_task = http.post("/v1/tasks", json=shamir, headers=ADMIN).json()
     p_ids = http.post(

@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -73,8 +73,17 @@ from smpcloud.client import (
 )
 from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster, SigningKey
-from smpcloud.datasets import BMI_RANGE, check_extra, patient_bmis
+from smpcloud.datasets import check_extra, patient_bmis
 from smpcloud.errors import InvalidInputError, VerificationError
+from smpcloud.evaluation.figure7_text import (
+    MODES,
+    PAILLIER_PHASES,
+    SHAMIR_CHECKED_ENCODING,
+    SHAMIR_PHASES,
+    Mode,
+    figure_notes,
+    figure_panel,
+)
 from smpcloud.evaluation.harness import (
     ENCODING,
     KEY_HOLDERS,
@@ -98,11 +107,6 @@ from smpcloud.evaluation.simulate import (
 from smpcloud.parallel import default_workers
 from smpcloud.protocol.schemas import TaskEncoding, Validity
 
-Mode = Literal["paillier", "shamir"]
-
-MODES: Final[tuple[Mode, ...]] = ("paillier", "shamir")
-PAILLIER_PHASES: Final = ("client encryption", "upload", "aggregation", "threshold decryption")
-SHAMIR_PHASES: Final = ("client sharing", "upload", "aggregation", "reconstruction")
 DEFAULT_CLIENT_COUNTS: Final = (10, 100, 1000, 10000)
 DEFAULT_CONNECTIONS: Final = 16
 CSV_NAME: Final = "figure7.csv"
@@ -249,12 +253,6 @@ def _checked_rows(
     return rows, check
 
 
-#: Shamir mode's encoding when reports are checked: a checked task's field is one prime below
-#: 2^32 (the bit check needs a prime field), so max_clients x span must stay below it; BMIs in
-#: [0, 100] with 8 fractional bits allow 167,000 clients (16 bits: 655).
-SHAMIR_CHECKED_ENCODING: Final = TaskEncoding.fixed(8, *BMI_RANGE)
-
-
 def _run_paillier(
     *,
     url: str,
@@ -396,56 +394,6 @@ def _run_shamir(
 
 
 # ------------------------------------------------------------------------------- outputs
-
-
-def _notes(
-    *,
-    bits: int,
-    workers: int,
-    connections: int,
-    dealer_seconds: float | None,
-    validity: Validity,
-) -> list[str]:
-    dealer = (
-        f"dealt once in {dealer_seconds:.2f} s, not in the figure"
-        if dealer_seconds is not None
-        else "dealt before the run"
-    )
-    return [
-        "smpcloud Figure 7: seconds per phase against the number of clients, measured in one "
-        "run on 127.0.0.1 (uvicorn server subprocesses, SQLite files).",
-        f"Paillier mode: one server, {bits}-bit {KEY_THRESHOLD}-of-{KEY_HOLDERS} threshold key "
-        f"({dealer}). Shamir mode: {SHAMIR_SERVERS} servers, t = {SHAMIR_THRESHOLD}.",
-        f"client encryption / client sharing: clients simulated on {workers} worker "
-        "process(es), each handling a slice of the clients with one pinned key object "
-        "(its fast-encryption table built once per slice); a one-shot device would pay a "
-        f"classic r^n encryption instead (~8 ms at 2048 bits, see Table 1).",
-        f"upload: each client's own token and its own HTTP request, over {connections} "
-        "concurrent keep-alive connections (httpx); Shamir mode uploads 3 shares per client.",
-        "aggregation: the server(s) close and combine; threshold decryption: 3 of 5 key "
-        "holders partial-decrypt with proofs, the server verifies and combines; reconstruction: "
-        "the sum rebuilt from the servers' shares of it. Task setup is not timed.",
-        (
-            "validity range: every client proves its report valid (Paillier: a zero-knowledge "
-            "range proof, made in the client phase, verified by the server in the upload phase; "
-            "Shamir: the bits of each value are shared and the servers check them jointly at "
-            f"close, with {SHAMIR_CHECKED_ENCODING.frac_bits} fractional bits, since a checked "
-            "Shamir task's sums must stay below its 32-bit prime)."
-            if validity == "range"
-            else "validity none: reports are trusted (no validity proofs)."
-        ),
-    ]
-
-
-def _panel(mode: Mode, bits: int) -> tuple[str, str, tuple[str, ...]]:
-    """The plot's panel of one mode: (mode, title, phases)."""
-    if mode == "paillier":
-        return (
-            mode,
-            f"Paillier ({bits}-bit, {KEY_THRESHOLD}-of-{KEY_HOLDERS} decryption)",
-            (PAILLIER_PHASES),
-        )
-    return mode, f"Shamir ({SHAMIR_SERVERS} servers, t = {SHAMIR_THRESHOLD})", SHAMIR_PHASES
 
 
 # ---------------------------------------------------------------------------------- entry
@@ -592,7 +540,7 @@ def run_figure7(
                         )
                     rows.extend(new_rows)
                     checks.append(check)
-    notes = _notes(
+    notes = figure_notes(
         bits=bits,
         workers=workers,
         connections=connections,
@@ -601,7 +549,7 @@ def run_figure7(
     )
     csv_path, png_path = out / CSV_NAME, out / PNG_NAME
     write_csv(csv_path, rows, notes)
-    plot_phases(png_path, rows, [_panel(mode, bits) for mode in chosen])
+    plot_phases(png_path, rows, [figure_panel(mode, bits) for mode in chosen])
     steps.finish()
     return Figure7Result(
         rows=rows,
