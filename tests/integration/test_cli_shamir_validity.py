@@ -8,16 +8,18 @@ counts it, ``result`` is the honest clients' sum, exactly. Refused parameters ar
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
-from service_harness import ServerProcess, start_server
+from service_harness import ServerProcess
+from test_cli_shamir import (  # the same subprocess helpers and three-server fixture
+    ok,
+    one_clear_line,
+    servers,  # noqa: F401 - the three-server fixture
+    servers_file,
+    smpcloud,
+)
 
 from smpcloud.client import ShamirCredentials
 from smpcloud.crypto import shamir_validity as sv
@@ -29,58 +31,6 @@ from smpcloud.protocol.schemas import TaskEncoding
 from smpcloud.protocol.sharing import (
     seal_share,
 )
-
-SMPCLOUD = [sys.executable, "-m", "smpcloud"]
-
-
-def smpcloud(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMPCLOUD_")}
-    return subprocess.run(
-        [*SMPCLOUD, *args], capture_output=True, text=True, check=False, timeout=120, env=env
-    )
-
-
-def ok(out: subprocess.CompletedProcess[str]) -> str:
-    assert out.returncode == 0, (out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr
-    return out.stdout
-
-
-def one_clear_line(out: subprocess.CompletedProcess[str]) -> str:
-    assert out.returncode != 0, (out.stdout, out.stderr)
-    assert "Traceback" not in out.stderr
-    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, out.stderr
-    return errors[0]
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    procs: list[ServerProcess] = []
-    try:
-        for j in (1, 2, 3):
-            (tmp_path / f"s{j}").mkdir()
-            procs.append(start_server(tmp_path / f"s{j}"))
-        yield procs
-    finally:
-        for proc in procs:
-            proc.stop()
-    for proc in procs:
-        proc.check_log_has_no_secrets()
-
-
-def servers_file(tmp_path: Path, servers: list[ServerProcess]) -> Path:
-    lines = []
-    for j, server in enumerate(servers, start=1):
-        (tmp_path / f"admin-{j}.token").write_text(server.admin_token + "\n")
-        lines += [
-            "[[server]]",
-            f'url = "{server.base_url}"',
-            f'admin_token_file = "admin-{j}.token"',
-        ]
-    path = tmp_path / "servers.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def forge(path: Path) -> None:
@@ -112,7 +62,8 @@ def forge(path: Path) -> None:
 
 
 def test_range_is_the_default_and_a_forged_report_is_named_and_dropped(
-    tmp_path: Path, servers: list[ServerProcess]
+    tmp_path: Path,
+    servers: list[ServerProcess],  # noqa: F811 - the fixture imported above
 ) -> None:
     conf = str(servers_file(tmp_path, servers))
     task = str(tmp_path / "task" / "task.json")
@@ -177,7 +128,10 @@ def test_range_is_the_default_and_a_forged_report_is_named_and_dropped(
     assert as_json["refused"] == {"4": "bit"} and as_json["participants"] == [1, 2, 3]
 
 
-def test_range_needs_n_equal_2t_minus_1(tmp_path: Path, servers: list[ServerProcess]) -> None:
+def test_range_needs_n_equal_2t_minus_1(
+    tmp_path: Path,
+    servers: list[ServerProcess],  # noqa: F811 - the fixture imported above
+) -> None:
     conf = str(servers_file(tmp_path, servers))
     out = smpcloud(
         "shamir",

@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smpcloud.crypto.field import Residues
-from smpcloud.crypto.sealing import OpeningKey, SealingKey, open_, seal
+from smpcloud.crypto.sealing import OpeningKey, SealingKey, seal
 from smpcloud.crypto.shamir_validity import (
     DIGEST_BYTES,
     REPETITIONS,
@@ -52,11 +52,12 @@ from smpcloud.crypto.shamir_validity import (
 )
 from smpcloud.crypto.wire import b64url
 from smpcloud.errors import InvalidInputError, InvalidProofError, ShareError
-from smpcloud.mpc.codec import decode_vectors, encode_vectors
+from smpcloud.mpc.codec import encode_vectors
 from smpcloud.protocol.sharing import (
     SEALED_SHARE_FIELDS,
     SHARE_SEAL_INFO,
     decode_b64url,
+    open_sealed_vector,
     share_seal_aad,
 )
 from smpcloud.protocol.task_encoding import TaskEncoding
@@ -179,17 +180,10 @@ def open_validated_share(
         ShareError: not a ``VECTORS`` message of one vector of GF(p).
         InvalidProofError: a vector of another length than k L + 2R (check ``length``).
     """
-    if not isinstance(sealed, Mapping) or set(sealed) != set(SEALED_SHARE_FIELDS):
-        raise ShareError("sealed_share: needs exactly enc and ciphertext")
-    enc = decode_b64url(sealed["enc"], "sealed_share.enc")
-    ciphertext = decode_b64url(sealed["ciphertext"], "sealed_share.ciphertext")
-    aad = share_seal_aad(task_id, server_index, client)
-    raw = open_(key, enc, ciphertext, info=SHARE_SEAL_INFO, aad=aad)
-    try:
-        block = decode_vectors(raw, VALIDITY_FIELD, count=1)
-    except ShareError as exc:
-        raise ShareError(f"sealed share: {exc}") from None
-    vector: Residues = block[0]
+    vector = open_sealed_vector(
+        key, sealed, task_id=task_id, server_index=server_index, client=client,
+        field=VALIDITY_FIELD,
+    )  # fmt: skip
     if vector.shape != (1, layout.size):
         raise InvalidProofError(
             f"the sealed share holds {vector.shape[1]} elements; a report to this task holds "

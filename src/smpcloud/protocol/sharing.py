@@ -309,6 +309,29 @@ def open_share(
         ShareError: ``enc`` or ``ciphertext`` not canonical base64url, missing or extra
             fields; or what it holds is not a share of the task's field and length.
     """
+    return open_sealed_vector(
+        key, sealed, task_id=task_id, server_index=server_index, client=client, field=field,
+        length=length,
+    )  # fmt: skip
+
+
+def open_sealed_vector(
+    key: OpeningKey,
+    sealed: Mapping[str, object],
+    *,
+    task_id: str,
+    server_index: int,
+    client: int,
+    field: Field,
+    length: int | None = None,
+) -> Residues:
+    """Open a sealed ``VECTORS`` message of one vector of ``field`` (of ``length`` elements,
+    or any length with None): what :func:`open_share` and a checked task's opening share.
+
+    Raises:
+        SealError: as :func:`open_share`.
+        ShareError: as :func:`open_share`.
+    """
     if not isinstance(sealed, Mapping) or set(sealed) != set(SEALED_SHARE_FIELDS):
         raise ShareError("sealed_share: needs exactly enc and ciphertext")
     enc = decode_b64url(sealed["enc"], "sealed_share.enc")
@@ -364,6 +387,7 @@ __all__ = [
     "decode_b64url",
     "decode_share",
     "encode_share",
+    "open_sealed_vector",
     "open_share",
     "residues_from_blob",
     "residues_to_blob",
