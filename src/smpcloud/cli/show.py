@@ -90,6 +90,13 @@ def certified_line(status: TaskStatus) -> str:
     return f"by holders {holders} ({needed})"
 
 
+def refused_line(refused: dict[str, int]) -> str:
+    """Uploads the server refused, by reason (``invalid-proof``: a failed validity proof)."""
+    if not refused:
+        return "none"
+    return ", ".join(f"{count} {reason}" for reason, count in sorted(refused.items()))
+
+
 def status_lines(status: TaskStatus) -> list[str]:
     """``smpcloud task status`` without --json."""
     rows = [
@@ -100,6 +107,7 @@ def status_lines(status: TaskStatus) -> list[str]:
             f"{status.reports} of {status.min_clients} required "
             f"({status.registered_clients} clients registered, at most {status.max_clients:,})",
         ),
+        ("refused", refused_line(status.refused)),
     ]
     if status.scheme == "shamir":
         rows.append(
