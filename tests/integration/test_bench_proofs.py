@@ -25,3 +25,4 @@ def test_bench_proofs_quick_run() -> None:
     out = done.stdout
     assert "| unpacked | 1 " in out and "| packed   | 10 " in out
     assert "scalar proof <= 50 ms to prove" in out and "scalar proof <= 20 ms to verify" in out
+    assert "# Shamir validity checks" in out  # both modes by default
