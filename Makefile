@@ -22,7 +22,7 @@ demo: $(STAMP)
 	@echo "(then 'smpcloud --help'), or call it as '$(BIN)/smpcloud --help'."
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 3
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
