@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from service_harness import ServerProcess, assert_problem
 
+from smpcloud.cli.service import PROOF_POOL_MIN_VALUES
 from smpcloud.client import Admin, KeyHolder
 from smpcloud.keyfiles import load_key_share, load_signing_key, read_token_file
 
@@ -440,3 +441,25 @@ def test_vector_result_is_one_value_per_line(
     assert data["sum"] == [-i for i in range(14)] and data["count"] == 2
     status = ok(smp(env, "task", "status", task=task))
     assert "decrypted" in status
+
+
+def test_a_long_vector_is_proved_on_every_core_and_says_so(
+    server: ServerProcess, env: dict[str, str], keys: Path, tmp_path: Path
+) -> None:
+    """`submit` of more than PROOF_POOL_MIN_VALUES values to a range task (the default)."""
+    length = PROOF_POOL_MIN_VALUES + 20
+    task = create_task(
+        env, keys, tmp_path / "t", "--fixed", "4", "--range", "-1", "1", "--length",
+        str(length), "--clients", "2", "--packed",
+    )  # fmt: skip
+    remember_tokens(server, tmp_path / "t")
+    (tmp_path / "vector.json").write_text(json.dumps([0.5] * length))
+    token = str(tmp_path / "t" / "client_1.token")
+    values = str(tmp_path / "vector.json")
+    done = smp(env, "submit", "--token-file", token, "--from-file", values, task=task)
+    out = ok(done)
+    assert f"submitted {length} encrypted value(s) with a validity proof" in out
+    assert f"proving {length} values in range, on every core" in done.stderr
+    with Admin(server.base_url, server.admin_token) as admin:
+        status = admin.status(task)
+    assert status.reports == 1 and status.refused == {}
