@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from service_harness import ServerProcess, assert_problem, free_port
+from test_service_shamir import start_servers, stop_servers
 
 from smpcloud.client import (
     ShamirAggregation,
@@ -47,42 +46,13 @@ LO = -(1 << 16)
 Blocks = list[np.ndarray]
 
 
-def start_servers(tmp: Path, count: int) -> list[ServerProcess]:
-    servers = []
-    for j in range(1, count + 1):
-        directory = tmp / f"server{j}"
-        directory.mkdir()
-        servers.append(ServerProcess(directory / "server.db", directory / "server.log"))
-    errors: list[BaseException] = []
-
-    def start(server: ServerProcess) -> None:
-        try:
-            server.start()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(s,)) for s in servers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        for server in servers:
-            server.stop()
-        raise errors[0]
-    return servers
-
-
 @pytest.fixture(scope="module")
 def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
     servers = start_servers(tmp_path_factory.mktemp("forged"), N)
     try:
         yield servers
     finally:
-        for server in servers:
-            server.stop()
-        for server in servers:
-            server.check_log_has_no_secrets()
+        stop_servers(servers)
 
 
 def new_task(

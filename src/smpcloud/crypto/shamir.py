@@ -171,10 +171,13 @@ def share(
     return [Share(x, y, field, t, scalar) for x, y in enumerate(blocks, start=1)]
 
 
-def lagrange_coefficients(xs: Sequence[int], field: Field = DEFAULT_FIELD) -> list[int]:
-    """Return λ_j with f(0) = Σ λ_j f(x_j) for distinct non-zero points xs, as ints mod M.
+def lagrange_coefficients(
+    xs: Sequence[int], field: Field = DEFAULT_FIELD, *, at: int = 0
+) -> list[int]:
+    """Return λ_j with f(at) = Σ λ_j f(x_j) for distinct non-zero points xs, as ints mod M.
 
-    λ_j = Π_{m≠j} x_m / (x_m - x_j)  (Lagrange interpolation at 0).
+    λ_j = Π_{m≠j} (at - x_m) / (x_j - x_m)  (Lagrange interpolation at ``at``, 0 by default:
+    the secret).
 
     Raises:
         ShareError: duplicate or out-of-range x-coordinates.
@@ -189,8 +192,8 @@ def lagrange_coefficients(xs: Sequence[int], field: Field = DEFAULT_FIELD) -> li
         num, den = 1, 1
         for mi, xm in enumerate(xs):
             if mi != j:
-                num = num * xm % modulus
-                den = den * (xm - xj) % modulus
+                num = num * (at - xm) % modulus
+                den = den * (xj - xm) % modulus
         out.append(num * pow(den, -1, modulus) % modulus)
     return out
 

@@ -77,7 +77,7 @@ import numpy.typing as npt
 
 from smpcloud.crypto.decomposition import bit_weights, decompose_array
 from smpcloud.crypto.field import Field, Residues, random_elements
-from smpcloud.crypto.shamir import share_elements
+from smpcloud.crypto.shamir import lagrange_coefficients, share_elements
 from smpcloud.errors import InvalidInputError
 
 #: The prime of every validated Shamir task: 2^32 - 5, the largest prime below 2^32.
@@ -394,19 +394,6 @@ def check_values(vector: Residues, seed: bytes, layout: ValidityLayout) -> _U64:
 # --------------------------------------------------------------------- verdict
 
 
-def _lagrange(xs: Sequence[int], at: int) -> list[int]:
-    """Lagrange weights L_j(at) mod p for the points xs."""
-    out = []
-    for j, xj in enumerate(xs):
-        num = den = 1
-        for m, xm in enumerate(xs):
-            if m != j:
-                num = num * (at - xm) % VALIDITY_PRIME
-                den = den * (xj - xm) % VALIDITY_PRIME
-        out.append(num * pow(den, -1, VALIDITY_PRIME) % VALIDITY_PRIME)
-    return out
-
-
 def _combine(weights: Sequence[int], rows: _U64) -> _U64:
     """sum_j weights[j] rows[j] mod p, for rows of shape (m, ...)."""
     acc = np.zeros(rows.shape[1:], dtype=np.uint64)
@@ -443,12 +430,14 @@ def verdicts(values: npt.NDArray[np.uint64], *, threshold: int) -> npt.NDArray[n
     r = arr.shape[2] // 2
     sigma, tau = arr[:, :, :r], arr[:, :, r:]
     xs = list(range(1, n + 1))
-    at_zero = _combine(_lagrange(xs, 0), sigma)  # degree 2t - 2 = n - 1: every server needed
+    at_zero = _combine(
+        lagrange_coefficients(xs, VALIDITY_FIELD), sigma
+    )  # degree 2t - 2 = n - 1: every server needed
     bit_ok = (at_zero == 0).all(axis=1)
     degree_ok = np.ones(arr.shape[1], dtype=bool)
     first = xs[:threshold]
     for x in xs[threshold:]:
-        expected = _combine(_lagrange(first, x), tau[:threshold])
+        expected = _combine(lagrange_coefficients(first, VALIDITY_FIELD, at=x), tau[:threshold])
         degree_ok &= (expected == tau[x - 1]).all(axis=1)
     out = np.full(arr.shape[1], PASSED, dtype=np.uint8)
     out[~bit_ok] = BIT_CHECK_FAILED

@@ -17,21 +17,15 @@ import numpy as np
 import numpy.typing as npt
 
 from smpcloud.crypto.field import Field, Residues
+from smpcloud.crypto.shamir import lagrange_coefficients
 from smpcloud.errors import ProtocolError, ShareError
 
 
 @lru_cache(maxsize=1024)
 def _weights(field: Field, xs: tuple[int, ...], at: int) -> tuple[npt.NDArray[np.uint64], ...]:
     """Lagrange weights L_i(at) for the points ``xs``, one (k, 1) residue column per point."""
-    modulus = field.modulus
     columns = []
-    for i, xi in enumerate(xs):
-        num = den = 1
-        for j, xj in enumerate(xs):
-            if j != i:
-                num = num * (at - xj) % modulus
-                den = den * (xi - xj) % modulus
-        weight = num * pow(den, -1, modulus) % modulus
+    for weight in lagrange_coefficients(xs, field, at=at):
         columns.append(
             np.array([weight % p for p in field.moduli], dtype=np.uint64).reshape(field.k, 1)
         )
