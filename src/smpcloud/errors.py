@@ -69,12 +69,30 @@ class ProtocolError(SmpcError):
     """An unexpected message, a peer that went silent, or an aborted protocol."""
 
 
+class KeyGenerationError(ProtocolError):
+    """Distributed key generation stopped: a key holder went silent or disconnected, sent a
+    malformed message, or the result failed a check. The message names the step and, where
+    it can be told, the holders; ``holders`` lists them (empty when no one can be named)."""
+
+    def __init__(self, message: str, *, holders: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.holders = holders
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_keygen_error, (str(self), self.holders))
+
+
+def _rebuild_keygen_error(message: str, holders: tuple[int, ...]) -> KeyGenerationError:
+    return KeyGenerationError(message, holders=holders)
+
+
 class TransportError(SmpcError):
     """A connection was lost or a frame was too large."""
 
 
 __all__ = [
     "InvalidInputError",
+    "KeyGenerationError",
     "KeyMismatchError",
     "MalformedCiphertextError",
     "OverflowDetectedError",

@@ -60,6 +60,7 @@ from smpcloud.crypto.threshold_proofs import (
     STATISTICAL_BITS,
     InvalidPartialDecryptionError,
     dleq_holds,
+    key_share_bound,
     length_prefixed,
     proof_nonce_bits,
     prove_dleq,
@@ -143,7 +144,9 @@ class KeyShare:
     Attributes:
         public: the threshold public key it belongs to.
         index: the holder's number, 1..holders.
-        secret: s_i = f(index) mod n·m.
+        secret: s_i = f(index) mod n·m from a dealer (:func:`deal`); an integer below
+            :func:`~smpcloud.crypto.threshold_proofs.key_share_bound` from the dealer-free
+            key generation (:mod:`smpcloud.mpc.dkg`), which shares d over the integers.
     """
 
     public: ThresholdPublicKey
@@ -155,7 +158,7 @@ class KeyShare:
             raise InvalidInputError(
                 f"key share index {self.index} outside 1..{self.public.holders}"
             )
-        if not 0 <= self.secret < self.public.n**2:
+        if not 0 <= self.secret < key_share_bound(self.public.holders, self.public.n):
             raise InvalidInputError("key share secret out of range")
 
     def __repr__(self) -> str:
@@ -510,7 +513,8 @@ def key_share_from_json(data: object, *, insecure: bool = False) -> KeyShare:
     index = obj["index"]
     if type(index) is not int:
         raise InvalidInputError("key share index must be an integer")
-    secret = decode_int(obj["secret"], "secret", max_bytes=2 * pk.public_key.bits // 8 + 1)
+    bound = key_share_bound(pk.holders, pk.n)
+    secret = decode_int(obj["secret"], "secret", max_bytes=(bound.bit_length() + 7) // 8)
     return KeyShare(pk, index, secret)
 
 

@@ -19,6 +19,7 @@ proof for a wrong statement passes with probability about 2^-CHALLENGE_BITS per 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -65,19 +66,46 @@ def length_prefixed(value: int) -> bytes:
     return len(raw).to_bytes(4, "big") + raw
 
 
+def key_share_bound(holders: int, modulus: int) -> int:
+    """Return the bound below which every key share s_i of a key lies.
+
+    A dealer's shares are below n^2 (they are reduced mod n m). Shares made without a dealer
+    (:mod:`smpcloud.mpc.dkg`) are integers, larger by the statistical slack of sharing over Z
+    (about 300 bits for three holders); the bound leaves room for both, and every proof's
+    nonce is sized by it, so that a response hides any share of either kind.
+
+    Args:
+        holders: the number of key holders n (Delta = n!).
+        modulus: the Paillier modulus.
+
+    Returns:
+        modulus^2 * 2^slack, slack = 2 STATISTICAL_BITS + 2 bits(Delta) + 2 (n + 2) bits(n) + 16.
+    """
+    delta = math.factorial(holders)
+    slack = (
+        2 * STATISTICAL_BITS
+        + 2 * delta.bit_length()
+        + 2 * (holders + 2) * holders.bit_length()
+        + 16
+    )
+    return modulus * modulus << slack
+
+
 def proof_nonce_bits(pk: ThresholdPublicKey) -> int:
     """Return the bit length of the prover's random exponent r under key pk.
 
-    The witness Δ s_i is below Δ n^2; r must exceed e times the witness by STATISTICAL_BITS,
-    so that the response r + e Δ s_i hides it. Responses are bounded by 2^(this + 1).
+    The witness Δ s_i is below Δ times :func:`key_share_bound`; r must exceed e times the
+    witness by STATISTICAL_BITS, so that the response r + e Δ s_i hides it. Responses are
+    bounded by 2^(this + 1).
 
     Args:
         pk: the threshold public key.
 
     Returns:
-        bits(Δ n^2) + CHALLENGE_BITS + STATISTICAL_BITS.
+        bits(Δ key_share_bound) + CHALLENGE_BITS + STATISTICAL_BITS.
     """
-    return (pk.delta * pk.n**2).bit_length() + CHALLENGE_BITS + STATISTICAL_BITS
+    bound = key_share_bound(pk.holders, pk.n)
+    return (pk.delta * bound).bit_length() + CHALLENGE_BITS + STATISTICAL_BITS
 
 
 def _challenge(pk: ThresholdPublicKey, index: int, *values: object, domain: bytes = _DOMAIN) -> int:
@@ -167,6 +195,7 @@ __all__ = [
     "STATISTICAL_BITS",
     "InvalidPartialDecryptionError",
     "dleq_holds",
+    "key_share_bound",
     "length_prefixed",
     "proof_nonce_bits",
     "prove_dleq",
