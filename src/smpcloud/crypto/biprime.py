@@ -17,7 +17,7 @@ so p lies in [3 * 2^(half-2), 2^half) and N = pq has exactly ``bits`` bits whate
 Party 1's share is 3 mod 4 and every other share is 0 mod 4 (OFFSET is 0 mod 4), so
 p = q = 3 (mod 4), as the biprimality test needs.
 
-**Sieving by construction** (:func:`assemble_share`). For each prime l of the sieve (the odd
+**Sieving by construction** (:func:`assemble_shares`). For each prime l of the sieve (the odd
 primes above n up to a bound chosen so that their product M leaves room for randomness, see
 :func:`sieve_parameters`), the parties hold additive residues a_i of p mod l and b_i of q mod l
 whose sums satisfy (sum a_i)(sum b_i) != 0 mod l; the rounds in :mod:`smpcloud.mpc.dkg.sieve`
@@ -42,20 +42,22 @@ honest random p, q with probability below 2^-400: in the semi-honest model this 
 not test for it, and says so in docs/security.md.
 
 Reveals: nothing by itself; what the rounds reveal is stated in :mod:`smpcloud.mpc.dkg`.
-Randomness: OS CSPRNG (``secrets``) for the multiple of 4M; bases by SHAKE-256 of public data.
+Randomness: OS CSPRNG (``os.urandom``) for the multiple of 4M; bases by SHAKE-256 of public data.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import secrets
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final
 
 import gmpy2
+import numpy as np
+import numpy.typing as npt
 
 from smpcloud.errors import InvalidInputError
 
@@ -159,38 +161,64 @@ def sieve_parameters(bits: int, parties: int) -> SieveParameters:
     )
 
 
-def assemble_share(params: SieveParameters, residues: Sequence[int], *, first: bool) -> int:
-    """Build this party's integer share of p (or q) from its residues, adding OFFSET if first.
+def assemble_shares(
+    params: SieveParameters, residues: npt.NDArray[np.int64], *, first: bool
+) -> list[int]:
+    """Build this party's integer shares of p (or q) for K candidates from its residues.
 
     Args:
         params: the sieve.
-        residues: this party's additive residue of p modulo each sieved prime, in order.
+        residues: this party's additive residues, shape (K, number of sieved primes): row k
+            holds the residues of candidate k's p modulo each sieved prime, in order.
         first: True for party 1, which also holds OFFSET and the residue 3 mod 4.
 
     Returns:
-        OFFSET + s_1 for party 1, s_i for the others, where s_i = r_i mod every sieved prime
-        (party 1: r_1 - OFFSET), 3 or 0 mod 4, plus a uniform multiple of 4M; s_i lies in
-        [0, share_bound).
+        For each candidate, OFFSET + s_1 for party 1 and s_i for the others, where s_i equals
+        the residue (party 1: residue - OFFSET) modulo every sieved prime, is 3 (party 1) or
+        0 mod 4, plus a uniform multiple of 4M below share_bound.
 
     Raises:
-        InvalidInputError: a residue count that does not match the sieve.
+        InvalidInputError: a shape that does not match the sieve, or residues out of range.
     """
-    if len(residues) != len(params.primes):
+    primes = np.array(params.primes, dtype=np.int64)
+    if residues.ndim != 2 or residues.shape[1] != len(primes):
         raise InvalidInputError(
-            f"{len(residues)} residues for a sieve of {len(params.primes)} primes"
+            f"residues of shape {residues.shape} for a sieve of {len(primes)} primes"
         )
-    big = 4 * params.modulus
-    total = 0
+    if residues.size and (residues.min() < 0 or (residues >= primes).any()):
+        raise InvalidInputError("a residue is outside [0, l)")
     if first:
-        offset = params.offset
-        for residue, prime, basis in zip(residues, params.primes, params.basis, strict=True):
-            total += (int(residue) - offset) % prime * basis
-        total += 3 * params.basis_four
-    else:
-        for residue, basis in zip(residues, params.basis, strict=True):
-            total += int(residue) * basis
-    share = total % big + big * secrets.randbelow(params.high_range)
-    return share + params.offset if first else share
+        offsets = np.array([params.offset % prime for prime in params.primes], dtype=np.int64)
+        residues = (residues - offsets) % primes
+    # sum_l r_l * basis_l as one integer matrix product on 16-bit limbs of the basis, then
+    # carries: every entry stays below 2^(10 + 16 + 8) (residues < 2^10, 16-bit limbs,
+    # at most 2^8 primes), so int64 never wraps.
+    limbs = _basis_limbs(params)
+    wide = residues @ limbs
+    for column in range(wide.shape[1] - 1):
+        wide[:, column + 1] += wide[:, column] >> 16
+        wide[:, column] &= 0xFFFF
+    raw = wide.astype("<u2")  # every limb is below 2^16 after the carries
+    big = 4 * params.modulus
+    extra = 3 * params.basis_four if first else 0
+    randomness = os.urandom(len(raw) * 32)  # 256 bits mod a ~66-bit range: bias < 2^-190
+    shares = []
+    for k, row in enumerate(raw):
+        value = int.from_bytes(row.tobytes(), "little")
+        high = int.from_bytes(randomness[32 * k : 32 * k + 32], "big") % params.high_range
+        share = (value + extra) % big + big * high
+        shares.append(share + params.offset if first else share)
+    return shares
+
+
+@lru_cache(maxsize=16)
+def _basis_limbs(params: SieveParameters) -> npt.NDArray[np.int64]:
+    width = (4 * params.modulus).bit_length() // 16 + 2
+    out = np.zeros((len(params.basis), width), dtype=np.int64)
+    for row, value in enumerate(params.basis):
+        for column in range(width):
+            out[row, column] = (value >> (16 * column)) & 0xFFFF
+    return out
 
 
 @lru_cache(maxsize=4)
@@ -305,7 +333,7 @@ __all__ = [
     "MIN_BITS",
     "TRIAL_DIVISION_BOUND",
     "SieveParameters",
-    "assemble_share",
+    "assemble_shares",
     "biprimality_base",
     "biprimality_exponent",
     "biprimality_value",

@@ -2,7 +2,7 @@
 
 Two kinds of sharing serve :mod:`smpcloud.mpc.dkg`:
 
-* **Over a prime field GF(P)** (:func:`share_mod`, :func:`zero_shares`,
+* **Over a large ring Z_P** (P without prime factors below 1000, :func:`field_prime`) (:func:`share_mod`, :func:`share_mod_many`,
   :func:`interpolate_mod`), P larger than any value opened, so an opened field element *is*
   the integer. This is BGW's setting (Ben-Or, Goldwasser, Wigderson 1988): with n >= 2 tau + 1
   parties, shares of degree tau multiply locally into shares of degree 2 tau, and adding a
@@ -29,6 +29,7 @@ bad parameters.
 from __future__ import annotations
 
 import math
+import os
 import secrets
 from collections.abc import Sequence
 from functools import lru_cache
@@ -42,12 +43,28 @@ from smpcloud.errors import InvalidInputError
 STATISTICAL_BITS: Final = 128
 
 
+#: Every prime factor of a sharing modulus exceeds this (and so the number of parties).
+SMALL_FACTOR_BOUND: Final = 1000
+
+
 @lru_cache(maxsize=32)
 def field_prime(bits: int) -> int:
-    """Return the smallest prime above 2^bits: a public field every party derives alike."""
+    """Return the sharing modulus for ``bits``: the smallest m > 2^bits with no prime factor
+    below SMALL_FACTOR_BOUND. Every party derives the same one.
+
+    Not necessarily prime, and it need not be (searching a 4,400-bit prime costs each holder
+    over a second): Shamir sharing and BGW multiplication over Z_m only ever invert differences
+    of evaluation points (below the number of parties, so units mod m), and Z_m is, by the CRT,
+    a product of rings Z_(q^e) with q > 1000 in each of which the sharing is perfectly hiding
+    (the argument of :mod:`smpcloud.crypto.field`). Values below m are read as integers.
+    """
     if bits < 8:
         raise InvalidInputError("field too small")
-    return int(gmpy2.next_prime(gmpy2.mpz(1) << bits))
+    small = gmpy2.primorial(SMALL_FACTOR_BOUND)
+    m = (gmpy2.mpz(1) << bits) + 1
+    while gmpy2.gcd(m, small) != 1:
+        m += 2
+    return int(m)
 
 
 def _check_points(xs: Sequence[int], modulus: int | None = None) -> None:
@@ -79,16 +96,38 @@ def share_mod(secret: int, xs: Sequence[int], degree: int, prime: int) -> list[i
     Raises:
         InvalidInputError: repeated or non-positive points, or a negative degree.
     """
+    shares = share_mod_many([secret], xs, degree, prime)
+    return [shares[x][0] for x in xs]
+
+
+def uniform_mod_many(count: int, prime: int) -> list[int]:
+    """``count`` uniform elements of GF(P) from one OS CSPRNG read (bias below 2^-128 each)."""
+    size = (prime.bit_length() + STATISTICAL_BITS + 7) // 8
+    raw = os.urandom(count * size)
+    return [int.from_bytes(raw[i : i + size], "big") % prime for i in range(0, len(raw), size)]
+
+
+def share_mod_many(
+    secrets_: Sequence[int], xs: Sequence[int], degree: int, prime: int
+) -> dict[int, list[int]]:
+    """Shamir-share each of ``secrets_`` like :func:`share_mod`, drawing all coefficients at once.
+
+    Returns:
+        For each point x, the list of f_k(x) mod P, one per secret, in order.
+
+    Raises:
+        InvalidInputError: repeated or non-positive points, or a negative degree.
+    """
     _check_points(xs, prime)
     if degree < 0:
         raise InvalidInputError("degree must be non-negative")
-    coefficients = [secret % prime] + [secrets.randbelow(prime) for _ in range(degree)]
-    return [_evaluate(coefficients, x) % prime for x in xs]
-
-
-def zero_shares(xs: Sequence[int], degree: int, prime: int) -> list[int]:
-    """Shares of 0 under a random polynomial of ``degree``: the re-randomisation of BGW."""
-    return share_mod(0, xs, degree, prime)
+    randomness = uniform_mod_many(len(secrets_) * degree, prime)
+    out: dict[int, list[int]] = {x: [] for x in xs}
+    for k, secret in enumerate(secrets_):
+        coefficients = [secret % prime, *randomness[k * degree : (k + 1) * degree]]
+        for x in xs:
+            out[x].append(_evaluate(coefficients, x) % prime)
+    return out
 
 
 def interpolate_mod(xs: Sequence[int], values: Sequence[int], prime: int) -> int:
@@ -167,6 +206,7 @@ def delta_of(parties: int) -> int:
 
 
 __all__ = [
+    "SMALL_FACTOR_BOUND",
     "STATISTICAL_BITS",
     "coefficient_bits",
     "delta_of",
@@ -175,5 +215,6 @@ __all__ = [
     "integer_shares",
     "interpolate_mod",
     "share_mod",
-    "zero_shares",
+    "share_mod_many",
+    "uniform_mod_many",
 ]

@@ -14,11 +14,10 @@ security model). The pure arithmetic is in :mod:`smpcloud.crypto.biprime` and
 """
 
 from smpcloud.mpc.dkg.ceremony import (
-    DEFAULT_BATCH,
     KeygenResult,
     KeygenStats,
     check_parameters,
     generate_key,
 )
 
-__all__ = ["DEFAULT_BATCH", "KeygenResult", "KeygenStats", "check_parameters", "generate_key"]
+__all__ = ["KeygenResult", "KeygenStats", "check_parameters", "generate_key"]

@@ -43,7 +43,7 @@ import gmpy2
 
 from smpcloud.crypto import threshold
 from smpcloud.crypto.biprime import (
-    assemble_share,
+    assemble_shares,
     check_modulus,
     expected_candidates,
     sieve_parameters,
@@ -58,8 +58,11 @@ from smpcloud.mpc.dkg.modulus import Candidate, find_biprime, open_moduli, trial
 from smpcloud.mpc.dkg.sieve import sieve
 from smpcloud.mpc.transport import Transport
 
-#: Candidates per batch (each holder's memory: a few MB).
-DEFAULT_BATCH = 2048
+#: Candidates per batch by default: half the expected number before a biprime, within
+#: [MIN_BATCH, MAX_BATCH] (a batch's sieve and products cost the same whether or not it holds
+#: the biprime; the biprimality tests stop at the first one).
+MIN_BATCH = 512
+MAX_BATCH = 8192
 #: Batches tried before giving up (about 8x the expected number at 2048 bits).
 MAX_BATCHES = 64
 _CONTEXT = b"smpcloud/dkg/v1"
@@ -109,8 +112,8 @@ async def _search(
     for number in range(1, MAX_BATCHES + 1):
         a, b, rounds = await sieve(exchange, params, batch, tau)
         counters["sieve_rounds"] += rounds
-        p_shares = [assemble_share(params, row, first=first) for row in a.tolist()]
-        q_shares = [assemble_share(params, row, first=first) for row in b.tolist()]
+        p_shares = assemble_shares(params, a, first=first)
+        q_shares = assemble_shares(params, b, first=first)
         moduli = await open_moduli(exchange, p_shares, q_shares, bits=bits, tau=tau)
         for k, modulus in enumerate(moduli):
             if modulus.bit_length() != bits:
@@ -267,7 +270,7 @@ async def generate_key(
     bits: int = 2048,
     session: str = "keygen",
     timeout: float = 120.0,
-    batch: int = DEFAULT_BATCH,
+    batch: int | None = None,
     progress: Progress | None = None,
     insecure: bool = False,
 ) -> KeygenResult:
@@ -280,7 +283,7 @@ async def generate_key(
         bits: modulus size (2048 or more; smaller only with ``insecure``, for tests).
         session: a name shared by the holders of this ceremony (part of every tag).
         timeout: seconds to wait for any holder in any round before naming it as silent.
-        batch: candidates per batch.
+        batch: candidates per batch (default: see MIN_BATCH).
         progress: called with one line per batch and phase.
         insecure: allow moduli below 2048 bits (tests only).
 
@@ -297,6 +300,10 @@ async def generate_key(
     exchange = Exchange(transport, holders, session=session, timeout=timeout)
     n = len(exchange.holders)
     tau = (n - 1) // 2
+    if batch is None:
+        batch = min(MAX_BATCH, max(MIN_BATCH, round(expected_candidates(bits, n) / 2)))
+    elif not MIN_BATCH // 16 <= batch <= MAX_BATCH:
+        raise InvalidInputError(f"batch {batch} outside {MIN_BATCH // 16}..{MAX_BATCH}")
     start = time.perf_counter()
     counters = {"batches": 0, "candidates": 0, "tests": 0, "sieve_rounds": 0}
     restarts = 0
@@ -332,7 +339,8 @@ async def generate_key(
 
 
 __all__ = [
-    "DEFAULT_BATCH",
+    "MAX_BATCH",
+    "MIN_BATCH",
     "KeygenResult",
     "KeygenStats",
     "check_parameters",

@@ -37,7 +37,7 @@ from smpcloud.crypto.biprime import (
     has_small_factor,
     passes_biprimality,
 )
-from smpcloud.crypto.integer_sharing import field_prime, share_mod
+from smpcloud.crypto.integer_sharing import field_prime, share_mod_many
 from smpcloud.errors import KeyGenerationError
 from smpcloud.mpc.dkg.exchange import Exchange, pack, unpack, width_of
 
@@ -99,17 +99,11 @@ async def open_products(
     """
     points = exchange.holders
     count = len(xs)
-    addends = [0] * count if plus is None else plus
-    per_point: dict[int, list[int]] = {x: [] for x in points}
-    for x_value, y_value, z_value in zip(xs, ys, addends, strict=True):
-        for shares in (
-            share_mod(x_value, points, tau, prime),
-            share_mod(y_value, points, tau, prime),
-            # the addend rides on the sharing of zero: degree 2 tau, constant z_i
-            share_mod(z_value, points, 2 * tau, prime),
-        ):
-            for point, share in zip(points, shares, strict=True):
-                per_point[point].append(share)
+    addends = [0] * count if plus is None else list(plus)
+    factors = share_mod_many([*xs, *ys], points, tau, prime)
+    # the addend rides on the sharing of zero: degree 2 tau, constant z_i
+    masks = share_mod_many(addends, points, 2 * tau, prime)
+    per_point = {x: [*factors[x], *masks[x]] for x in points}
     width = width_of(prime)
     received = await exchange.swap(
         f"{what}: shares", {p: pack(per_point[p], width) for p in exchange.peers}
@@ -120,7 +114,7 @@ async def open_products(
             unpack(data, width, 3 * count, sender=peer, what=f"{what}: shares"), dtype=object
         )
     mine = [
-        (int(total[3 * k]) * int(total[3 * k + 1]) + int(total[3 * k + 2])) % prime
+        (int(total[k]) * int(total[count + k]) + int(total[2 * count + k])) % prime
         for k in range(count)
     ]
     opened = await exchange.broadcast(f"{what}: opening", pack(mine, width))
