@@ -110,10 +110,12 @@ async def _search(
     first = exchange.me == exchange.holders[0]
     expected = expected_candidates(bits, len(exchange.holders))
     for number in range(1, MAX_BATCHES + 1):
+        clock = [time.perf_counter()]
         a, b, rounds = await sieve(exchange, params, batch, tau)
         counters["sieve_rounds"] += rounds
         p_shares = assemble_shares(params, a, first=first)
         q_shares = assemble_shares(params, b, first=first)
+        clock.append(time.perf_counter())
         moduli = await open_moduli(exchange, p_shares, q_shares, bits=bits, tau=tau)
         for k, modulus in enumerate(moduli):
             if modulus.bit_length() != bits:
@@ -121,17 +123,22 @@ async def _search(
                     f"candidate {k} has {modulus.bit_length()} bits, not {bits}: some holder "
                     "sent shares outside their range"
                 )
+        clock.append(time.perf_counter())
         survivors = await trial_division(exchange, moduli)
+        clock.append(time.perf_counter())
         candidates = [Candidate(k, moduli[k], p_shares[k], q_shares[k]) for k in survivors]
         found, tested = await find_biprime(exchange, candidates, _CONTEXT)
+        clock.append(time.perf_counter())
         counters["batches"] = number
         counters["candidates"] += batch
         counters["tests"] += tested
+        phases = zip(("sieve", "products", "trial division", "tests"), clock, clock[1:])
+        timing = ", ".join(f"{name} {end - begin:.1f} s" for name, begin, end in phases)
         _say(
             progress,
             f"batch {number}: {batch} candidates, {len(survivors)} after trial division, "
             f"{tested} tested{', biprime found' if found else ''} "
-            f"({counters['candidates']} so far, about {expected:,.0f} expected)",
+            f"({counters['candidates']:,} so far, about {expected:,.0f} expected; {timing})",
         )
         if found is not None:
             check_modulus(found.modulus, bits)
