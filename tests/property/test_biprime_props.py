@@ -86,8 +86,6 @@ def test_trial_division_agrees_with_naive_division(value: int) -> None:
     assert has_small_factor(value) == naive
 
 
-
-
 def _sieve(bound: int) -> list[int]:
     flags = np.ones(bound, dtype=bool)
     flags[:2] = False
@@ -120,9 +118,7 @@ def blum_primes() -> list[int]:
 def _test_values(modulus: int, ps: list[int], qs: list[int], index: int) -> list[int]:
     g = biprimality_base(modulus, b"test", index)
     return [
-        biprimality_value(
-            modulus, g, biprimality_exponent(modulus, ps[i], qs[i], first=i == 0)
-        )
+        biprimality_value(modulus, g, biprimality_exponent(modulus, ps[i], qs[i], first=i == 0))
         for i in range(len(ps))
     ]
 

@@ -185,7 +185,12 @@ def keygen(
         from smpcloud.cli.dkg import run_distributed_keygen
 
         run_distributed_keygen(
-            config_path, holder_id, size, out_dir, existing=existing, force=force,
+            config_path,
+            holder_id,
+            size,
+            out_dir,
+            existing=existing,
+            force=force,
             insecure=insecure,
         )
         return
@@ -208,9 +213,7 @@ def _deal(
         public_key, shares = threshold.deal(bits, n=holders, t=t)
     signing_keys = {share.index: SigningKey.generate() for share in shares}
     roster = Roster(t, {index: key.verify_key for index, key in signing_keys.items()})
-    write_key_set(
-        out_dir, public_key, roster, shares, signing_keys, existing=existing, force=force
-    )
+    write_key_set(out_dir, public_key, roster, shares, signing_keys, existing=existing, force=force)
     click.echo(
         f"dealt a {bits}-bit {t}-of-{holders} key in {time.perf_counter() - start:.1f} s "
         f"(fingerprint {public_key.fingerprint()})"

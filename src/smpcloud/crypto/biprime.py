@@ -11,7 +11,8 @@ first, so that p and q are free of small factors by construction.
 **Shape of a candidate.** With ``half = bits / 2`` and n parties, party i holds an integer
 share s_i of p (and likewise of q) and
 
-    p = OFFSET + s_1 + ... + s_n,   OFFSET = 3 * 2^(half - 2),   0 <= s_i < 2^(half - 2 - ceil(log2 n)),
+    p = OFFSET + s_1 + ... + s_n,   OFFSET = 3 * 2^(half - 2),
+    0 <= s_i < 2^(half - 2 - ceil(log2 n)),
 
 so p lies in [3 * 2^(half-2), 2^half) and N = pq has exactly ``bits`` bits whatever the shares.
 Party 1's share is 3 mod 4 and every other share is 0 mod 4 (OFFSET is 0 mod 4), so

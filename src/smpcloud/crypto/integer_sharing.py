@@ -2,8 +2,8 @@
 
 Two kinds of sharing serve :mod:`smpcloud.mpc.dkg`:
 
-* **Over a large ring Z_P** (P without prime factors below 1000, :func:`field_prime`) (:func:`share_mod`, :func:`share_mod_many`,
-  :func:`interpolate_mod`), P larger than any value opened, so an opened field element *is*
+* **Over a large ring Z_P** (P without prime factors below 1000, :func:`field_prime`;
+  :func:`share_mod`, :func:`share_mod_many`, :func:`interpolate_mod`), P larger than any value opened, so an opened field element *is*
   the integer. This is BGW's setting (Ben-Or, Goldwasser, Wigderson 1988): with n >= 2 tau + 1
   parties, shares of degree tau multiply locally into shares of degree 2 tau, and adding a
   random sharing of zero of the same degree before opening makes the opened polynomial

@@ -51,7 +51,7 @@ from smpcloud.crypto.biprime import (
 from smpcloud.crypto.integer_sharing import delta_of
 from smpcloud.crypto.paillier import MIN_SECURE_BITS, Ciphertext, PublicKey
 from smpcloud.crypto.signatures import Roster, SigningKey, VerifyKey
-from smpcloud.errors import InvalidInputError, KeyGenerationError
+from smpcloud.errors import InvalidInputError, KeyGenerationError, VerificationError
 from smpcloud.mpc.dkg.exchange import Exchange, Progress, pack, unpack, width_of
 from smpcloud.mpc.dkg.exponent import NotAUnitError, exponent_shares, invert_phi
 from smpcloud.mpc.dkg.modulus import Candidate, find_biprime, open_moduli, trial_division
@@ -132,7 +132,9 @@ async def _search(
         counters["batches"] = number
         counters["candidates"] += batch
         counters["tests"] += tested
-        phases = zip(("sieve", "products", "trial division", "tests"), clock, clock[1:])
+        phases = zip(
+            ("sieve", "products", "trial division", "tests"), clock, clock[1:], strict=False
+        )
         timing = ", ".join(f"{name} {end - begin:.1f} s" for name, begin, end in phases)
         _say(
             progress,
@@ -228,8 +230,11 @@ async def _self_test(exchange: Exchange, share: threshold.KeyShare) -> None:
             holders=wrong,
         )
     for subset in itertools.combinations(exchange.holders, pk.threshold):
-        decrypted = threshold.combine(pk, [partials[h] for h in subset], verify=False)
-        if decrypted % pk.n != message:
+        try:
+            decrypted = threshold.combine(pk, [partials[h] for h in subset], verify=False)
+        except VerificationError:
+            decrypted = None
+        if decrypted is None or decrypted % pk.n != message:
             raise KeyGenerationError(
                 f"holders {', '.join(map(str, subset))} together do not decrypt the "
                 "self-test ciphertext: some holder deviated"

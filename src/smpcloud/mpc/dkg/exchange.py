@@ -2,9 +2,9 @@
 
 One :class:`Exchange` per holder, over any :class:`~smpcloud.mpc.transport.Transport` (the
 mutually authenticated TLS mesh in production, :class:`~smpcloud.mpc.memory.MemoryNetwork` in
-tests). Each round has its own tag (session, step), advanced identically by every holder, and a
-name used in errors and progress. A round waits for every peer: key generation needs all n
-holders, so a holder that stays silent past the timeout, or whose connection drops, stops the
+tests). Each round has its own tag ("session:round name", step), the step advanced
+identically by every holder; the name is also used in errors. A round waits for every peer:
+key generation needs all n holders, so a holder that stays silent past the timeout, or whose connection drops, stops the
 ceremony with a :class:`~smpcloud.errors.KeyGenerationError` naming it (all of them, if several)
 and the round.
 
@@ -57,7 +57,7 @@ class Exchange:
         Raises:
             KeyGenerationError: some peers went silent or disconnected (named, with ``what``).
         """
-        tag = (self.session, self.step)
+        tag = (f"{self.session}:{what}", self.step)  # the round's name travels in its tag
         self.step += 1
         sends = await asyncio.gather(
             *(self.transport.send(p, tag, payloads[p]) for p in self.peers),
