@@ -3,12 +3,12 @@
 Two kinds of sharing serve :mod:`smpcloud.mpc.dkg`:
 
 * **Over a large ring Z_P** (P without prime factors below 1000, :func:`field_prime`;
-  :func:`share_mod`, :func:`share_mod_many`, :func:`interpolate_mod`), P larger than any value opened, so an opened field element *is*
-  the integer. This is BGW's setting (Ben-Or, Goldwasser, Wigderson 1988): with n >= 2 tau + 1
-  parties, shares of degree tau multiply locally into shares of degree 2 tau, and adding a
-  random sharing of zero of the same degree before opening makes the opened polynomial
-  uniformly random but for its constant term (so the opening reveals the product only).
-  Perfectly hiding against tau parties.
+  :func:`share_mod`, :func:`share_mod_many`, :func:`interpolate_mod`), P larger than any value
+  opened, so an opened field element *is* the integer. This is BGW's setting (Ben-Or,
+  Goldwasser, Wigderson 1988): with n >= 2 tau + 1 parties, shares of degree tau multiply
+  locally into shares of degree 2 tau, and adding a random sharing of zero of the same degree
+  before opening makes the opened polynomial uniformly random but for its constant term (so the
+  opening reveals the product only). Perfectly hiding against tau parties.
 * **Over the integers** (:func:`integer_shares`, :func:`integer_lagrange`): a secret S that is
   a multiple of Delta = n! is shared as S - a_1 x - ... - a_k x^k with a_j uniform in
   [0, 2^coefficient_bits). The shares of any k parties are statistically close (within

@@ -2,11 +2,11 @@
 
 One :class:`Exchange` per holder, over any :class:`~smpcloud.mpc.transport.Transport` (the
 mutually authenticated TLS mesh in production, :class:`~smpcloud.mpc.memory.MemoryNetwork` in
-tests). Each round has its own tag ("session:round name", step), the step advanced
-identically by every holder; the name is also used in errors. A round waits for every peer:
-key generation needs all n holders, so a holder that stays silent past the timeout, or whose connection drops, stops the
-ceremony with a :class:`~smpcloud.errors.KeyGenerationError` naming it (all of them, if several)
-and the round.
+tests). Each round has its own tag ("session:round name", step), the step advanced identically
+by every holder; the name is also used in errors. A round waits for every peer: key generation
+needs all n holders, so a holder that stays silent past the timeout, or whose connection drops,
+stops the ceremony with a :class:`~smpcloud.errors.KeyGenerationError` naming it (all of them,
+if several) and the round.
 
 Also the fixed-width integer codec of the rounds (big-endian, width from the field; signed for
 the integer shares): strict, so a malformed message is refused with the sender named.

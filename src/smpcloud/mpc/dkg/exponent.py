@@ -17,15 +17,14 @@ public constant:
    With u = (Delta theta)^-1 mod N, gamma_i = beta_i u mod N are additive shares of some
    gamma' = (Delta phi)^-1 (mod N), gamma' < nN (each holder reduces its own term: no
    wrap-around is revealed). If theta is not a unit, a factor of N has been found: restart.
-2. **X** (:func:`exponent_shares`): each holder draws rho_i < 2^128 n N and shares
-   Delta * rho_i over the integers with degree t - 1
-   (:func:`smpcloud.crypto.integer_sharing.integer_shares`, coefficients subtracted, hiding within 2^-128), and one more BGW multiplication opens
-   X = phi * gamma' + N * rho. X = Delta^-1 (mod N) (a check every holder makes: it fails only
-   if some holder deviated), and X div N is hidden by rho. Then d = Delta X - N Delta rho =
-   Delta phi gamma' is 0 mod phi and Delta * Delta^-1 = 1 mod N, and holder j's share is
-   s_j = Delta X - N G(j), where G(j) is the sum of the integer shares it received:
-   s_j = Delta phi gamma' + N A(j) >= 0, below
-   :func:`~smpcloud.crypto.threshold_proofs.key_share_bound`.
+2. **X** (:func:`exponent_shares`): each holder draws rho_i < 2^128 n N and shares Delta * rho_i
+   over the integers with degree t - 1 (:func:`smpcloud.crypto.integer_sharing.integer_shares`,
+   coefficients subtracted, hiding within 2^-128), and one more BGW multiplication opens X = phi
+   * gamma' + N * rho. X = Delta^-1 (mod N) (a check every holder makes: it fails only if some
+   holder deviated), and X div N is hidden by rho. Then d = Delta X - N Delta rho = Delta phi
+   gamma' is 0 mod phi and Delta * Delta^-1 = 1 mod N, and holder j's share is s_j = Delta X - N
+   G(j), where G(j) is the sum of the integer shares it received: s_j = Delta phi gamma' + N
+   A(j) >= 0, below :func:`~smpcloud.crypto.threshold_proofs.key_share_bound`.
 
 Reveals: theta (uniform), theta' and X (statistically, nothing more: 2^-128), and to each
 holder its own share. Fewer than t holders learn nothing about d (integer sharing of a
