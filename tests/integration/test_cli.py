@@ -92,3 +92,28 @@ def test_service_demo_json_matches_plaintext() -> None:
     assert abs(data["average"] - data["plaintext_average"]) <= 2**-17
     assert abs(data["sum"] - data["plaintext_sum"]) <= 12 * 2**-17
     assert set(data["seconds"]) >= {"key_ceremony", "encrypt_and_upload", "threshold_decryption"}
+
+
+def test_service_demo_with_a_distributed_key_matches_plaintext() -> None:
+    """`smpcloud demo --distributed-key`: the holders, each a process over mutual TLS, make
+    the key with no dealer; the average is as exact as with a dealt key."""
+    out = run(
+        "demo",
+        "--distributed-key",
+        "--clients",
+        "6",
+        "--holders",
+        "3",
+        "--threshold",
+        "2",
+        "--json",
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["key"] == "distributed (no dealer)"
+    assert data["count"] == 6 and len(data["key_holders"]["used"]) == 2
+    assert abs(data["average"] - data["plaintext_average"]) <= 2**-17
+    assert data["key"] != "dealer"
+    refused = run("demo", "--distributed-key", "--holders", "2", "--threshold", "2")
+    assert refused.returncode == 2 and "at least 3 holders" in refused.stderr

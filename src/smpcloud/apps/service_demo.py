@@ -4,7 +4,9 @@ What happens (the paper's Figures 1 and 2, for real, on 127.0.0.1):
 
 1. A dealer creates a 3-of-5 threshold Paillier key (safe primes) and hands one key share and
    one Ed25519 signing key to each of five key holders; the holders' verify keys form the
-   roster every client pins.
+   roster every client pins. With ``distributed_key``, there is no dealer: the five key holders,
+   each in its own process, generate the key together over mutual TLS on 127.0.0.1
+   (:func:`smpcloud.mpc.dkg.local.run_local_ceremony`) and each makes its own signing key.
 2. The aggregation server starts (uvicorn, an ephemeral port, a SQLite file in a temporary
    directory; :func:`smpcloud.service.local.local_server`). The administrator creates a task
    with the roster and registers N clients, each with a token. Three key holders certify the
@@ -21,8 +23,9 @@ What happens (the paper's Figures 1 and 2, for real, on 127.0.0.1):
 
 Reveals: the sum, the count and the average. The server stores ciphertexts only; no party below
 the threshold can decrypt anything, and the server cannot make a client encrypt under a key of
-its own (the clients verify the holders' certificates). The dealer is trusted (it makes the key
-shares and the signing keys).
+its own (the clients verify the holders' certificates). With a dealer, the dealer is trusted (it
+makes the key shares and the signing keys); with ``distributed_key`` nobody sees the whole key
+(the demo itself then collects the holders' shares to play all of them, as a local demo must).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.datasets import BMI_RANGE, FRAC_BITS, patient_bmis
 from smpcloud.errors import InvalidInputError
+from smpcloud.mpc.dkg.local import run_local_ceremony
 from smpcloud.service.local import local_server
 
 
@@ -61,6 +65,7 @@ class ServiceDemoReport:
     server_storage: list[str] = field(default_factory=list)
     holders_used: list[int] = field(default_factory=list)
     certified_by: list[int] = field(default_factory=list)
+    distributed_key: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Return one JSON-ready object (no keys, tokens or individual values)."""
@@ -73,6 +78,7 @@ class ServiceDemoReport:
             "plaintext_average": self.plaintext_average,
             "abs_error": abs(self.secure_average - self.plaintext_average),
             "bits": self.bits,
+            "key": "distributed (no dealer)" if self.distributed_key else "dealer",
             "key_holders": {
                 "n": self.holders,
                 "t": self.threshold,
@@ -112,6 +118,7 @@ def run(
     holders: int = 5,
     t: int = 3,
     progress: Callable[[int, int], None] | None = None,
+    distributed_key: bool = False,
 ) -> ServiceDemoReport:
     """Run the whole secure-average flow and return the report.
 
@@ -121,6 +128,8 @@ def run(
         holders: key holders (n); t of them decrypt.
         t: decryption threshold.
         progress: called as progress(done, total) while clients upload.
+        distributed_key: generate the key without a dealer, among ``holders`` processes over
+            TLS (needs at least 3 holders).
 
     Raises:
         InvalidInputError: bad parameters.
@@ -129,18 +138,27 @@ def run(
     """
     if clients < 1 or not 1 <= t <= holders:
         raise InvalidInputError("need clients >= 1 and 1 <= t <= holders")
-    report = ServiceDemoReport(clients, bits, holders, t)
+    report = ServiceDemoReport(clients, bits, holders, t, distributed_key=distributed_key)
     values = patient_bmis(clients)
     report.plaintext_sum = float(values.sum())
     report.plaintext_average = float(values.mean())
 
     start = time.perf_counter()
-    public_key, key_shares = threshold.deal(bits, n=holders, t=t)
-    signing_keys = [SigningKey.generate() for _ in key_shares]
-    roster = Roster(
-        t,
-        {share.index: key.verify_key for share, key in zip(key_shares, signing_keys, strict=True)},
-    )
+    if distributed_key:
+        ceremony = run_local_ceremony(holders, t, bits)
+        public_key, key_shares = ceremony.public_key, ceremony.shares
+        signing_keys = [result.signing_key for result in ceremony.results]
+        roster = ceremony.roster
+    else:
+        public_key, key_shares = threshold.deal(bits, n=holders, t=t)
+        signing_keys = [SigningKey.generate() for _ in key_shares]
+        roster = Roster(
+            t,
+            {
+                share.index: key.verify_key
+                for share, key in zip(key_shares, signing_keys, strict=True)
+            },
+        )
     report.seconds["key_ceremony"] = time.perf_counter() - start
 
     admin_token = secrets.token_urlsafe(32)
