@@ -113,7 +113,7 @@ def test_three_holders_make_a_key_that_every_two_decrypt(tmp_path: Path) -> None
 def test_a_holder_that_never_starts_is_named(tmp_path: Path) -> None:
     config = deployment(tmp_path, connect_timeout=3.0)
     results = finish([holder(config, i, tmp_path / f"h{i}", "--bits", "2048") for i in (1, 2)])
-    for code, stdout, stderr in results:
+    for code, _, stderr in results:
         assert code == 1
         assert "party 3" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "h1" / "public_key.json").exists()
