@@ -64,8 +64,9 @@ def demo(
     Deals a t-of-n threshold key (or, with --distributed-key, has the n key holders generate
     it together with no dealer: each is a separate process over mutual TLS), starts the
     aggregation server (SQLite in a temporary directory), has each client encrypt and upload
-    one value, closes the task, lets t key holders decrypt the aggregate, and prints the secure and the plaintext average, the time
-    of each phase and what the server stored (ciphertexts only).
+    one value, closes the task, lets t key holders decrypt the aggregate, and prints the
+    secure and the plaintext average, the time of each phase and what the server stored
+    (ciphertexts only).
     """
     if t > holders:
         raise click.BadParameter(
