@@ -79,6 +79,22 @@ class KeygenStats:
     sieve_rounds: int
     bytes_sent: int
     restarts: int = 0
+    search_seconds: float = 0.0
+
+    @property
+    def expected_seconds(self) -> float:
+        """The time of an average search at this run's speed: the search's seconds per
+        candidate times the expected number of candidates, plus the rest of the ceremony.
+        A single run is one draw of a geometric search; this figure is far steadier."""
+        if not self.candidates:
+            return self.seconds
+        return (
+            self.search_seconds / self.candidates * self.expected_candidates
+            + self.seconds
+            - self.search_seconds
+        )
+
+    expected_candidates: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,11 +336,14 @@ async def generate_key(
     counters = {"batches": 0, "candidates": 0, "tests": 0, "sieve_rounds": 0}
     restarts = 0
     signing_key = SigningKey.generate()
+    search_seconds = 0.0
     while True:
         _say(progress, f"searching a {bits}-bit biprime among {n} holders (t = {threshold_t})")
+        searching = time.perf_counter()
         candidate = await _search(
             exchange, bits=bits, tau=tau, batch=batch, progress=progress, counters=counters
         )
+        search_seconds += time.perf_counter() - searching
         _say(progress, f"biprime found after {counters['candidates']} candidates; sharing the key")
         try:
             gamma = await invert_phi(exchange, candidate, tau=tau)
@@ -346,6 +365,8 @@ async def generate_key(
         sieve_rounds=counters["sieve_rounds"],
         bytes_sent=exchange.bytes_sent,
         restarts=restarts,
+        search_seconds=search_seconds,
+        expected_candidates=expected_candidates(bits, n),
     )
     return KeygenResult(pk, share, roster, signing_key, stats)
 

@@ -111,6 +111,8 @@ def _holder(
             stats.sieve_rounds,
             stats.bytes_sent,
             stats.restarts,
+            stats.search_seconds,
+            stats.expected_candidates,
         ],
     }
 
