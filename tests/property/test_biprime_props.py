@@ -35,14 +35,20 @@ def test_sieve_leaves_room_for_64_random_bits_and_skips_primes_up_to_n(
     assert all(p > parties and p % 2 for p in params.primes)
     assert list(params.primes) == sorted(set(params.primes))
     assert math.prod(params.primes) == params.modulus
+    assert params.fixed == tuple(p for p in (3, 5, 7) if p <= parties)
+    assert params.crt_modulus == 4 * math.prod(params.fixed) * params.modulus
     assert params.high_range >= 1 << 64
     assert parties * params.share_bound + params.offset <= 1 << params.half
     assert params.offset >= 3 << (params.half - 2)
     for k, prime in enumerate(params.primes):
         basis = params.basis[k]
         assert basis % prime == 1 and basis % 4 == 0
-        assert all(basis % other == 0 for other in params.primes if other != prime)
-    assert params.basis_four % 4 == 1 and params.basis_four % params.modulus == 0
+        assert all(
+            basis % other == 0 for other in (*params.primes, *params.fixed) if other != prime
+        )
+    constant = params.first_constant + params.offset
+    assert constant % 4 == 3 and constant % params.modulus == params.offset % params.modulus
+    assert all(constant % f == f - 1 for f in params.fixed)
 
 
 @settings(max_examples=30, deadline=None)
@@ -62,6 +68,8 @@ def test_shares_sum_to_the_chosen_residues_and_keep_p_3_mod_4(
     for k in range(count):
         p = sum(s[k] for s in shares)
         assert p % 4 == 3
+        assert all(p % f == f - 1 for f in params.fixed)  # the public residues
+        assert all(s[k] % f == 0 for s in shares[1:] for f in params.fixed)
         assert 3 << (params.half - 2) <= p < 1 << params.half
         for column, prime in enumerate(params.primes):
             assert p % prime == sum(int(r[k, column]) for r in residues) % prime

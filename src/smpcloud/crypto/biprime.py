@@ -16,16 +16,23 @@ share s_i of p (and likewise of q) and
 
 so p lies in [3 * 2^(half-2), 2^half) and N = pq has exactly ``bits`` bits whatever the shares.
 Party 1's share is 3 mod 4 and every other share is 0 mod 4 (OFFSET is 0 mod 4), so
-p = q = 3 (mod 4), as the biprimality test needs.
+p = q = 3 (mod 4), as the biprimality test needs. Likewise for each odd prime l <= n (only 3
+for three or four parties; 3 and 5 for five or six), where Shamir sharing mod l is impossible
+(it needs l > n): party 1's share makes p = q = l - 1 (mod l) and every other share is 0 mod l
+(:data:`FIXED_RESIDUE`). These residues are public, as p = q = 3 (mod 4) is in every
+Boneh-Franklin protocol: given N (which fixes (p mod l)(q mod l)) they reveal at most
+log2(l - 1) more bits about the pair (p, q): 1 bit for three holders, 3 bits for five, against
+factoring a 1024-bit p. In exchange no candidate is lost to l: (l/(l-1))^2 fewer candidates
+(2.25x fewer for three holders).
 
 **Sieving by construction** (:func:`assemble_shares`). For each prime l of the sieve (the odd
 primes above n up to a bound chosen so that their product M leaves room for randomness, see
 :func:`sieve_parameters`), the parties hold additive residues a_i of p mod l and b_i of q mod l
 whose sums satisfy (sum a_i)(sum b_i) != 0 mod l; the rounds in :mod:`smpcloud.mpc.dkg.sieve`
 establish that by opening N mod l (which the final N reveals anyway) and redrawing only the
-residues that gave 0. Party i then builds s_i by the Chinese remainder theorem modulo 4M and
-adds a uniform multiple of 4M. So p and q have no prime factor in the sieve; primes up to n
-(only 3 for three parties, 3 and 5 for five) are left to the public trial division of N.
+residues that gave 0. Party i then builds s_i by the Chinese remainder theorem modulo 4LM
+(L the product of the fixed primes l <= n) and adds a uniform multiple of 4LM. So p and q have
+no prime factor below the sieve's bound, by construction.
 
 **Trial division** (:func:`has_small_factor`): N is public, so gcd(N, primorial(B)) = 1
 proves that neither p nor q has a prime factor below B (2^20 by default), at about 1 ms per
@@ -43,7 +50,7 @@ honest random p, q with probability below 2^-400: in the semi-honest model this 
 not test for it, and says so in docs/security.md.
 
 Reveals: nothing by itself; what the rounds reveal is stated in :mod:`smpcloud.mpc.dkg`.
-Randomness: OS CSPRNG (``os.urandom``) for the multiple of 4M; bases by SHAKE-256 of public data.
+Randomness: OS CSPRNG (``os.urandom``) for the multiple of 4LM; bases by SHAKE-256 of public data.
 """
 
 from __future__ import annotations
@@ -66,8 +73,10 @@ from smpcloud.errors import InvalidInputError
 TRIAL_DIVISION_BOUND: Final = 1 << 20
 #: The stages of trial division: cheap small primorials first.
 _TRIAL_STAGES: Final = (1 << 12, 1 << 16, TRIAL_DIVISION_BOUND)
-#: Bits of fresh randomness above the CRT part of each share (the multiple of 4M).
+#: Bits of fresh randomness above the CRT part of each share (the multiple of 4LM).
 HIGH_RANDOM_BITS: Final = 64
+#: p and q are this residue (l - 1) modulo each odd prime l up to the number of parties.
+FIXED_RESIDUE: Final = -1
 #: Smallest modulus the protocol generates (tests use 512; keys below 2048 need insecure=True).
 MIN_BITS: Final = 256
 _BASE_DOMAIN: Final = b"smpcloud/dkg/biprimality-base/v1"
@@ -82,21 +91,27 @@ class SieveParameters:
         parties: number of parties n.
         primes: the sieved primes l (odd, greater than n), increasing.
         modulus: M, the product of ``primes``.
+        fixed: the odd primes up to n, where p and q are l - 1 mod l (public).
         share_bound: every share s_i lies in [0, share_bound).
         offset: OFFSET = 3 * 2^(half - 2), added once (by party 1).
-        basis: CRT basis modulo 4M: basis[k] = 1 mod primes[k], 0 mod the other primes and 4.
-        basis_four: 1 mod 4, 0 mod M.
-        high_range: the multiple of 4M is drawn from [0, high_range).
+        crt_modulus: 4 L M, L the product of ``fixed``: the CRT part of a share is below it.
+        basis: CRT basis modulo 4LM: basis[k] = 1 mod primes[k], 0 mod the other primes,
+            the fixed primes and 4.
+        first_constant: the CRT part of party 1's share that does not depend on its residues:
+            3 - OFFSET mod 4 and (l - 1) - OFFSET mod each fixed l, 0 mod M.
+        high_range: the multiple of 4LM is drawn from [0, high_range).
     """
 
     bits: int
     parties: int
     primes: tuple[int, ...]
     modulus: int
+    fixed: tuple[int, ...]
     share_bound: int
     offset: int
+    crt_modulus: int = field(repr=False)
     basis: tuple[int, ...] = field(repr=False)
-    basis_four: int = field(repr=False)
+    first_constant: int = field(repr=False)
     high_range: int = field(repr=False)
 
     @property
@@ -109,7 +124,7 @@ class SieveParameters:
 def sieve_parameters(bits: int, parties: int) -> SieveParameters:
     """Choose the sieve for a ``bits``-bit modulus among ``parties`` parties.
 
-    The sieve takes consecutive odd primes above ``parties`` while 4M stays below the share
+    The sieve takes consecutive odd primes above ``parties`` while 4LM stays below the share
     bound divided by 2^HIGH_RANDOM_BITS (so each share keeps 64 fresh random high bits above
     its residues): about the primes below 700 for 2048 bits, below 330 for 1024.
 
@@ -129,37 +144,47 @@ def sieve_parameters(bits: int, parties: int) -> SieveParameters:
         raise InvalidInputError(f"{parties} parties: distributed key generation needs 2..100")
     half = bits // 2
     share_bound = 1 << (half - 2 - (parties - 1).bit_length())
-    room = share_bound >> (HIGH_RANDOM_BITS + 2)  # 4M must stay below this
+    fixed = tuple(int(p) for p in _odd_primes_up_to(parties))
+    small = 4 * math.prod(fixed)
+    room = share_bound >> HIGH_RANDOM_BITS  # 4 L M must stay below this
     primes: list[int] = []
     modulus = 1
     candidate = gmpy2.mpz(parties)
     while True:
         candidate = gmpy2.next_prime(candidate)
-        if candidate == 2:
-            continue
-        if modulus * int(candidate) >= room:
+        if small * modulus * int(candidate) >= room:
             break
         primes.append(int(candidate))
         modulus *= int(candidate)
     if not primes:
         raise InvalidInputError(f"a {bits}-bit modulus leaves no room for sieving")
-    big = 4 * modulus
+    big = small * modulus
+    offset = 3 << (half - 2)
     basis = []
     for prime in primes:
         rest = big // prime
         basis.append(rest * pow(rest, -1, prime) % big)
-    basis_four = modulus * pow(modulus, -1, 4) % big
+    first_constant = 0  # party 1: 3 - OFFSET mod 4, (l - 1) - OFFSET mod each fixed l, 0 mod M
+    for factor, residue in ((4, 3), *((f, f + FIXED_RESIDUE) for f in fixed)):
+        rest = big // factor
+        first_constant += (residue - offset) % factor * (rest * pow(rest, -1, factor) % big)
     return SieveParameters(
         bits=bits,
         parties=parties,
         primes=tuple(primes),
         modulus=modulus,
+        fixed=fixed,
         share_bound=share_bound,
-        offset=3 << (half - 2),
+        offset=offset,
+        crt_modulus=big,
         basis=tuple(basis),
-        basis_four=basis_four,
+        first_constant=first_constant % big,
         high_range=(share_bound - big) // big,
     )
+
+
+def _odd_primes_up_to(bound: int) -> list[int]:
+    return [p for p in range(3, bound + 1) if all(p % d for d in range(2, p))]
 
 
 def assemble_shares(
@@ -175,8 +200,9 @@ def assemble_shares(
 
     Returns:
         For each candidate, OFFSET + s_1 for party 1 and s_i for the others, where s_i equals
-        the residue (party 1: residue - OFFSET) modulo every sieved prime, is 3 (party 1) or
-        0 mod 4, plus a uniform multiple of 4M below share_bound.
+        the residue (party 1: residue - OFFSET) modulo every sieved prime; party 1's makes p
+        3 mod 4 and l - 1 mod each fixed prime l, the others' are 0 there; plus a uniform
+        multiple of 4LM below share_bound.
 
     Raises:
         InvalidInputError: a shape that does not match the sieve, or residues out of range.
@@ -200,8 +226,8 @@ def assemble_shares(
         wide[:, column + 1] += wide[:, column] >> 16
         wide[:, column] &= 0xFFFF
     raw = wide.astype("<u2")  # every limb is below 2^16 after the carries
-    big = 4 * params.modulus
-    extra = 3 * params.basis_four if first else 0
+    big = params.crt_modulus
+    extra = params.first_constant if first else 0
     randomness = os.urandom(len(raw) * 32)  # 256 bits mod a ~66-bit range: bias < 2^-190
     shares = []
     for k, row in enumerate(raw):
@@ -214,7 +240,7 @@ def assemble_shares(
 
 @lru_cache(maxsize=16)
 def _basis_limbs(params: SieveParameters) -> npt.NDArray[np.int64]:
-    width = (4 * params.modulus).bit_length() // 16 + 2
+    width = params.crt_modulus.bit_length() // 16 + 2
     out = np.zeros((len(params.basis), width), dtype=np.int64)
     for row, value in enumerate(params.basis):
         for column in range(width):
@@ -324,7 +350,7 @@ def expected_candidates(bits: int, parties: int) -> float:
     e_gamma = 1.781072418
     log_b = math.log(TRIAL_DIVISION_BOUND)
     prime_after_trial = (e_gamma * log_b / (params.half * math.log(2))) ** 2
-    sieved = math.prod(1 - 1 / prime for prime in params.primes)
+    sieved = math.prod(1 - 1 / prime for prime in (*params.fixed, *params.primes))
     survives = (2 / (e_gamma * log_b) / sieved) ** 2
     return 1 / (prime_after_trial * survives)
 
