@@ -371,6 +371,18 @@ def test_expected_id(tmp_path: Path, ca: CaFiles) -> None:
     assert sign_request(ca.directory, request.csr, expected_id=2).id == 2
 
 
+def test_expected_fingerprint(tmp_path: Path, ca: CaFiles) -> None:
+    """The CA signs only the request whose fingerprint the party read out to it."""
+    genuine = create_request(tmp_path / "genuine", 2, ["127.0.0.1"])
+    forged = create_request(tmp_path / "forged", 2, ["127.0.0.1"])
+    with pytest.raises(CertificateRequestError, match="not the request party 2 made"):
+        sign_request(ca.directory, forged.csr, expected_fingerprint=genuine.fingerprint)
+    assert not (tmp_path / "forged" / "party-2.pem").exists()
+    spoken = genuine.fingerprint.upper().replace(":", " ")
+    signed = sign_request(ca.directory, genuine.csr, expected_fingerprint=spoken)
+    assert signed.fingerprint == genuine.fingerprint
+
+
 def test_sign_refuses_to_overwrite(tmp_path: Path, ca: CaFiles) -> None:
     request = create_request(tmp_path, 1, ["127.0.0.1"])
     first = sign_request(ca.directory, request.csr)

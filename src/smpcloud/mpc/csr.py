@@ -131,6 +131,10 @@ def request_fingerprint(item: x509.CertificateSigningRequest | x509.Certificate)
     return hashlib.sha256(der).digest().hex(":")
 
 
+def _hex_digits(text: str) -> str:
+    return "".join(c for c in text.lower() if c not in ": ")
+
+
 def _check_party(party: int, what: str) -> None:
     if isinstance(party, bool) or not isinstance(party, int) or not 0 <= party <= MAX_PARTIES:
         raise InvalidInputError(f"{what} must be a party id in 0..{MAX_PARTIES}, got {party!r}")
@@ -347,6 +351,7 @@ def sign_request(
     *,
     out: str | os.PathLike[str] | None = None,
     expected_id: int | None = None,
+    expected_fingerprint: str | None = None,
     days: int = ENDPOINT_DAYS,
     overwrite: bool = False,
 ) -> SignedCertificate:
@@ -362,6 +367,9 @@ def sign_request(
         csr_path: the party's ``party-<id>.csr``.
         out: the certificate to write (default: ``party-<id>.pem`` beside the request).
         expected_id: refuse a request for any other party id.
+        expected_fingerprint: refuse a request whose public-key fingerprint is another
+            (:func:`request_fingerprint`; case, colons and spaces do not matter): the one the
+            party read out to the CA's operator over a channel the operator trusts.
         days: validity from now, 1..36500 (never past the CA's own end).
         overwrite: replace an existing certificate file (atomically).
 
@@ -370,7 +378,8 @@ def sign_request(
 
     Raises:
         CertificateRequestError: the request is not one the CA signs, or is for another id
-            than ``expected_id`` (nothing is written).
+            than ``expected_id`` or with another key than ``expected_fingerprint`` (nothing is
+            written).
         InvalidInputError: bad ``days`` or ``expected_id``, a CA directory that holds no
             usable CA, or an expired CA.
         FileNotFoundError: the request or the CA's files are missing.
@@ -389,6 +398,13 @@ def sign_request(
         raise CertificateRequestError(
             f"{source}: the request is for party {party}, not party {expected_id}"
         )
+    if expected_fingerprint is not None:
+        found = request_fingerprint(csr)
+        if _hex_digits(found) != _hex_digits(expected_fingerprint):
+            raise CertificateRequestError(
+                f"{source}: the request's public-key fingerprint is {found}, not the one given: "
+                f"it is not the request party {party} made"
+            )
     target = Path(out) if out is not None else source.with_name(f"party-{party}.pem")
     if not overwrite:
         refuse_existing([target])
