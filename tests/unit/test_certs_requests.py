@@ -12,8 +12,6 @@ import datetime
 import ipaddress
 import os
 import shutil
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from test_certs import mode, open_umask  # noqa: F401  (open_umask: a fixture, used by name)
 
 from smpcloud.errors import InvalidInputError
 from smpcloud.mpc.certs import (
@@ -38,20 +37,6 @@ from smpcloud.mpc.csr import (
 )
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    """Run with umask 0, so that only the code under test can make a file private."""
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def private_key_files(directory: Path) -> set[str]:
@@ -83,9 +68,8 @@ def test_one_machine_path_holds_every_private_key(tmp_path: Path) -> None:
     }
 
 
-def test_request_and_sign_keep_each_private_key_with_its_party(
-    tmp_path: Path, open_umask: None
-) -> None:
+@pytest.mark.usefixtures("open_umask")
+def test_request_and_sign_keep_each_private_key_with_its_party(tmp_path: Path) -> None:
     ca_machine = tmp_path / "ca-machine"
     ca = create_ca(ca_machine / "ca")
     inbox = ca_machine / "requests"
@@ -147,7 +131,8 @@ def test_signed_certificate_is_what_the_one_machine_path_issues(
 # -- the CA alone --------------------------------------------------------------------------------
 
 
-def test_create_ca_layout_modes_and_overwrite(tmp_path: Path, open_umask: None) -> None:
+@pytest.mark.usefixtures("open_umask")
+def test_create_ca_layout_modes_and_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "ca"
     ca = create_ca(out)
     assert (ca.directory, ca.cert, ca.key) == (out, out / "ca.pem", out / "ca-key.pem")
