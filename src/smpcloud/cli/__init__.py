@@ -3,13 +3,13 @@
 Secrets (admin and client tokens, key shares) are read from files or environment variables,
 never from command-line arguments (which other users of the machine can see in ``ps``).
 
-One module per command group: :mod:`.demo`, :mod:`.keys` (keygen, certs), :mod:`.serve`
-(serve), :mod:`.task` (task create, list, status, close), :mod:`.service` (submit, decrypt,
-result), :mod:`.receipts` (receipt verify), :mod:`.health`, :mod:`.peers` (party, dealer),
-:mod:`.examples`, :mod:`.bench`; what they share is in :mod:`._common` (errors and exit
-statuses), :mod:`.show` (human-readable output) and :mod:`.value_files` (a client's values
-from a file). Each command imports the library lazily, inside its function, so that
-``smpcloud --help`` stays fast.
+One module per command group: :mod:`.demo`, :mod:`.keys` (keygen), :mod:`.certs` (certs ca,
+request, sign, and the one-machine path), :mod:`.serve` (serve), :mod:`.task` (task create,
+list, status, close), :mod:`.service` (submit, decrypt, result), :mod:`.receipts` (receipt
+verify), :mod:`.health`, :mod:`.peers` (party, dealer), :mod:`.examples`, :mod:`.bench`; what
+they share is in :mod:`._common` (errors and exit statuses), :mod:`.show` (human-readable
+output) and :mod:`.value_files` (a client's values from a file). Each command imports the
+library lazily, inside its function, so that ``smpcloud --help`` stays fast.
 
 Every error a user can cause ends in one line and a non-zero exit status, never a traceback
 (:class:`smpcloud.cli._common.SmpcloudGroup`); the statuses are listed in ``smpcloud --help``.
@@ -22,10 +22,11 @@ import click
 from smpcloud import __version__
 from smpcloud.cli._common import EXIT_CODES_HELP, SmpcloudGroup
 from smpcloud.cli.bench import bench as bench_group
+from smpcloud.cli.certs import certs
 from smpcloud.cli.demo import demo as demo_command
 from smpcloud.cli.examples import example
 from smpcloud.cli.health import health
-from smpcloud.cli.keys import certs, keygen
+from smpcloud.cli.keys import keygen
 from smpcloud.cli.peers import dealer, party, split_diabetes
 from smpcloud.cli.receipts import receipt
 from smpcloud.cli.serve import serve
@@ -60,6 +61,7 @@ def main() -> None:
                    (smpcloud task list and task status show where each task is)
     Shamir mode:   smpcloud shamir create|register|submit|close|result (n servers)
     Peer MPC:      smpcloud example split-diabetes (example inputs) -> smpcloud certs
+                   (ca, request and sign per party; or one machine for a demo)
                    -> smpcloud dealer + smpcloud party (each party)
     """
 
