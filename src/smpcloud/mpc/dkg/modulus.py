@@ -11,8 +11,9 @@ Three phases over a batch of K candidates, each holder holding integer shares (p
    verdicts, so the work is split n ways. A holder that lied here could only discard a good
    candidate or keep a bad one, which the biprimality test then rejects.
 3. **Biprimality** (:func:`find_biprime`): Boneh-Franklin's test on the survivors, in chunks
-   of CHUNK candidates so that the search stops soon after the first success; each holder
-   broadcasts g^(its exponent) mod N (:func:`smpcloud.crypto.biprime.biprimality_exponent`).
+   of :func:`chunk_size` candidates so that the search stops soon after the first success;
+   each holder broadcasts g^(its exponent) mod N
+   (:func:`smpcloud.crypto.biprime.biprimality_exponent`).
    A candidate that passes one base is tested with FINAL_TESTS more before it is accepted:
    a non-biprime (not of the form p^a q^b) passes all with probability below 2^-FINAL_TESTS.
 
@@ -43,8 +44,15 @@ from smpcloud.mpc.dkg.exchange import Exchange, pack, unpack, width_of
 
 #: Bases tried on a candidate that passed its first base, before it is accepted.
 FINAL_TESTS: Final = 80
-#: Candidates tested per round of the biprimality search.
-CHUNK: Final = 24
+#: Candidates tested per round of the biprimality search, for a 2048-bit modulus; scaled
+#: inversely with the size (a test's exponentiation costs less than a round trip at 1024
+#: bits, more at 3072): see :func:`chunk_size`.
+CHUNK: Final = 48
+
+
+def chunk_size(bits: int) -> int:
+    """Candidates per biprimality round for a ``bits``-bit modulus (16 at least)."""
+    return max(16, CHUNK * 2048 // bits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +201,9 @@ async def find_biprime(
     """
     tested = 0
     start = 0
+    size = chunk_size(max((c.modulus.bit_length() for c in candidates), default=2048))
     while start < len(candidates):
-        chunk = list(candidates[start : start + CHUNK])
+        chunk = list(candidates[start : start + size])
         passed = await _test(exchange, chunk, [0] * len(chunk), context)
         for j, ok in enumerate(passed):
             if not ok:
@@ -218,6 +227,7 @@ __all__ = [
     "CHUNK",
     "FINAL_TESTS",
     "Candidate",
+    "chunk_size",
     "find_biprime",
     "lagrange_at_zero",
     "open_moduli",
