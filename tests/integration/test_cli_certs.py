@@ -363,3 +363,31 @@ def test_each_subcommand_explains_the_flow(command: str, needed: tuple[str, ...]
     text = " ".join(ok("certs", command, "--help").split())
     for phrase in needed:
         assert phrase in text, phrase
+
+
+def test_config_writes_the_shared_deployment_file_for_holders(tmp_path: Path) -> None:
+    from smpcloud.mpc.config import load_deployment
+
+    target = tmp_path / "holders.toml"
+    out = ok(
+        "certs",
+        "config",
+        "--parties",
+        "4",
+        "--threshold",
+        "3",
+        "--no-dealer",
+        "--base-port",
+        "9500",
+        "--out",
+        target,
+    )
+    assert "4 parties (t = 3)" in out
+    config = load_deployment(target)
+    assert sorted(config.endpoints) == [1, 2, 3, 4] and config.threshold == 3
+    assert config.endpoints[2].port == 9502
+    assert config.endpoints[2].key == tmp_path / "party-2-key.pem"
+    again = smpcloud("certs", "config", "--parties", "3", "--out", target)
+    assert "--force" in one_clear_line(again)
+    bad = smpcloud("certs", "config", "--parties", "2", "--threshold", "3", "--out", target)
+    assert bad.returncode == 2 and "exceeds" in bad.stderr

@@ -26,8 +26,9 @@ Per-party keys (a real deployment: no one but a party sees its private key):
                         and read out the printed fingerprint to the CA's operator
   3. CA's machine:      smpcloud certs sign --ca ca/ --id I --fingerprint FP party-I.csr
                         send party-I.pem and ca/ca.pem back to party i
-  4. every party:       a parties.toml listing every party's id, host and port, with its
-                        own cert, key and ca.pem (see smpcloud party --help)
+  4. anyone:            smpcloud certs config --parties 3 --no-dealer --out parties.toml
+                        (one file for all: edit each party's host there); every party
+                        puts it next to its own key, party-I.pem and ca.pem
 """
 
 _ONE_MACHINE = ("parties", "t", "no_dealer", "hosts", "base_port", "out_dir", "force")
@@ -371,6 +372,84 @@ def sign(
             "certificate)"
         )
     click.echo(f"  {signed.cert}  <- send it, with {ca_dir / 'ca.pem'}, to party {signed.id}")
+
+
+@certs.command(
+    "config",
+    epilog="""\b
+Examples:
+  smpcloud certs config --parties 3 --no-dealer --out holders.toml   # key holders
+  smpcloud certs config --parties 3 --base-port 9100 --out parties.toml  # peer MPC + dealer
+""",
+)
+@click.option("--parties", required=True, type=click.IntRange(1, 1000), help="Parties (ids 1..n).")
+@click.option(
+    "--threshold",
+    "t",
+    type=click.IntRange(1, 1000),
+    default=None,
+    help="Shares needed to open a value, or key holders needed to decrypt (default: a "
+    "majority, n // 2 + 1).",
+)
+@click.option("--no-dealer", is_flag=True, help="No dealer (id 0) entry (key holders: none).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The host written for every party (edit each one's in the file for a deployment).",
+)
+@click.option(
+    "--base-port",
+    default=9100,
+    show_default=True,
+    type=click.IntRange(1, 65000),
+    help="Party i listens on base-port + i.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write (parties.toml, holders.toml).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def config(
+    parties: int,
+    t: int | None,
+    no_dealer: bool,
+    host: str,
+    base_port: int,
+    out_path: Path,
+    force: bool,
+) -> None:
+    """Write the deployment file every party reads (step 4): ids, hosts, ports, file names.
+
+    It names each party's certificate party-I.pem and key party-I-key.pem, next to the file,
+    and the CA's certificate ca.pem: what ``certs request`` and ``certs sign`` write. It holds
+    nothing secret; every party gets the same file (each reads only its own key). The same
+    file serves ``smpcloud party`` (peer MPC) and ``smpcloud keygen --distributed`` (key
+    holders: --no-dealer, and --threshold is t, the holders needed to decrypt).
+    """
+    from smpcloud.mpc.config import render_deployment
+
+    threshold_t = t if t is not None else parties // 2 + 1
+    if threshold_t > parties:
+        raise click.BadParameter(
+            f"threshold {threshold_t} exceeds parties {parties}", param_hint="--threshold"
+        )
+    if out_path.exists() and not force:
+        raise click.ClickException(f"{out_path} exists: pass --force to replace it")
+    text = render_deployment(
+        parties=parties,
+        threshold=threshold_t,
+        base_port=base_port,
+        host=host,
+        dealer=not no_dealer,
+    )
+    with friendly_errors():
+        out_path.write_text(text, encoding="utf-8")
+    click.echo(f"deployment file for {parties} parties (t = {threshold_t}) written to {out_path}")
+    click.echo("  give every party this file; each puts it next to its key, cert and ca.pem")
 
 
 __all__ = ["certs"]
