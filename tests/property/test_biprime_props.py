@@ -180,3 +180,41 @@ def test_check_modulus_passes_a_dealer_like_modulus_and_names_each_failure(
     ]:
         with pytest.raises(InvalidInputError, match=why):
             check_modulus(bad, bits)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from([(3, 1), (4, 1), (5, 2)]), st.integers(1, 40))
+def test_the_sieve_rounds_leave_every_prime_out_of_p_and_q(
+    shape: tuple[int, int], count: int
+) -> None:
+    """The sieving sub-protocol over real rounds: for every candidate and every sieved prime l,
+    the holders' residues add up to p mod l != 0 and q mod l != 0, and each holder's residues
+    are in range."""
+    import asyncio
+
+    from smpcloud.mpc.dkg.exchange import Exchange
+    from smpcloud.mpc.dkg.sieve import sieve
+    from smpcloud.mpc.memory import MemoryNetwork
+
+    n, tau = shape
+    params = sieve_parameters(512, n)
+    net = MemoryNetwork(n)
+    holders = tuple(range(1, n + 1))
+
+    async def main() -> list[tuple[np.ndarray, np.ndarray, int]]:
+        return await asyncio.gather(
+            *(
+                sieve(Exchange(tr, holders, session="s", timeout=10), params, count, tau)
+                for tr in net.transports()
+            )
+        )
+
+    results = asyncio.run(main())
+    primes = np.array(params.primes)
+    p_mod = sum(r[0] for r in results) % primes
+    q_mod = sum(r[1] for r in results) % primes
+    assert p_mod.shape == (count, len(primes))
+    assert (p_mod != 0).all() and (q_mod != 0).all()
+    for a, b, _ in results:
+        assert (a >= 0).all() and (a < primes).all() and (b < primes).all()
+    assert len({r[2] for r in results}) == 1  # every holder ran the same number of rounds

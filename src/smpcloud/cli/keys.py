@@ -48,9 +48,11 @@ def _stale_numbered(existing: list[Path], prefix: str, holders: int) -> list[Pat
 Examples:
   smpcloud keygen --holders 5 --threshold 3 --bits 3072 --out keys/
   smpcloud keygen --holders 5 --threshold 3 --bits 3072 --out keys/ --force
-  # without a dealer: on each key holder's machine i = 1..n, all at once
-  smpcloud keygen --distributed --config holders.toml --id 1 --bits 2048 --out keys-1/
 Give keys/holders.json (or the printed holders fingerprint) to every client.
+
+\b
+Without a dealer (holders.toml from smpcloud certs config; TLS keys from certs request):
+  on holder I, all at once:  smpcloud keygen --distributed --config holders.toml --id I --out keys/
 """,
 )
 @click.option(
