@@ -130,6 +130,24 @@ def share_mod_many(
     return out
 
 
+def lagrange_at_zero(xs: Sequence[int], modulus: int) -> list[int]:
+    """Lagrange coefficients at 0 for the points ``xs`` mod ``modulus``: f(0) = sum_j l_j f(x_j).
+
+    Raises:
+        InvalidInputError: repeated or non-positive points, or points not below the modulus.
+    """
+    _check_points(xs, modulus)
+    out = []
+    for xj in xs:
+        num, den = 1, 1
+        for xm in xs:
+            if xm != xj:
+                num = num * -xm % modulus
+                den = den * (xj - xm) % modulus
+        out.append(num * pow(den, -1, modulus) % modulus)
+    return out
+
+
 def interpolate_mod(xs: Sequence[int], values: Sequence[int], prime: int) -> int:
     """Return f(0) mod P for the polynomial through (xs, values) (degree < len(xs)).
 
@@ -138,16 +156,8 @@ def interpolate_mod(xs: Sequence[int], values: Sequence[int], prime: int) -> int
     """
     if len(xs) != len(values):
         raise InvalidInputError(f"{len(values)} values for {len(xs)} points")
-    _check_points(xs, prime)
-    total = 0
-    for j, xj in enumerate(xs):
-        num, den = 1, 1
-        for m, xm in enumerate(xs):
-            if m != j:
-                num = num * -xm % prime
-                den = den * (xj - xm) % prime
-        total += values[j] * num * pow(den, -1, prime)
-    return total % prime
+    lam = lagrange_at_zero(xs, prime)
+    return sum(c * v for c, v in zip(lam, values, strict=True)) % prime
 
 
 def coefficient_bits(secret_bound: int, degree: int) -> int:
@@ -214,6 +224,7 @@ __all__ = [
     "integer_lagrange",
     "integer_shares",
     "interpolate_mod",
+    "lagrange_at_zero",
     "share_mod",
     "share_mod_many",
     "uniform_mod_many",

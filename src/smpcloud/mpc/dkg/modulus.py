@@ -38,7 +38,7 @@ from smpcloud.crypto.biprime import (
     has_small_factor,
     passes_biprimality,
 )
-from smpcloud.crypto.integer_sharing import field_prime, share_mod_many
+from smpcloud.crypto.integer_sharing import field_prime, lagrange_at_zero, share_mod_many
 from smpcloud.errors import KeyGenerationError
 from smpcloud.mpc.dkg.exchange import Exchange, pack, unpack, width_of
 
@@ -63,19 +63,6 @@ class Candidate:
     modulus: int
     p_share: int
     q_share: int
-
-
-def lagrange_at_zero(points: Sequence[int], prime: int) -> list[int]:
-    """Lagrange coefficients at 0 for ``points`` mod ``prime``."""
-    out = []
-    for xj in points:
-        num, den = 1, 1
-        for xm in points:
-            if xm != xj:
-                num = num * -xm % prime
-                den = den * (xj - xm) % prime
-        out.append(num * pow(den, -1, prime) % prime)
-    return out
 
 
 async def open_products(
@@ -229,7 +216,6 @@ __all__ = [
     "Candidate",
     "chunk_size",
     "find_biprime",
-    "lagrange_at_zero",
     "open_moduli",
     "open_products",
     "trial_division",

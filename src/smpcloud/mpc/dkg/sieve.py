@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smpcloud.crypto.biprime import SieveParameters
+from smpcloud.crypto.integer_sharing import lagrange_at_zero
 from smpcloud.errors import KeyGenerationError
 from smpcloud.mpc.dkg.exchange import Exchange
 
@@ -52,16 +53,8 @@ def share_small(
 
 def lagrange_small(primes: tuple[int, ...], points: tuple[int, ...]) -> Matrix:
     """lambda[j, k] = Lagrange coefficient at 0 of point j, mod primes[k]."""
-    out = np.zeros((len(points), len(primes)), dtype=np.int64)
-    for k, prime in enumerate(primes):
-        for j, xj in enumerate(points):
-            num, den = 1, 1
-            for xm in points:
-                if xm != xj:
-                    num = num * -xm % prime
-                    den = den * (xj - xm) % prime
-            out[j, k] = num * pow(den, -1, prime) % prime
-    return out
+    columns = [lagrange_at_zero(points, prime) for prime in primes]
+    return np.array(columns, dtype=np.int64).T.copy()
 
 
 async def sieve(
