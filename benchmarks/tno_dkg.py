@@ -75,9 +75,11 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import queue
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -149,6 +151,28 @@ def _say(channel: IO[str], event: str, **fields: Any) -> None:
     channel.flush()
 
 
+class _RoundCounter(logging.Handler):
+    """Collect, from TNO's own log lines at the end of its modulus search, how many rounds it
+    took and how many candidates N the trial division and the biprimality test threw away."""
+
+    PATTERNS = (
+        ("sieved_out", "rounds", r"Checked (\d+) primes for small prime divisors in (\d+) rounds"),
+        ("failed_biprimality", None, r"Checked (\d+) candidates for biprimality"),
+    )
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.facts: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        for first, second, pattern in self.PATTERNS:
+            if match := re.match(pattern, text):
+                self.facts[first] = int(match.group(1))
+                if second is not None:
+                    self.facts[second] = int(match.group(2))
+
+
 async def _read_command() -> str:
     line: str = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     return line.strip()
@@ -160,6 +184,11 @@ async def _party(index: int, ports: list[int], settings: Settings, certs: Path |
     from tno.mpc.communication import Pool
     from tno.mpc.protocols.distributed_keygen import DistributedPaillier
 
+    counter = _RoundCounter()
+    tno_logger = logging.getLogger("tno.mpc.protocols.distributed_keygen")
+    tno_logger.setLevel(logging.INFO)
+    tno_logger.addHandler(counter)
+    tno_logger.propagate = False
     if certs is None:
         pool = Pool()
     else:
@@ -209,6 +238,7 @@ async def _party(index: int, ports: list[int], settings: Settings, certs: Path |
         modulus_bits=modulus.bit_length(),
         modulus_sha256=hashlib.sha256(str(modulus).encode()).hexdigest()[:16],
         bytes_sent=sum(client.total_bytes_sent for client in pool.pool_handlers.values()),
+        search=counter.facts,
     )
 
     command = await _read_command()
@@ -394,6 +424,13 @@ class _Parties:
             process.wait()
 
 
+def _describe_search(facts: dict[str, int], batch_size: int) -> dict[str, int]:
+    """Add to TNO's counts how many candidates N its rounds made (``batch_size`` per round)."""
+    if "rounds" not in facts:
+        return facts
+    return {"candidates": facts["rounds"] * batch_size, **facts}
+
+
 def _attempt(settings: Settings, timeout: float, workdir: Path) -> dict[str, Any]:
     """Run one attempt on fresh ports and return the result's fields besides parties/bits.
 
@@ -422,6 +459,7 @@ def _attempt(settings: Settings, timeout: float, workdir: Path) -> dict[str, Any
             "per_party_seconds": [round(value, 3) for value in per_party],
             "wall_seconds": round(wall, 3),
             "bytes_sent": sum(answer["bytes_sent"] for answer in done.values()),
+            "search": _describe_search(done[0]["search"], settings.batch_size),
         }
         if settings.check:
             parties.tell_all("check")
