@@ -57,6 +57,14 @@ hiding):
 * candidates per round ``--batch-size``, default 100 (TNO's default): pairs (p, q) generated,
   shared and tested per communication round.
 
+What it protects and reveals. Nothing here is a key anyone uses: the key shares live in the
+party processes' memory and die with them, and the TLS keys are made in a temporary directory
+that is removed after the run. TNO's protocol itself (semi-honest, honest majority: up to t of
+the n parties may pool their views but follow the protocol) reveals to every party each
+candidate modulus N, accepted or not, and the biprimality test's values, as any protocol of
+this Boneh-Franklin kind does; the shares of p, q and the secret key stay hidden. It gives no
+protection against a party that deviates, and none is claimed for the comparison.
+
 Where the comparison is not equal. TNO's p and q are sums of random shares and are tested only
 through N (trial division of N, then the biprimality test), so it tries far more candidates than
 a protocol that sieves the shares of p and q; that is its design, measured as published. TNO's
