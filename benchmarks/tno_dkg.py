@@ -65,14 +65,19 @@ candidate modulus N, accepted or not, and the biprimality test's values, as any 
 this Boneh-Franklin kind does; the shares of p, q and the secret key stay hidden. It gives no
 protection against a party that deviates, and none is claimed for the comparison.
 
-Where the comparison is not equal. TNO's p and q are sums of random shares and are tested only
-through N (trial division of N, then the biprimality test), so it tries far more candidates than
-a protocol that sieves the shares of p and q; that is its design, measured as published. TNO's
-``Pool`` speaks HTTP POSTs (aiohttp, msgpack) and retries failed sends every second; with TLS
-both sides pay for the handshakes. TNO picks the jointly random biprimality bases and the party
-order with Python's ``random`` module (not a CSPRNG); this changes nothing in the timing.
-Python and GMP (through gmpy2) are the same on both sides, and all N processes share this
-machine's cores, as ours do.
+Where the comparison is not equal. First, luck: TNO's running time is one draw of a geometric
+search. Its p and q are each prime with probability about 2 / ln(2^513) = 1/178 at 1024 bits, so
+it draws about 32,000 pairs (320 rounds of 100) on average, and one run can end after 3 rounds
+or after 1,000 (seen here at 1024 bits: 3.5 s, and 90 s). A single run says little: compare
+medians over several runs, and ``detail["search"]["expected_seconds"]``, this run's time per
+round times the average number of rounds, which is far steadier. Then: TNO's p and q are sums of
+random shares and are tested only through N (trial division of N, then the biprimality test), so
+it tries far more candidates than a protocol that sieves the shares of p and q; that is its
+design, measured as published. TNO's ``Pool`` speaks HTTP POSTs (aiohttp, msgpack) and retries
+failed sends every second; with TLS both sides pay for the handshakes. TNO picks the jointly
+random biprimality bases and the party order with Python's ``random`` module (not a CSPRNG);
+this changes nothing in the timing. Python and GMP (through gmpy2) are the same on both sides,
+and all N processes share this machine's cores, as ours do.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import queue
 import random
@@ -224,10 +230,18 @@ async def _party(index: int, ports: list[int], settings: Settings, certs: Path |
         await asyncio.sleep(0)  # the clients' HTTP sessions are made in tasks of this loop
     _say(channel, "ready")
 
+    class Counted(DistributedPaillier):  # type: ignore[misc]
+        """TNO's class, telling the parent when each round of its modulus search starts."""
+
+        @classmethod
+        async def _generate_pq(cls, *args: Any, **kwargs: Any) -> Any:
+            _say(channel, "round")
+            return await super()._generate_pq(*args, **kwargs)
+
     if await _read_command() != "go":
         return 1
     start = time.perf_counter()
-    scheme = await DistributedPaillier.from_security_parameter(
+    scheme = await Counted.from_security_parameter(
         pool,
         corruption_threshold=settings.threshold,
         key_length=settings.bits,
@@ -332,6 +346,8 @@ class _Parties:
     """The N party processes of one attempt, with a queue of their messages to the parent."""
 
     def __init__(self, settings: Settings, ports: list[int], workdir: Path) -> None:
+        #: (rounds started, perf_counter when the last one started), as party 0 reports them.
+        self.progress = (0, 0.0)
         self.messages: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
         self.logs = [workdir / f"party{index}.log" for index in range(settings.parties)]
         common = [
@@ -402,6 +418,9 @@ class _Parties:
                 return None
             if message is not None and message.get("event") == event:
                 answers[index] = message
+            elif message is not None and message.get("event") == "round":
+                if index == 0:
+                    self.progress = (self.progress[0] + 1, time.perf_counter())
             elif message is not None and message.get("event") == "port-taken":
                 raise _PortTaken
             else:
@@ -432,11 +451,33 @@ class _Parties:
             process.wait()
 
 
-def _describe_search(facts: dict[str, int], batch_size: int) -> dict[str, int]:
-    """Add to TNO's counts how many candidates N its rounds made (``batch_size`` per round)."""
+def _expected_candidates(modulus_bits: int) -> float:
+    """Return how many (p, q) pairs TNO draws on average before both are prime.
+
+    TNO's p and q are odd numbers of about ``modulus_bits / 2`` bits that it only tests
+    through N, so each is prime with probability about 2 / ln(2^(modulus_bits / 2)) (the prime
+    density among odd numbers) and the number of pairs is geometric with this mean.
+    """
+    prime_chance = 2 / (modulus_bits / 2 * math.log(2))
+    return 1 / prime_chance**2
+
+
+def _describe_search(
+    facts: dict[str, int], batch_size: int, seconds: float, modulus_bits: int
+) -> dict[str, float]:
+    """Add to TNO's counts the candidates its rounds made, the time per round, and the time
+    the same per-round cost gives for an average search (``expected_seconds``)."""
     if "rounds" not in facts:
-        return facts
-    return {"candidates": facts["rounds"] * batch_size, **facts}
+        return dict(facts)
+    expected = _expected_candidates(modulus_bits)
+    per_round = seconds / facts["rounds"]
+    return {
+        "candidates": facts["rounds"] * batch_size,
+        **facts,
+        "expected_candidates": round(expected),
+        "seconds_per_round": round(per_round, 3),
+        "expected_seconds": round(per_round * expected / batch_size, 1),
+    }
 
 
 def _attempt(settings: Settings, timeout: float, workdir: Path) -> dict[str, Any]:
@@ -456,18 +497,28 @@ def _attempt(settings: Settings, timeout: float, workdir: Path) -> dict[str, Any
         wall = time.perf_counter() - go
         if done is None:
             parties.kill()
-            return {"seconds": round(wall, 2), "status": "timeout", "detail": {}}
+            rounds, last = parties.progress
+            search: dict[str, float] = {"rounds_started": rounds}
+            if rounds > 1:
+                per_round = (last - go) / (rounds - 1)
+                search["seconds_per_round"] = round(per_round, 3)
+                expected = _expected_candidates(settings.bits + 3) / settings.batch_size
+                search["expected_seconds"] = round(per_round * expected, 1)
+            return {"seconds": round(wall, 2), "status": "timeout", "detail": {"search": search}}
         per_party = [done[index]["seconds"] for index in sorted(done)]
         fingerprints = {answer["modulus_sha256"] for answer in done.values()}
         lengths = {answer["modulus_bits"] for answer in done.values()}
         if len(fingerprints) != 1 or len(lengths) != 1 or min(lengths) < settings.bits:
             raise _RunFailed(f"the parties disagree on N or it is short: {sorted(lengths)}")
+        modulus_bits = lengths.pop()
         detail: dict[str, Any] = {
-            "modulus_bits": lengths.pop(),
+            "modulus_bits": modulus_bits,
             "per_party_seconds": [round(value, 3) for value in per_party],
             "wall_seconds": round(wall, 3),
             "bytes_sent": sum(answer["bytes_sent"] for answer in done.values()),
-            "search": _describe_search(done[0]["search"], settings.batch_size),
+            "search": _describe_search(
+                done[0]["search"], settings.batch_size, max(per_party), modulus_bits
+            ),
         }
         if settings.check:
             parties.tell_all("check")
