@@ -230,18 +230,21 @@ async def _party(index: int, ports: list[int], settings: Settings, certs: Path |
         await asyncio.sleep(0)  # the clients' HTTP sessions are made in tasks of this loop
     _say(channel, "ready")
 
-    class Counted(DistributedPaillier):  # type: ignore[misc]
-        """TNO's class, telling the parent when each round of its modulus search starts."""
+    # Tell the parent when each round of TNO's modulus search starts, so that a run that times
+    # out still shows its pace: TNO's compute_modulus calls _generate_pq once per round (in the
+    # pinned version). A subclass would not do: TNO serializes ciphertexts by class name.
+    generate_pq = DistributedPaillier._generate_pq
 
-        @classmethod
-        async def _generate_pq(cls, *args: Any, **kwargs: Any) -> Any:
-            _say(channel, "round")
-            return await super()._generate_pq(*args, **kwargs)
+    async def counted_generate_pq(_cls: type, *args: Any, **kwargs: Any) -> Any:
+        _say(channel, "round")
+        return await generate_pq(*args, **kwargs)
+
+    DistributedPaillier._generate_pq = classmethod(counted_generate_pq)
 
     if await _read_command() != "go":
         return 1
     start = time.perf_counter()
-    scheme = await Counted.from_security_parameter(
+    scheme = await DistributedPaillier.from_security_parameter(
         pool,
         corruption_threshold=settings.threshold,
         key_length=settings.bits,
@@ -462,22 +465,32 @@ def _expected_candidates(modulus_bits: int) -> float:
     return 1 / prime_chance**2
 
 
-def _describe_search(
-    facts: dict[str, int], batch_size: int, seconds: float, modulus_bits: int
+def _pace(
+    progress: tuple[int, float], go: float, modulus_bits: int, batch_size: int
 ) -> dict[str, float]:
-    """Add to TNO's counts the candidates its rounds made, the time per round, and the time
-    the same per-round cost gives for an average search (``expected_seconds``)."""
-    if "rounds" not in facts:
-        return dict(facts)
-    expected = _expected_candidates(modulus_bits)
-    per_round = seconds / facts["rounds"]
-    return {
-        "candidates": facts["rounds"] * batch_size,
-        **facts,
-        "expected_candidates": round(expected),
-        "seconds_per_round": round(per_round, 3),
-        "expected_seconds": round(per_round * expected / batch_size, 1),
-    }
+    """Return how fast TNO's modulus search went and what that pace gives on average.
+
+    Args:
+        progress: rounds started and when the last one started (perf_counter), from party 0.
+        go: when the key generation started (perf_counter).
+        modulus_bits: bit length of N (found, or expected).
+        batch_size: candidate pairs per round.
+
+    Returns:
+        ``rounds_started``, and with two rounds or more ``seconds_per_round`` (time between
+        round starts, so the fixed start and end of the protocol are left out),
+        ``expected_rounds`` and ``expected_seconds`` (their product: the time of an average
+        search at this run's pace).
+    """
+    rounds, last = progress
+    pace: dict[str, float] = {"rounds_started": rounds}
+    if rounds > 1:
+        per_round = (last - go) / (rounds - 1)
+        expected_rounds = _expected_candidates(modulus_bits) / batch_size
+        pace["seconds_per_round"] = round(per_round, 3)
+        pace["expected_rounds"] = round(expected_rounds)
+        pace["expected_seconds"] = round(per_round * expected_rounds, 1)
+    return pace
 
 
 def _attempt(settings: Settings, timeout: float, workdir: Path) -> dict[str, Any]:
@@ -497,13 +510,8 @@ def _attempt(settings: Settings, timeout: float, workdir: Path) -> dict[str, Any
         wall = time.perf_counter() - go
         if done is None:
             parties.kill()
-            rounds, last = parties.progress
-            search: dict[str, float] = {"rounds_started": rounds}
-            if rounds > 1:
-                per_round = (last - go) / (rounds - 1)
-                search["seconds_per_round"] = round(per_round, 3)
-                expected = _expected_candidates(settings.bits + 3) / settings.batch_size
-                search["expected_seconds"] = round(per_round * expected, 1)
+            # TNO's N comes out about 3 bits longer than asked (see the module docstring).
+            search = _pace(parties.progress, go, settings.bits + 3, settings.batch_size)
             return {"seconds": round(wall, 2), "status": "timeout", "detail": {"search": search}}
         per_party = [done[index]["seconds"] for index in sorted(done)]
         fingerprints = {answer["modulus_sha256"] for answer in done.values()}
@@ -516,9 +524,11 @@ def _attempt(settings: Settings, timeout: float, workdir: Path) -> dict[str, Any
             "per_party_seconds": [round(value, 3) for value in per_party],
             "wall_seconds": round(wall, 3),
             "bytes_sent": sum(answer["bytes_sent"] for answer in done.values()),
-            "search": _describe_search(
-                done[0]["search"], settings.batch_size, max(per_party), modulus_bits
-            ),
+            "search": {
+                "candidates": parties.progress[0] * settings.batch_size,
+                **done[0]["search"],
+                **_pace(parties.progress, go, modulus_bits, settings.batch_size),
+            },
         }
         if settings.check:
             parties.tell_all("check")
