@@ -28,6 +28,14 @@ candidate sharing, biprimality tests, the integer sharing of the secret key) and
 Afterwards, untimed, the parties check the key: party 0 encrypts 42, all decrypt jointly, and
 every party must get 42 and the same modulus of at least ``--bits`` bits.
 
+``detail`` also gives the modulus's real length, the bytes the parties sent, the parameters,
+the package versions, and ``detail["search"]``: the rounds of TNO's modulus search (100
+candidate pairs each), how many candidates trial division and the biprimality test threw away
+(from TNO's own log lines), the time per round (between round starts: each party reports when
+a round starts, through a thin wrapper around TNO's per-round ``_generate_pq``), and
+``expected_seconds``, the time of an average search at that pace (see "luck" below). A run
+that times out still gives its pace.
+
 Ports. TNO's ``Pool.add_http_server`` only takes a port number (it binds inside its own
 task), so no listening socket can be handed over. The parent therefore picks N ports at random
 in 20000-31999 (below this machine's ephemeral range, so no outgoing connection takes them),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,7 @@ def _python(venv: Path) -> Path:
 def tno_python(venv: Path = VENV) -> Path:
     """Return the python of TNO's virtualenv, creating and filling it on the first call.
 
-    Progress goes to stderr while installing (the first call takes a minute or two); later
+    Progress goes to stderr while installing (the first call took about 30 s here); later
     calls only read a marker file.
 
     Args:
@@ -112,15 +113,25 @@ def run_tno_dkg(
         "detail"}``, with ``status`` one of ``"ok"``, ``"timeout"``, ``"error"``.
 
     Raises:
-        RuntimeError: if TNO's virtualenv cannot be made, or the runner prints no JSON line.
+        RuntimeError: if TNO's virtualenv cannot be made, or the runner prints no JSON line
+            (or hangs well past ``timeout``: it and its parties are then killed).
     """
     command = [str(tno_python()), str(RUNNER), "--parties", str(parties), "--bits", str(bits)]
     command += ["--timeout", str(timeout), *extra_args]
-    # The runner kills its parties at the timeout; the margin covers start-up and the check.
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 600)
-    lines = done.stdout.strip().splitlines()
+    # The runner kills its parties at the timeout itself; this is a backstop with a margin for
+    # start-up and the check. Its own session lets the backstop kill the parties with it.
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as runner:
+        try:
+            stdout, stderr = runner.communicate(timeout=timeout + 600)
+        except subprocess.TimeoutExpired:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.communicate()
+            raise RuntimeError(f"tno_dkg.py hung past {timeout + 600:.0f} s; killed") from None
+    lines = stdout.strip().splitlines()
     if not lines:
-        raise RuntimeError(f"tno_dkg.py printed nothing: {done.stderr.strip()[-500:]}")
+        raise RuntimeError(f"tno_dkg.py printed nothing: {stderr.strip()[-500:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
