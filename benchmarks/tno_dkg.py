@@ -77,18 +77,19 @@ Where the comparison is not equal. First, luck: TNO's running time is one draw o
 search. Its p and q are each prime with probability about 2 / ln(2^513) = 1/178 at 1024 bits, so
 it draws about 32,000 pairs (320 rounds of 100) on average, and one run can end after 3 rounds
 or after 1,000. Seen here at 1024 bits among 3 parties over TLS: 3.5 s (3 rounds, plain HTTP),
-90 s, 223 s (229 rounds) and 360 s (278 rounds), at about 1 s per round, so an average run takes
-about 5 minutes; the issue's 39 s was a lucky draw. At 2048 bits a round took 7 s and an average
-search is about 1,260 rounds, some 2.5 hours. A single run says little: compare medians over
-several runs, and ``detail["search"]["expected_seconds"]``, this run's time per round times the
-average number of rounds, which is far steadier. Then: TNO's p and q are sums of random shares
-and are tested only through N (trial division of N, then the biprimality test), so it tries far
-more candidates than a protocol that sieves the shares of p and q; that is its design, measured
-as published. TNO's ``Pool`` speaks HTTP POSTs (aiohttp, msgpack) and retries failed sends every
-second; with TLS both sides pay for the handshakes. TNO picks the jointly random biprimality
-bases and the party order with Python's ``random`` module (not a CSPRNG); this changes nothing
-in the timing. Python and GMP (through gmpy2) are the same on both sides, and all N processes
-share this machine's cores, as ours do.
+90 s, 223 s (229 rounds) and 360 s (278 rounds), at about 1 s per round while other jobs shared
+the 2 cores, so an average run takes about 5 minutes; the issue's 39 s (about 40 rounds) was
+most likely a lucky draw, as about one run in eight is. At 2048 bits a round took 7 s and an
+average search is about 1,260 rounds, some 2.5 hours. A single run says little: compare medians
+over several runs, and ``detail["search"]["expected_seconds"]``, this run's time per round times
+the average number of rounds, which is far steadier. Then: TNO's p and q are sums of random
+shares and are tested only through N (trial division of N, then the biprimality test), so it
+tries far more candidates than a protocol that sieves the shares of p and q; that is its design,
+measured as published. TNO's ``Pool`` speaks HTTP POSTs (aiohttp, msgpack) and retries failed
+sends every second; with TLS both sides pay for the handshakes. TNO picks the jointly random
+biprimality bases and the party order with Python's ``random`` module (not a CSPRNG); this
+changes nothing in the timing. Python and GMP (through gmpy2) are the same on both sides, and
+all N processes share this machine's cores, as ours do.
 """
 
 from __future__ import annotations
