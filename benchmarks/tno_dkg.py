@@ -4,7 +4,9 @@ This is the other side of ``bench_dkg.py``'s comparison: TNO PET Lab's Python im
 eprint 2019/1136 (PyPI ``tno.mpc.protocols.distributed-keygen``), which the issue measured here
 at 39 s for 1024 bits among 3 parties. It is NOT part of smpcloud and imports nothing from it:
 it runs in TNO's own virtualenv, which ``benchmarks/tno_env.py`` creates (pinned versions, with
-gmpy2, TNO's fastest configuration). Run it as::
+gmpy2, TNO's fastest configuration). It is one file (past 600 lines, most of them this
+docstring) on purpose: it runs where nothing of this repository is importable, and starts
+itself again as each party. Run it as::
 
     $(python benchmarks/tno_env.py) benchmarks/tno_dkg.py --parties 3 --bits 1024
 
