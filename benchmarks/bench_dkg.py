@@ -115,7 +115,9 @@ def tno(bits: int, holders: int, runs: int, cap: float) -> Row:
             if "candidates" in search:
                 row.candidates.append(int(search["candidates"]))
         else:
-            notes.append(f"{result['status']} after {result['seconds']:.0f} s")
+            pace = search.get("expected_seconds")
+            at_pace = f"; an average search at its pace: {pace:,.0f} s" if pace else ""
+            notes.append(f"{result['status']} after {result['seconds']:.0f} s{at_pace}")
     row.note = "; ".join(notes)
     return row
 
