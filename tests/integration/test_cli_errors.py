@@ -524,6 +524,10 @@ def test_keygen_force_replaces_the_whole_set(tmp_path: Path) -> None:
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_a_long_command_is_exit_130_and_one_line(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
@@ -541,6 +545,10 @@ def test_ctrl_c_during_a_long_command_is_exit_130_and_one_line(tmp_path: Path) -
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # then installs no KeyboardInterrupt handler: give the command a terminal's default,
+        # whatever started the test run (seen: CI started with `nohup ... &`).
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stderr is not None
