@@ -22,7 +22,7 @@ demo: $(STAMP)
 	@echo "(then 'smpcloud --help'), or call it as '$(BIN)/smpcloud --help'."
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 3
+	$(BIN)/python -m pytest -q -n 3 --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
