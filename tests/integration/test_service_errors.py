@@ -26,6 +26,8 @@ from smpcloud.errors import (
     TransportError,
 )
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 
 @pytest.fixture(autouse=True)
 def server_survives(server: ServerProcess) -> Iterator[None]:

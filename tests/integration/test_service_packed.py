@@ -7,7 +7,6 @@ in the slow test at the end and in benchmarks/bench_vector.py.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,8 @@ from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.crypto.wire import decode_int, encode_int
 from smpcloud.errors import OverflowDetectedError, ThresholdNotMetError
 from smpcloud.parallel import MIN_PARALLEL_PRODUCT, CryptoPool
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")
 
 FRAC_BITS = 16
 
@@ -414,8 +415,8 @@ def test_a_missing_aggregate_is_recomputed_after_a_restart(
     with server.admin() as admin:
         admin.close(task.task_id)
     server.kill()
-    with sqlite3.connect(server.db_path) as conn:  # as if killed before the aggregate's commit
-        conn.execute("DELETE FROM aggregates WHERE task_id = ?", (task.task_id,))
+    # as if killed before the aggregate's commit
+    server.db_execute("DELETE FROM aggregates WHERE task_id = ?", task.task_id)
     server.start(port=server.port)
     contribute(server, task, key, [2, 3, 4])  # the deadline loop or a holder recomputes it
     with server.admin() as admin:

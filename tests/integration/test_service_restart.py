@@ -14,6 +14,8 @@ from service_harness import Key, ServerProcess
 from smpcloud.client import DuplicateSubmissionError
 from smpcloud.errors import TransportError
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 
 def test_kill_9_mid_collection_then_restart_gives_the_same_result(
     fresh_server: ServerProcess, key: Key

@@ -51,6 +51,28 @@ def _read_admin_token(path: Path | None) -> str:
     return token
 
 
+def refuse_unmigrated(db_url: str) -> None:
+    """Exit with status 1 and one line unless the database is at this version's schema revision.
+
+    The server never changes its schema: ``smpcloud db upgrade --db URL`` does, and the line
+    says to run it (:mod:`smpcloud.service.migrations`).
+
+    Raises:
+        click.ClickException: the database is not migrated (exit status 1).
+        InvalidInputError: an unusable URL (in-memory SQLite, a file that cannot be created).
+    """
+    from smpcloud.service.db import make_engine
+    from smpcloud.service.migrations import DatabaseNotMigratedError, check_migrated
+
+    engine = make_engine(db_url)
+    try:
+        check_migrated(engine)
+    except DatabaseNotMigratedError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
 @click.command(
     "serve",
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
@@ -167,6 +189,7 @@ def serve_command(
             "--allow-insecure-keys: accepting keys below 2048 bits (testing only)"
         )
     try:
+        refuse_unmigrated(db_url)
         app = create_app(settings)
     except (InvalidInputError, ArgumentError, ImportError) as exc:
         raise click.BadParameter(str(exc), param_hint="--db") from None
