@@ -150,11 +150,14 @@ def serve_command(
     Clients upload values encrypted under a threshold Paillier key; the server multiplies the
     ciphertexts without being able to read them, and t of n key holders decrypt only the
     aggregate. The server learns the number of reports and, after decryption, the sums.
+    It refuses to start on a database whose schema `smpcloud db upgrade --db URL` has not
+    brought to this version's revision (run it before the first start and after upgrades).
 
     \b
     Example:
       python -c 'import secrets; print(secrets.token_urlsafe(32))' > admin.token
       chmod 600 admin.token
+      smpcloud db upgrade --db sqlite:///tasks.db
       smpcloud serve --db sqlite:///tasks.db --admin-token-file admin.token
 
     Then use the SDK (smpcloud.client.Admin, Client, KeyHolder) or the HTTP API; the
@@ -180,6 +183,10 @@ def serve_command(
         )
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
+    try:
+        refuse_unmigrated(db_url)  # before logging is set up: one line, nothing else
+    except (InvalidInputError, ArgumentError, ImportError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--db") from None
     level = log_level.lower()
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -189,7 +196,6 @@ def serve_command(
             "--allow-insecure-keys: accepting keys below 2048 bits (testing only)"
         )
     try:
-        refuse_unmigrated(db_url)
         app = create_app(settings)
     except (InvalidInputError, ArgumentError, ImportError) as exc:
         raise click.BadParameter(str(exc), param_hint="--db") from None

@@ -30,6 +30,9 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         # SQLite alters tables by copying them: later revisions' ALTERs need batch mode there.
         render_as_batch=sqlite,
+        # One transaction for the whole upgrade on SQLite too: the engine emits BEGIN itself,
+        # so SQLite's DDL is transactional (Alembic assumes it is not).
+        transactional_ddl=True,
         compare_type=True,
         compare_server_default=True,
     )
