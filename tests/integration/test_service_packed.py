@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
-from service_harness import Key, ServerProcess, assert_problem, start_server
+from service_harness import Key, ServerProcess, assert_problem, server_database, start_server
 
 from smpcloud.client import ConflictError, TaskCreated, TaskEncoding, TaskStateError
 from smpcloud.crypto import threshold
@@ -464,7 +464,9 @@ def small_key() -> Key:
     return threshold.deal(512, n=5, t=3, insecure=True)
 
 
-def test_one_and_two_workers_give_the_same_result(tmp_path: Path, small_key: Key) -> None:
+def test_one_and_two_workers_give_the_same_result(
+    tmp_path: Path, small_key: Key, backend: str
+) -> None:
     """Enough ciphertexts (4 reports x 1024) that the two-worker server uses its processes."""
     clients = 4
 
@@ -485,14 +487,15 @@ def test_one_and_two_workers_give_the_same_result(tmp_path: Path, small_key: Key
     results = []
     for workers in ("1", "2"):
         (tmp_path / workers).mkdir()
-        server = start_server(tmp_path / workers, "--workers", workers)
-        try:
-            results.append(run_task(server, small_key, rows, packing))
-            # workers=1 runs inline; workers=2 started its two processes for this task.
-            found = worker_processes(server.proc.pid) if server.proc is not None else -1
-            assert found in (-1, 0 if workers == "1" else 2)
-        finally:
-            server.stop()
+        with server_database(backend) as url:
+            server = start_server(tmp_path / workers, "--workers", workers, database_url=url)
+            try:
+                results.append(run_task(server, small_key, rows, packing))
+                # workers=1 runs inline; workers=2 started its two processes for this task.
+                found = worker_processes(server.proc.pid) if server.proc is not None else -1
+                assert found in (-1, 0 if workers == "1" else 2)
+            finally:
+                server.stop()
         server.check_log_has_no_secrets(small_key)
         assert f"({workers} worker(s))" in server.log_text()
         assert "Application shutdown complete" in server.log_text()  # the pool stopped cleanly
