@@ -16,7 +16,9 @@ only the tables and the column (``tasks.validity``) such a database may lack, an
 revision. Their rows are kept.
 
 **Guarantees.** Each run of the revisions is one transaction (SQLite and PostgreSQL both
-have transactional DDL): a failed upgrade leaves the database as it was. Two processes
+have transactional DDL): a failed upgrade leaves the database as it was (the previous layout's
+rebuild is a transaction of its own, before: after a failure, running again goes on from
+there). Two processes
 upgrading one database at once run one after the other (PostgreSQL: an advisory lock;
 SQLite: ``BEGIN IMMEDIATE``). Migrations only go forward (restore a backup to go back).
 Nothing here logs a row's content: the revisions are DDL and copies inside the database.
@@ -44,6 +46,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from smpcloud.errors import InvalidInputError
 from smpcloud.service.db import make_engine, write_engine
@@ -152,7 +155,8 @@ def upgrade(url_or_engine: str | Engine) -> tuple[str | None, str]:
         migrations) and after the upgrade.
 
     Raises:
-        InvalidInputError: an unusable URL (in-memory SQLite, a file that cannot be created).
+        InvalidInputError: not a URL, or an unusable one (in-memory SQLite, a file that cannot
+            be created).
         DatabaseNotMigratedError: the database is at a revision this smpcloud does not know.
         VerificationError: adopting a database of the previous layout would leave dangling
             foreign keys (nothing changed).
@@ -160,7 +164,10 @@ def upgrade(url_or_engine: str | Engine) -> tuple[str | None, str]:
     if isinstance(url_or_engine, Engine):
         engine, owned = url_or_engine, False
     else:
-        make_url(url_or_engine)  # an ArgumentError for what is not a URL, before any file
+        try:
+            make_url(url_or_engine)  # before any file is created
+        except ArgumentError:
+            raise InvalidInputError(f"{url_or_engine!r} is not a database URL") from None
         engine, owned = make_engine(url_or_engine), True
     try:
         before = current_revision(engine)
