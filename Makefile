@@ -12,7 +12,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench,examples]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,examples,postgres]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,6 +21,8 @@ demo: $(STAMP)
 	@echo "smpcloud is installed in $(VENV), not on your PATH: run '. $(BIN)/activate'"
 	@echo "(then 'smpcloud --help'), or call it as '$(BIN)/smpcloud --help'."
 
+# The PostgreSQL variants of the service's tests run when SMPCLOUD_TEST_POSTGRES_URL names a
+# server (.ci/run starts a throwaway one and sets it); without it they are skipped, with the reason.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 3 --durations=15
 

@@ -87,6 +87,18 @@ class Server:
         if self.src is not None:
             env["PYTHONPATH"] = str(self.src.resolve())
         log_path = self.workdir / f"{self.label}.log"
+        db_url = f"sqlite:///{self.workdir / (self.label + '.db')}"
+        # The server refuses an unmigrated database; an smpcloud from before migrations (no
+        # `db` command) makes its schema itself.
+        migrated = subprocess.run(
+            [sys.executable, "-m", "smpcloud", "db", "upgrade", "--db", db_url],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if migrated.returncode != 0 and "No such command" not in migrated.stderr:
+            raise SystemExit(f"smpcloud db upgrade failed: {migrated.stderr.strip()}")
         for _attempt in range(START_ATTEMPTS):
             self.port = free_port()
             cmd = [
@@ -94,7 +106,7 @@ class Server:
                 "-m",
                 "smpcloud.service",
                 "--db",
-                f"sqlite:///{self.workdir / (self.label + '.db')}",
+                db_url,
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -1,5 +1,11 @@
 """Helpers for the service's integration tests: a real uvicorn subprocess on 127.0.0.1.
 
+A server runs on a SQLite file of its own, or on a fresh PostgreSQL database of its own
+(:func:`postgres_database`, on the server ``SMPCLOUD_TEST_POSTGRES_URL`` names; ``.ci/run``
+starts one and sets it). Its database is migrated (``smpcloud db upgrade``'s function) before
+it starts, as an operator would; tests read and write it directly with
+:meth:`ServerProcess.db_query` and :meth:`ServerProcess.db_execute` on either backend.
+
 Every server writes its log (level info: access log included) to a file; the fixtures in
 conftest.py check, when a server is torn down, that no secret the tests handed out (admin
 token, client and key-holder tokens, key shares) appears in it.
@@ -14,35 +20,95 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from smpcloud.client import Admin, Client, ClientCredentials, KeyHolder, TaskCreated
 from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster
 from smpcloud.crypto.wire import encode_int
 from smpcloud.ports import free_port
+from smpcloud.service.migrations import upgrade
 
 Key = tuple[threshold.ThresholdPublicKey, list[threshold.KeyShare]]
 
 MAX_BODY_BYTES = 256 * 1024
 DEADLINE_POLL_SECONDS = 0.2
 
+#: The environment variable naming a PostgreSQL server for the tests (a SQLAlchemy URL of a
+#: database there the tests may create databases from, e.g.
+#: ``postgresql+psycopg://postgres@127.0.0.1:55400/postgres``).
+POSTGRES_URL_ENV = "SMPCLOUD_TEST_POSTGRES_URL"
+#: The database backends a test module's servers can run on (conftest's ``backend`` fixture).
+BACKENDS = ("sqlite", "postgres")
+
+
+def postgres_url() -> str | None:
+    """The PostgreSQL server of the tests, or None (its tests are skipped)."""
+    return os.environ.get(POSTGRES_URL_ENV) or None
+
+
+def _libpq(url: str) -> str:
+    """A SQLAlchemy URL as a libpq connection string (for psycopg itself)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def postgres_database(server_url: str | None = None) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database ``test_<random>``, dropped when the block ends.
+
+    Args:
+        server_url: a database on the server (default: :data:`POSTGRES_URL_ENV`).
+
+    Yields:
+        Its SQLAlchemy URL (``postgresql+psycopg://...``).
+    """
+    import psycopg
+
+    base = server_url or postgres_url()
+    if base is None:
+        raise RuntimeError(f"{POSTGRES_URL_ENV} is not set")
+    name = f"test_{secrets.token_hex(8)}"
+    with psycopg.connect(_libpq(base), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield (
+            make_url(base)
+            .set(drivername="postgresql+psycopg", database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with psycopg.connect(_libpq(base), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
 
 @dataclass
 class ServerProcess:
-    """A ``python -m smpcloud.service`` subprocess with its own SQLite file and log."""
+    """A ``python -m smpcloud.service`` subprocess with its own database and log.
+
+    The database is the SQLite file ``db_path``, or the one ``database_url`` names (a fresh
+    PostgreSQL database from :func:`postgres_database`). ``migrate``: run ``smpcloud db
+    upgrade``'s function on it before starting (False: the server must refuse it).
+    """
 
     db_path: Path
     log_path: Path
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_args: tuple[str, ...] = ()
     insecure_keys: bool = True
+    database_url: str | None = None
+    migrate: bool = True
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     secrets_handed_out: list[str] = field(default_factory=list)
+    _engine: Engine | None = field(default=None, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -50,9 +116,16 @@ class ServerProcess:
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.db_path}"
+        return self.database_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def backend(self) -> str:
+        """The database backend: "sqlite" or "postgres"."""
+        return "sqlite" if self.database_url is None else "postgres"
 
     def start(self, *, port: int | None = None, timeout: float = 30.0) -> None:
+        if self.migrate:
+            upgrade(self.db_url)
         for _attempt in range(3):
             self.port = port or free_port()
             cmd = [
@@ -121,9 +194,32 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def db_query(self, sql: str, *args: object) -> list[tuple[object, ...]]:
-        """Read the server's SQLite file directly (read-only)."""
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as conn:
-            return conn.execute(sql, args).fetchall()
+        """Read the server's database directly (``?`` placeholders on either backend;
+        SQLite: read-only). Timestamps come back as SQLite's text or PostgreSQL's datetimes."""
+        if self.database_url is None:
+            with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as conn:
+                return conn.execute(sql, args).fetchall()
+        with self._postgres().connect() as conn:
+            rows = conn.exec_driver_sql(sql.replace("?", "%s"), tuple(args)).fetchall()
+        return [tuple(row) for row in rows]
+
+    def db_execute(self, sql: str, *args: object) -> None:
+        """Write the server's database directly, as a server that controls it would."""
+        if self.database_url is None:
+            conn = sqlite3.connect(self.db_path, timeout=30)
+            try:
+                conn.execute(sql, args)
+                conn.commit()
+            finally:
+                conn.close()
+            return
+        with self._postgres().begin() as pg:
+            pg.exec_driver_sql(sql.replace("?", "%s"), tuple(args))
+
+    def _postgres(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_engine(self.db_url, poolclass=NullPool)
+        return self._engine
 
     # ------------------------------------------------------------ SDK helpers
 
@@ -174,12 +270,30 @@ class ServerProcess:
         assert not leaked, f"{len(leaked)} secret(s) appear in the server log"
 
 
-def start_server(tmp: Path, *extra_args: str, insecure_keys: bool = True) -> ServerProcess:
+def start_server(
+    tmp: Path, *extra_args: str, insecure_keys: bool = True, database_url: str | None = None
+) -> ServerProcess:
+    """Start a server whose log is in ``tmp`` (and its database, unless ``database_url``)."""
     server = ServerProcess(
-        tmp / "server.db", tmp / "server.log", extra_args=extra_args, insecure_keys=insecure_keys
+        tmp / "server.db",
+        tmp / "server.log",
+        extra_args=extra_args,
+        insecure_keys=insecure_keys,
+        database_url=database_url,
     )
     server.start()
     return server
+
+
+@contextmanager
+def server_database(backend: str) -> Iterator[str | None]:
+    """The database of a test's server on ``backend``: None (a SQLite file in the server's
+    directory) or the URL of a fresh PostgreSQL database, dropped afterwards."""
+    if backend == "sqlite":
+        yield None
+        return
+    with postgres_database() as url:
+        yield url
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str, *fragments: str) -> dict:

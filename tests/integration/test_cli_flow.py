@@ -21,8 +21,12 @@ SMPCLOUD = [sys.executable, "-m", "smpcloud"]
 def serve(db: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start `smpcloud serve` on a free port; retry on another if the port was taken meanwhile.
 
-    Sets env["SMPCLOUD_SERVER"] to the server's URL once it answers /healthz.
+    Sets env["SMPCLOUD_SERVER"] to the server's URL once it answers /healthz. The database is
+    migrated first (`smpcloud db upgrade`), as the README says.
     """
+    subprocess.run(
+        [*SMPCLOUD, "db", "upgrade", "--db", f"sqlite:///{db}"], env=env, check=True, timeout=120
+    )
     for _attempt in range(3):
         port = free_port()
         server = subprocess.Popen(

@@ -41,6 +41,8 @@ from smpcloud.crypto.wire import encode_int
 from smpcloud.errors import OverflowDetectedError
 from smpcloud.protocol.report_proofs import client_digest, encode_proof, proof_context
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 FRAC = 16
 SCALE = 1 << FRAC
 

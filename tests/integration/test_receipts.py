@@ -9,11 +9,10 @@ affected client's receipt check must fail, naming what failed.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 
 import pytest
-from service_harness import Key, ServerProcess, start_server
+from service_harness import Key, ServerProcess
 
 from smpcloud.client import (
     AggregateVerificationError,
@@ -28,6 +27,8 @@ from smpcloud.crypto import merkle
 from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.protocol.receipts import LOG_ROOT_DOMAIN, log_root_fields, report_leaf
 from smpcloud.service.schemes.paillier.log import wire_texts
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")
 
 Signers = list[SigningKey]
 
@@ -46,12 +47,7 @@ def roster(key: Key, signers: Signers) -> Roster:
 
 def tamper(server: ServerProcess, sql: str, *args: object) -> None:
     """Write the server's database directly, as a server that controls it would."""
-    conn = sqlite3.connect(server.db_path, timeout=30)
-    try:
-        conn.execute(sql, args)
-        conn.commit()
-    finally:
-        conn.close()
+    server.db_execute(sql, *args)
 
 
 def width(key: Key) -> int:
@@ -318,7 +314,7 @@ def test_holders_may_skip_the_check_explicitly(
 
 
 def test_a_server_that_changes_its_receipt_key_is_caught(
-    tmp_path, key: Key, signers: Signers, roster: Roster
+    fresh_server: ServerProcess, key: Key, signers: Signers, roster: Roster
 ) -> None:
     """The receipt key is part of what the holders certify: a server that switches to a key
     of its own (so that its old receipts prove nothing) loses its certificates."""
@@ -326,7 +322,7 @@ def test_a_server_that_changes_its_receipt_key_is_caught(
 
     from smpcloud.protocol.problems import UncertifiedTaskError
 
-    server = start_server(tmp_path)
+    server = fresh_server
     try:
         task, creds, receipts = submit_all(server, key, signers, clients=4)
         server.stop()
@@ -346,14 +342,14 @@ def test_a_server_that_changes_its_receipt_key_is_caught(
 
 
 def test_a_server_that_lowers_the_minimum_and_keeps_one_report_is_refused(
-    tmp_path, key: Key, signers: Signers, roster: Roster
+    fresh_server: ServerProcess, key: Key, signers: Signers, roster: Roster
 ) -> None:
     """After the clients reported (certified min_clients = 3), the server drops every report
     but one, closes with a consistent log and serves min_clients = 1: without the roster the
     holders would decrypt that one report; with it, they refuse."""
     from smpcloud.protocol.problems import UncertifiedTaskError
 
-    server = start_server(tmp_path)
+    server = fresh_server
     try:
         task, creds, _receipts = submit_all(server, key, signers, clients=4, min_clients=3)
         tamper(

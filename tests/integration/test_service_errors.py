@@ -26,6 +26,8 @@ from smpcloud.errors import (
     TransportError,
 )
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 
 @pytest.fixture(autouse=True)
 def server_survives(server: ServerProcess) -> Iterator[None]:
@@ -411,6 +413,28 @@ def test_task_creation_errors(server: ServerProcess, key: Key) -> None:
             encoding=TaskEncoding.integer(0, 2**240),
             validity="none",  # a range task refuses the span first (test_forged_reports.py)
         )
+
+
+def test_the_largest_limits_fit_every_backend(server: ServerProcess, key: Key) -> None:
+    """The largest max_clients the API accepts is stored on PostgreSQL too (its INTEGER is
+    32-bit signed: 2^31 was accepted by the schema and failed there with a 500)."""
+    from smpcloud.protocol.schemas import MAX_CLIENTS_LIMIT
+
+    url = f"{server.base_url}/v1/tasks"
+    auth = bearer(server.admin_token)
+    good = {
+        "name": "t",
+        "public_key": threshold.public_key_to_json(key[0]),
+        "min_clients": 2,
+        "validity": "none",
+    }
+    created = httpx.post(url, headers=auth, json=good | {"max_clients": MAX_CLIENTS_LIMIT})
+    assert created.status_code == 201, created.text
+    task_id = created.json()["task_id"]
+    status = httpx.get(f"{url}/{task_id}/status", headers=auth)
+    assert status.status_code == 200 and status.json()["max_clients"] == MAX_CLIENTS_LIMIT
+    too_many = good | {"max_clients": MAX_CLIENTS_LIMIT + 1}
+    assert_problem(httpx.post(url, headers=auth, json=too_many), 422, "invalid-input")
 
 
 # -------------------------------------------------------------------------------- transport

@@ -22,6 +22,8 @@ from smpcloud.client import (
 from smpcloud.crypto import threshold
 from smpcloud.errors import InvalidInputError, OverflowDetectedError, ThresholdNotMetError
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 
 def contribute(server: ServerProcess, task, key: Key, holders: list[int]) -> None:
     for index in holders:

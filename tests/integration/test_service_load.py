@@ -2,7 +2,8 @@
 
 48 connections at once upload to two tasks, every client of the first task three times at
 once (racing duplicates): each client gets exactly one 201, its copies 409, and the server
-stores exactly one report per client (read from its SQLite file and from its counters).
+stores exactly one report per client (read from its database and from its counters), on
+SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from service_harness import Key, ServerProcess
 
 from smpcloud.crypto.wire import encode_int
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")
 
 CONNECTIONS = 48
 

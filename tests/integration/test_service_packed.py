@@ -7,7 +7,6 @@ in the slow test at the end and in benchmarks/bench_vector.py.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
-from service_harness import Key, ServerProcess, assert_problem, start_server
+from service_harness import Key, ServerProcess, assert_problem, server_database, start_server
 
 from smpcloud.client import ConflictError, TaskCreated, TaskEncoding, TaskStateError
 from smpcloud.crypto import threshold
@@ -27,6 +26,8 @@ from smpcloud.crypto.signatures import Roster, SigningKey
 from smpcloud.crypto.wire import decode_int, encode_int
 from smpcloud.errors import OverflowDetectedError, ThresholdNotMetError
 from smpcloud.parallel import MIN_PARALLEL_PRODUCT, CryptoPool
+
+pytestmark = pytest.mark.backends("sqlite", "postgres")
 
 FRAC_BITS = 16
 
@@ -414,8 +415,8 @@ def test_a_missing_aggregate_is_recomputed_after_a_restart(
     with server.admin() as admin:
         admin.close(task.task_id)
     server.kill()
-    with sqlite3.connect(server.db_path) as conn:  # as if killed before the aggregate's commit
-        conn.execute("DELETE FROM aggregates WHERE task_id = ?", (task.task_id,))
+    # as if killed before the aggregate's commit
+    server.db_execute("DELETE FROM aggregates WHERE task_id = ?", task.task_id)
     server.start(port=server.port)
     contribute(server, task, key, [2, 3, 4])  # the deadline loop or a holder recomputes it
     with server.admin() as admin:
@@ -463,7 +464,9 @@ def small_key() -> Key:
     return threshold.deal(512, n=5, t=3, insecure=True)
 
 
-def test_one_and_two_workers_give_the_same_result(tmp_path: Path, small_key: Key) -> None:
+def test_one_and_two_workers_give_the_same_result(
+    tmp_path: Path, small_key: Key, backend: str
+) -> None:
     """Enough ciphertexts (4 reports x 1024) that the two-worker server uses its processes."""
     clients = 4
 
@@ -484,14 +487,15 @@ def test_one_and_two_workers_give_the_same_result(tmp_path: Path, small_key: Key
     results = []
     for workers in ("1", "2"):
         (tmp_path / workers).mkdir()
-        server = start_server(tmp_path / workers, "--workers", workers)
-        try:
-            results.append(run_task(server, small_key, rows, packing))
-            # workers=1 runs inline; workers=2 started its two processes for this task.
-            found = worker_processes(server.proc.pid) if server.proc is not None else -1
-            assert found in (-1, 0 if workers == "1" else 2)
-        finally:
-            server.stop()
+        with server_database(backend) as url:
+            server = start_server(tmp_path / workers, "--workers", workers, database_url=url)
+            try:
+                results.append(run_task(server, small_key, rows, packing))
+                # workers=1 runs inline; workers=2 started its two processes for this task.
+                found = worker_processes(server.proc.pid) if server.proc is not None else -1
+                assert found in (-1, 0 if workers == "1" else 2)
+            finally:
+                server.stop()
         server.check_log_has_no_secrets(small_key)
         assert f"({workers} worker(s))" in server.log_text()
         assert "Application shutdown complete" in server.log_text()  # the pool stopped cleanly

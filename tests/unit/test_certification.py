@@ -29,6 +29,7 @@ from smpcloud.protocol.certificates import (
 from smpcloud.protocol.schemas import TaskInfoOut
 from smpcloud.service.app import create_app
 from smpcloud.service.config import Settings
+from smpcloud.service.migrations import upgrade
 
 TOKEN = secrets.token_urlsafe(32)
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -51,6 +52,7 @@ def http(tmp_path: Path) -> Iterator[TestClient]:
         db_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
         allow_insecure_keys=True,
     )
+    upgrade(settings.db_url)
     with TestClient(create_app(settings)) as client:
         yield client
 

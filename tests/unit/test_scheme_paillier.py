@@ -39,7 +39,8 @@ from smpcloud.protocol.sharing import SHAMIR_FIELD, encode_share, residues_to_bl
 from smpcloud.service.auth import CLIENT, Principal
 from smpcloud.service.config import Settings
 from smpcloud.service.db import make_engine
-from smpcloud.service.schema import create_schema, is_previous_layout
+from smpcloud.service.migrations import upgrade
+from smpcloud.service.schema import is_previous_layout
 from smpcloud.service.tasks import TaskService
 
 TOKEN = secrets.token_urlsafe(32)
@@ -57,7 +58,7 @@ def open_service(path: Path) -> tuple[TaskService, Engine]:
         admin_token=TOKEN, db_url=f"sqlite:///{path}", allow_insecure_keys=True, workers=1
     )
     engine = make_engine(settings.db_url)
-    create_schema(engine)
+    upgrade(engine)
     return TaskService(engine, settings), engine
 
 

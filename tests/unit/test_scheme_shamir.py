@@ -47,7 +47,7 @@ from smpcloud.protocol.sharing import (
 from smpcloud.service.auth import CLIENT, Principal
 from smpcloud.service.config import Settings
 from smpcloud.service.db import make_engine
-from smpcloud.service.schema import create_schema
+from smpcloud.service.migrations import upgrade
 from smpcloud.service.tasks import TaskService
 
 TOKEN = secrets.token_urlsafe(32)
@@ -72,7 +72,7 @@ def clock() -> Clock:
 def service(tmp_path: Path, clock: Clock) -> Iterator[TaskService]:
     settings = Settings(admin_token=TOKEN, db_url=f"sqlite:///{tmp_path / 's.db'}", workers=1)
     engine = make_engine(settings.db_url)
-    create_schema(engine)
+    upgrade(engine)
     yield TaskService(engine, settings, clock=clock)
     engine.dispose()
 
@@ -222,7 +222,7 @@ def test_the_sum_of_t_servers_shares_is_the_sum(tmp_path: Path, clock: Clock) ->
             admin_token=TOKEN, db_url=f"sqlite:///{tmp_path / f'{j}.db'}", workers=1
         )
         engine = make_engine(settings.db_url)
-        create_schema(engine)
+        upgrade(engine)
         server = TaskService(engine, settings, clock=clock)
         body = TaskIn(
             name="s", scheme="shamir", servers=3, threshold=2, server_index=j, length=2,

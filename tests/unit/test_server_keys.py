@@ -10,7 +10,7 @@ import pytest
 
 from smpcloud.errors import InvalidInputError
 from smpcloud.service.db import make_engine
-from smpcloud.service.schema import create_schema
+from smpcloud.service.migrations import upgrade
 from smpcloud.service.server_keys import server_secret
 
 
@@ -22,7 +22,7 @@ def _read(url: str, queue: multiprocessing.Queue[bytes]) -> None:
 def test_created_once_and_read_back_by_another_process(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     engine = make_engine(url)
-    create_schema(engine)
+    upgrade(engine)
     first = server_secret(engine, "receipts", lambda: secrets.token_bytes(32))
     assert server_secret(engine, "receipts", lambda: b"other") == first
     assert server_secret(engine, "shares", lambda: b"s" * 32) == b"s" * 32

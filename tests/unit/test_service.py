@@ -32,6 +32,7 @@ from smpcloud.protocol.problems import PROBLEM_TYPES, exception_from_problem
 from smpcloud.service.__main__ import serve_command
 from smpcloud.service.app import create_app
 from smpcloud.service.config import Settings
+from smpcloud.service.migrations import upgrade
 from smpcloud.service.problems import install_problem_handlers
 
 TOKEN = secrets.token_urlsafe(32)
@@ -97,6 +98,7 @@ def test_unknown_problems_fall_back_by_status() -> None:
 @pytest.fixture
 def app_client(tmp_path: Path):
     settings = Settings(admin_token=TOKEN, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(settings.db_url)
     with TestClient(create_app(settings)) as http:
         yield http
 

@@ -22,7 +22,7 @@ from smpcloud.protocol import schemas
 from smpcloud.protocol._bases import Schema
 from smpcloud.protocol.schemas import ClientsIn, ResultOut, TaskEncoding, TaskIn
 from smpcloud.service.db import make_engine
-from smpcloud.service.schema import create_schema
+from smpcloud.service.migrations import upgrade
 
 # ------------------------------------------------------------------ private database files
 
@@ -43,7 +43,7 @@ def _mode(path: Path) -> int:
 def _write_something(url: str) -> None:
     engine = make_engine(url)
     try:
-        create_schema(engine)
+        upgrade(engine)
         with engine.begin() as conn:
             conn.execute(text("CREATE TABLE IF NOT EXISTS probe (x INTEGER)"))
             conn.execute(text("INSERT INTO probe VALUES (1)"))

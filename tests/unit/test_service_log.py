@@ -30,6 +30,7 @@ from smpcloud.protocol.receipts import (
 )
 from smpcloud.service.app import create_app
 from smpcloud.service.config import Settings
+from smpcloud.service.migrations import upgrade
 
 ADMIN = secrets.token_urlsafe(32)
 Key = tuple[threshold.ThresholdPublicKey, list[threshold.KeyShare]]
@@ -50,6 +51,7 @@ def http(db: Path) -> Iterator[TestClient]:
     settings = Settings(
         admin_token=ADMIN, db_url=f"sqlite:///{db}", allow_insecure_keys=True, workers=1
     )
+    upgrade(settings.db_url)
     with TestClient(create_app(settings)) as client:
         yield client
 

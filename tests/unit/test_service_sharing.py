@@ -47,6 +47,7 @@ from smpcloud.protocol.sharing import (
 )
 from smpcloud.service.app import create_app
 from smpcloud.service.config import Settings
+from smpcloud.service.migrations import upgrade
 
 FIELD = DEFAULT_FIELD
 TOKEN = secrets.token_urlsafe(32)
@@ -246,6 +247,7 @@ def app(tmp_path: Path):
         allow_insecure_keys=True,
         deadline_poll_seconds=3600,
     )
+    upgrade(settings.db_url)
     application = create_app(settings, clock=clock)
     with TestClient(application) as http:
         yield http, clock, application.state.service

@@ -22,7 +22,7 @@ from smpcloud.protocol.problems import DuplicateSubmissionError, TaskStateError
 from smpcloud.protocol.schemas import ClientsIn, TaskEncoding, TaskIn
 from smpcloud.service.config import Settings
 from smpcloud.service.db import ReportRow, make_engine
-from smpcloud.service.schema import create_schema
+from smpcloud.service.migrations import upgrade
 from smpcloud.service.storage import Storage
 from smpcloud.service.tasks import TaskService
 
@@ -60,7 +60,7 @@ def blob(public_key: threshold.ThresholdPublicKey) -> bytes:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'storage.db'}")
-    create_schema(engine)
+    upgrade(engine)
     yield engine
     engine.dispose()
 

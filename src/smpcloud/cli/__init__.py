@@ -4,12 +4,13 @@ Secrets (admin and client tokens, key shares) are read from files or environment
 never from command-line arguments (which other users of the machine can see in ``ps``).
 
 One module per command group: :mod:`.demo`, :mod:`.keys` (keygen), :mod:`.certs` (certs ca,
-request, sign, and the one-machine path), :mod:`.serve` (serve), :mod:`.task` (task create,
-list, status, close), :mod:`.service` (submit, decrypt, result), :mod:`.receipts` (receipt
-verify), :mod:`.health`, :mod:`.peers` (party, dealer), :mod:`.examples`, :mod:`.bench`; what
-they share is in :mod:`._common` (errors and exit statuses), :mod:`.show` (human-readable
-output) and :mod:`.value_files` (a client's values from a file). Each command imports the
-library lazily, inside its function, so that ``smpcloud --help`` stays fast.
+request, sign, and the one-machine path), :mod:`.serve` (serve), :mod:`.db` (db upgrade,
+current: the server's schema), :mod:`.task` (task create, list, status, close), :mod:`.service`
+(submit, decrypt, result), :mod:`.receipts` (receipt verify), :mod:`.health`, :mod:`.peers`
+(party, dealer), :mod:`.examples`, :mod:`.bench`; what they share is in :mod:`._common` (errors
+and exit statuses), :mod:`.show` (human-readable output) and :mod:`.value_files` (a client's
+values from a file). Each command imports the library lazily, inside its function, so that
+``smpcloud --help`` stays fast.
 
 Every error a user can cause ends in one line and a non-zero exit status, never a traceback
 (:class:`smpcloud.cli._common.SmpcloudGroup`); the statuses are listed in ``smpcloud --help``.
@@ -23,6 +24,7 @@ from smpcloud import __version__
 from smpcloud.cli._common import EXIT_CODES_HELP, SmpcloudGroup
 from smpcloud.cli.bench import bench as bench_group
 from smpcloud.cli.certs import certs
+from smpcloud.cli.db import db
 from smpcloud.cli.demo import demo as demo_command
 from smpcloud.cli.examples import example
 from smpcloud.cli.health import health
@@ -53,7 +55,8 @@ def main() -> None:
 
     \b
     Quick start:   smpcloud demo                  (everything on 127.0.0.1, a few seconds)
-    Aggregation:   smpcloud keygen -> smpcloud serve -> smpcloud task create
+    Aggregation:   smpcloud keygen -> smpcloud db upgrade -> smpcloud serve
+                   -> smpcloud task create
                    -> smpcloud certify (t key holders)
                    -> smpcloud submit (each client) -> smpcloud task close
                    -> smpcloud decrypt (t key holders) -> smpcloud result
@@ -74,6 +77,7 @@ for _command in (
     dealer,
     example,
     bench_group,
+    db,
     serve,
     task,
     certify,

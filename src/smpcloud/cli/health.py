@@ -35,6 +35,7 @@ def health(server: str, wait_seconds: float) -> None:
 
     \b
     Example (start a server in the background, then wait for it):
+      smpcloud db upgrade --db sqlite:///aggregation.db
       smpcloud serve --db sqlite:///aggregation.db --port 8000 &
       smpcloud health --server http://127.0.0.1:8000 --wait 30
     """

@@ -11,6 +11,9 @@ traceback from inside the server's startup:
 * a SQLite file whose directory does not exist or is not writable, a directory in the file's
   place, or a file that is not a SQLite database;
 * a server database that refuses the connection.
+
+Then the server itself refuses a database not at its schema revision, naming the command to
+run (``smpcloud db upgrade --db URL``, :mod:`smpcloud.cli.db`, which shares this check).
 """
 
 from __future__ import annotations
@@ -137,9 +140,10 @@ _EXAMPLE: Final = """\b
 Example:
   python -c 'import secrets; print(secrets.token_urlsafe(32))' > admin.token
   chmod 600 admin.token
+  smpcloud db upgrade --db sqlite:///tasks.db
   smpcloud serve --db sqlite:///tasks.db --admin-token-file admin.token
 PostgreSQL (several server processes): pip install 'smpcloud[postgres]', then
-  --db postgresql+psycopg://USER@HOST/DB
+  --db postgresql+psycopg://USER@HOST/DB (smpcloud db upgrade first, as above)
 """
 
 serve = click.Command(

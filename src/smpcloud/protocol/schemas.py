@@ -69,8 +69,8 @@ from smpcloud.protocol.text import DisplayText
 
 #: Default bound on the number of clients a task accepts (docs/architecture.md: 10^6 parties).
 DEFAULT_MAX_CLIENTS: Final = 1_000_000
-#: Hard cap on max_clients.
-MAX_CLIENTS_LIMIT: Final = 1 << 31
+#: Hard cap on max_clients: the largest 32-bit signed integer (PostgreSQL's INTEGER column).
+MAX_CLIENTS_LIMIT: Final = (1 << 31) - 1
 #: Most client credentials made by one registration request.
 MAX_REGISTRATIONS_PER_REQUEST: Final = 10_000
 #: Most key holders of a task's threshold key (holders! appears in every proof exponent).

@@ -51,6 +51,28 @@ def _read_admin_token(path: Path | None) -> str:
     return token
 
 
+def refuse_unmigrated(db_url: str) -> None:
+    """Exit with status 1 and one line unless the database is at this version's schema revision.
+
+    The server never changes its schema: ``smpcloud db upgrade --db URL`` does, and the line
+    says to run it (:mod:`smpcloud.service.migrations`).
+
+    Raises:
+        click.ClickException: the database is not migrated (exit status 1).
+        InvalidInputError: an unusable URL (in-memory SQLite, a file that cannot be created).
+    """
+    from smpcloud.service.db import make_engine
+    from smpcloud.service.migrations import DatabaseNotMigratedError, check_migrated
+
+    engine = make_engine(db_url)
+    try:
+        check_migrated(engine)
+    except DatabaseNotMigratedError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
 @click.command(
     "serve",
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
@@ -128,11 +150,14 @@ def serve_command(
     Clients upload values encrypted under a threshold Paillier key; the server multiplies the
     ciphertexts without being able to read them, and t of n key holders decrypt only the
     aggregate. The server learns the number of reports and, after decryption, the sums.
+    It refuses to start on a database whose schema `smpcloud db upgrade --db URL` has not
+    brought to this version's revision (run it before the first start and after upgrades).
 
     \b
     Example:
       python -c 'import secrets; print(secrets.token_urlsafe(32))' > admin.token
       chmod 600 admin.token
+      smpcloud db upgrade --db sqlite:///tasks.db
       smpcloud serve --db sqlite:///tasks.db --admin-token-file admin.token
 
     Then use the SDK (smpcloud.client.Admin, Client, KeyHolder) or the HTTP API; the
@@ -158,6 +183,10 @@ def serve_command(
         )
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
+    try:
+        refuse_unmigrated(db_url)  # before logging is set up: one line, nothing else
+    except (InvalidInputError, ArgumentError, ImportError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--db") from None
     level = log_level.lower()
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

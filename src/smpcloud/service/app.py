@@ -47,8 +47,8 @@ loop, as it is a SHA-256 and one indexed read (~0.2 ms; readers do not wait for 
 SQLite's WAL mode as in PostgreSQL; once per task and process it also reads and caches the
 task's metadata), and handing it to a thread of its own before the handler's thread cost ~15%
 of uploads per second (measured with 16 concurrent uploaders). Nothing is built at import
-time; the database schema is created (if missing) when the application starts, after
-upgrading a database of the previous layout in place (:mod:`smpcloud.service.schema`).
+time; the application never changes the database schema: it refuses to start on a database
+that ``smpcloud db upgrade`` has not brought to its revision (:mod:`smpcloud.service.migrations`).
 """
 
 import asyncio
@@ -104,8 +104,8 @@ from smpcloud.service.auth import (
 from smpcloud.service.config import Settings
 from smpcloud.service.db import make_engine, utcnow
 from smpcloud.service.middleware import AuthenticateFirstMiddleware, BodySizeLimitMiddleware
+from smpcloud.service.migrations import check_migrated
 from smpcloud.service.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from smpcloud.service.schema import create_schema
 from smpcloud.service.tasks import TaskService
 
 logger = logging.getLogger("smpcloud.service")
@@ -407,7 +407,8 @@ def create_app(
         clock: the current time as an aware UTC datetime (tests may inject one).
 
     Returns:
-        The FastAPI application. Its lifespan creates missing tables, creates the worker pool
+        The FastAPI application. Its lifespan checks the database's schema revision
+        (``DatabaseNotMigratedError`` if ``smpcloud db upgrade`` is due), creates the worker pool
         (``settings.workers`` processes, started on first use), runs the deadline loop, and at
         shutdown stops the loop and the pool and disposes of the engine.
     """
@@ -418,7 +419,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(create_schema, db)
+        await run_in_threadpool(check_migrated, db)  # smpcloud db upgrade made the schema
         service.start_pool()
         loop = asyncio.create_task(_deadline_loop(service, settings.deadline_poll_seconds))
         try:

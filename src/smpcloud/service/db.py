@@ -44,8 +44,16 @@ stores it (``ciphertexts``: fixed-width Paillier ciphertexts, or a Shamir share'
 little-endian u32), written by the scheme-blind group commit of uploads
 (:mod:`smpcloud.service.storage`) and read back only by the task's own scheme.
 
-Databases made by the previous version (Paillier columns in ``tasks``, Shamir aggregates in
-``aggregates``) are upgraded in place on start by :mod:`smpcloud.service.schema`.
+The schema is made and changed only by the migrations (:mod:`smpcloud.service.migrations`,
+``smpcloud db upgrade``): a change to these tables needs a new revision there. Databases made
+by an earlier version (Paillier columns in ``tasks``, Shamir aggregates in ``aggregates``) are
+upgraded by it too (:mod:`smpcloud.service.schema`).
+
+**PostgreSQL** (``postgresql+psycopg://...``, the ``postgres`` extra): ``LargeBinary`` is
+``bytea``, :class:`UTCDateTime` a ``timestamp without time zone`` holding UTC; each process
+keeps up to 40 connections (as many as requests it serves at once), so ``max_connections``
+must cover 40 per server process; rows are locked with ``SELECT ... FOR UPDATE`` / ``FOR
+SHARE`` and write transactions take an advisory lock (:mod:`smpcloud.service.storage`).
 """
 
 from __future__ import annotations
@@ -303,8 +311,11 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 30.0) -> Engine:
             or a SQLite file that cannot be created.
     """
     parsed = make_url(url)
+    # FastAPI's thread pool runs up to 40 requests at once: as many connections, opened lazily
+    # (readers never wait for writers, in SQLite's WAL mode as in PostgreSQL).
+    pool = {"pool_size": 8, "max_overflow": 32}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True, **pool)
     if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
         raise InvalidInputError(
             "an in-memory SQLite database cannot hold the service's data; use a file, "
@@ -323,9 +334,7 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 30.0) -> Engine:
         # Errors and logs never show bound values (ciphertexts, token digests).
         "hide_parameters": True,
     }
-    # FastAPI's thread pool runs up to 40 requests at once; readers never wait in WAL mode.
-    kwargs["pool_size"] = 8
-    kwargs["max_overflow"] = 32
+    kwargs.update(pool)
     engine = create_engine(parsed, **kwargs)
     busy_ms = int(busy_timeout_seconds * 1000)
 

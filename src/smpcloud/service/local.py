@@ -1,7 +1,9 @@
 """The aggregation server as a local subprocess on 127.0.0.1, for demos, evaluations and tests.
 
-:func:`local_server` runs ``python -m smpcloud.service`` (uvicorn, a SQLite file) on a free
-port and yields its base URL once it answers. A port found free may be taken by another
+:func:`local_server` brings its SQLite file to the schema's head revision
+(:func:`smpcloud.service.migrations.upgrade`, what ``smpcloud db upgrade`` does), runs
+``python -m smpcloud.service`` (uvicorn) on it on a free port, and yields its base URL once it
+answers. A port found free may be taken by another
 process before the child binds it: when the child exits because the address is in use, it is
 started again on a new port, up to :data:`PORT_ATTEMPTS` times.
 """
@@ -22,6 +24,7 @@ import httpx
 
 from smpcloud.errors import TransportError
 from smpcloud.ports import free_port
+from smpcloud.service.migrations import upgrade
 
 #: Start-up attempts on a fresh port when the previous one turned out to be taken.
 PORT_ATTEMPTS: Final = 5
@@ -95,7 +98,8 @@ def local_server(
 ) -> Iterator[str]:
     """Run the aggregation server as a subprocess on 127.0.0.1; yield its base URL.
 
-    The server is stopped (terminated, then killed after 10 s) when the block ends.
+    The database is migrated first (the server refuses an unmigrated one); the server is
+    stopped (terminated, then killed after 10 s) when the block ends.
 
     Args:
         db_path: the SQLite file of the server (created if missing).
@@ -105,9 +109,11 @@ def local_server(
             fast tests only).
 
     Raises:
+        InvalidInputError: ``db_path`` cannot be created (e.g. a missing directory).
         TransportError: the server exited during start-up (for a reason other than a taken
             port, or on a taken port :data:`PORT_ATTEMPTS` times), or did not answer in time.
     """
+    upgrade(f"sqlite:///{db_path}")
     env = {**os.environ, "SMPCLOUD_ADMIN_TOKEN": admin_token}
     stderr = ""
     for _attempt in range(PORT_ATTEMPTS):

@@ -1,15 +1,16 @@
-"""The database schema on start: upgrade a database of the previous layout, create what is missing.
+"""The one migration from before Alembic: the previous layout to one table per scheme.
 
-:func:`create_schema` runs when the application starts (and may run again: it is idempotent).
-
-**The only pre-Alembic migration.** Until schema migrations get a tool of their own (Alembic,
-a later issue), :func:`upgrade_previous_layout` is the one migration the service knows. The
+Schema changes are Alembic revisions (:mod:`smpcloud.service.migrations`, ``smpcloud db
+upgrade``). A database made before them, by the ``create_schema`` the server used to run at
+start, may still have the layout older than one table per scheme; :func:`upgrade_previous_layout`
+is what ``smpcloud db upgrade`` runs on such a database before revision 0001 adopts it. The
 previous layout kept a Paillier task's key columns (``public_key_json``, ``key_fingerprint``,
 ``holders``, ``threshold``) in the common ``tasks`` table, with placeholders for Shamir tasks
 (``"null"``, ``""``, 0, t), told the schemes apart by the presence of a ``shamir_tasks`` row,
 and kept a Shamir server's share of the sum in ``aggregates``. The upgrade, in one transaction:
 
-1. creates the missing tables (``paillier_tasks``, ``shamir_aggregates``, ...);
+1. creates the two tables the next steps fill (``paillier_tasks``, ``shamir_aggregates``; the
+   other missing tables are revision 0001's);
 2. copies every Paillier task's key columns into ``paillier_tasks``;
 3. moves Shamir tasks' rows from ``aggregates`` to ``shamir_aggregates``;
 4. rebuilds ``tasks`` without the Paillier columns and with ``scheme``. SQLite cannot drop
@@ -29,7 +30,14 @@ from sqlalchemy import Connection, Engine, MetaData, inspect, text
 from sqlalchemy.schema import CreateTable
 
 from smpcloud.errors import VerificationError
-from smpcloud.service.db import Base, TaskRow, is_sqlite, write_engine
+from smpcloud.service.db import (
+    Base,
+    PaillierTaskRow,
+    ShamirAggregateRow,
+    TaskRow,
+    is_sqlite,
+    write_engine,
+)
 
 logger = logging.getLogger("smpcloud.service")
 
@@ -51,42 +59,10 @@ _MOVE_SHAMIR_AGGREGATES: Final = (
 )
 
 
-def create_schema(engine: Engine) -> None:
-    """Upgrade a database of the previous layout, then create missing tables (idempotent).
-
-    Args:
-        engine: the service's engine.
-
-    Raises:
-        VerificationError: the upgrade would leave dangling foreign keys (nothing changed).
-    """
-    upgrade_previous_layout(engine)
-    Base.metadata.create_all(engine)
-    add_missing_columns(engine)
-
-
-#: Columns added to existing tables since the layout above: (table, column, SQL definition).
-#: Each is added, once, to a database that lacks it; its default is what old rows mean.
+#: Columns added to existing tables since the previous layout: (table, column, SQL definition).
+#: The previous layout's upgrade leaves them out of its copy (revision 0001 of
+#: :mod:`smpcloud.service.migrations` adds them, with the default that old rows mean).
 ADDED_COLUMNS: Final = (("tasks", "validity", "VARCHAR(16) NOT NULL DEFAULT 'none'"),)
-
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Add the columns of :data:`ADDED_COLUMNS` that an existing database lacks (idempotent).
-
-    Returns:
-        The ``table.column`` names added (empty for a current database).
-    """
-    added: list[str] = []
-    with write_engine(engine).begin() as conn:
-        inspector = inspect(conn)
-        for table, column, definition in ADDED_COLUMNS:
-            present = {c["name"] for c in inspector.get_columns(table)}
-            if column not in present:
-                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {definition}"))
-                added.append(f"{table}.{column}")
-    if added:
-        logger.info("added column(s) %s to the database", ", ".join(added))
-    return added
 
 
 def is_previous_layout(conn: Connection) -> bool:
@@ -121,7 +97,9 @@ def upgrade_previous_layout(engine: Engine) -> bool:
 
 def _move_scheme_rows(conn: Connection) -> None:
     """Steps 1 to 3 of the module docstring, on ``conn`` inside the upgrade's transaction."""
-    Base.metadata.create_all(conn)  # ``tasks`` exists: only the other missing tables
+    # Only the tables filled here; the others are revision 0001's to create.
+    filled = [PaillierTaskRow.__tablename__, ShamirAggregateRow.__tablename__]
+    Base.metadata.create_all(conn, tables=[Base.metadata.tables[name] for name in filled])
     conn.execute(text(_COPY_PAILLIER))
     for statement in _MOVE_SHAMIR_AGGREGATES:
         conn.execute(text(statement))
@@ -177,7 +155,7 @@ def _upgrade_in_place(writer: Engine) -> bool:
 
 
 __all__ = [
-    "create_schema",
+    "ADDED_COLUMNS",
     "is_previous_layout",
     "upgrade_previous_layout",
 ]

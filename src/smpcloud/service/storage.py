@@ -24,6 +24,20 @@ report has committed (``synchronous=FULL`` on SQLite), so an acknowledged report
 crash; one fsync serves many uploads. The group commit does not look inside a report: each
 scheme encodes its own (see :mod:`smpcloud.service.db`).
 
+**Several writers (PostgreSQL: stateless server processes on one database).** The service's
+write transactions (:meth:`Storage.write`: registering, closing, counting refusals, storing
+aggregates, partial decryptions, certificates) read, decide and write, as SQLite's single
+writer allowed. On PostgreSQL each takes a transaction-scoped advisory lock
+(``pg_advisory_xact_lock``, :data:`WRITE_LOCK_KEY`) before its first statement: one such
+transaction at a time across every process, each seeing what the previous one committed
+(READ COMMITTED: every statement reads the latest commits), so two processes never both
+insert the first refusal counter of a reason or a task's aggregate. Uploads do not take it: the
+group commit holds ``FOR SHARE`` on its tasks' rows (a close, ``FOR UPDATE``, waits for the
+uploads in flight, and uploads after it see the task closed), and ``UNIQUE(task_id,
+client_id)`` decides between copies of one client's report racing through two processes (the
+loser's batch is retried report by report); rows are inserted in (task, client) order, so two
+batches never wait for each other's rows in opposite orders (a deadlock).
+
 Durability: every write transaction commits (with ``synchronous=FULL`` on SQLite) before the
 method returns, so a 201 means the upload survives a crash of the server process.
 """
@@ -37,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,6 +68,9 @@ _REPORTED_CLIENTS: Final = select(ReportRow.task_id, ReportRow.client_id).where(
     ReportRow.client_id.in_(bindparam("client_ids", expanding=True)),
 )
 _INSERT_REPORT: Final = insert(ReportRow)
+#: PostgreSQL's advisory lock key of :meth:`Storage.write` transactions (any constant: "smpw").
+WRITE_LOCK_KEY: Final = 0x736D7077
+_TAKE_WRITE_LOCK: Final = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=WRITE_LOCK_KEY)
 
 
 def duplicate_report(client_id: int) -> DuplicateSubmissionError:
@@ -93,6 +110,7 @@ class Storage:
         self._write_lock: threading.Lock | None = (
             threading.Lock() if is_sqlite(engine.url) else None
         )
+        self._advisory_lock = engine.dialect.name == "postgresql"
         # Reports waiting to be committed, and whether an upload leads the group commit (see
         # store_report); both guarded by _pending_lock.
         self._pending_reports: list[_PendingReport] = []
@@ -107,7 +125,11 @@ class Storage:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A session in a write transaction, in this process's writer turn; commits on exit."""
+        """A session in a write transaction, in this process's writer turn; commits on exit.
+
+        One at a time across processes too: SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's
+        advisory lock (module docstring).
+        """
         with self.writer_turn(), self._write_unlocked() as session:
             yield session
 
@@ -118,6 +140,8 @@ class Storage:
     @contextmanager
     def _write_unlocked(self) -> Iterator[Session]:
         with Session(self.writer, expire_on_commit=False) as session, session.begin():
+            if self._advisory_lock:
+                session.execute(_TAKE_WRITE_LOCK)
             yield session
 
     def count_refusal(self, task_id: str, reason: str) -> None:
@@ -264,6 +288,8 @@ class Storage:
             )
         }
         rows: list[dict[str, object]] = []
+        # In (task, client) order: two batches racing in two processes lock rows in one order.
+        batch = sorted(batch, key=lambda item: (item.task_id, item.client_id))
         for item in batch:
             state = states.get(item.task_id)
             if state != "open":
@@ -295,4 +321,4 @@ class Storage:
                 item.error = duplicate_report(item.client_id)
 
 
-__all__ = ["Storage", "duplicate_report"]
+__all__ = ["WRITE_LOCK_KEY", "Storage", "duplicate_report"]
