@@ -3,9 +3,11 @@
 :class:`RequestContextMiddleware` (outermost of all). Gives each HTTP request an id (the
 client's ``X-Request-ID`` when it is a sane token, <= 64 characters of [A-Za-z0-9._-], else a
 fresh uuid4 hex), sets it in :data:`smpcloud.service.logs.REQUEST_ID` while the request is
-served (so every log line and problem document of the request carries it), returns it in the
-``X-Request-ID`` response header, and reports the request's method, route template, status
-and duration to a callback (metrics, the JSON access log) once the response is sent.
+served (so every JSON log line of the request carries it), returns it in the ``X-Request-ID``
+response header (of every answer, problem documents included; not in their bodies, so that
+two refusals of the same kind stay byte-identical), and reports the request's method, route
+template, status and duration to a callback (metrics, the JSON access log) once the response
+is sent.
 
 :class:`AuthenticateFirstMiddleware` (outermost). FastAPI reads and parses a route's whole
 body before its dependencies run, authentication included, so without this layer anyone could

@@ -9,8 +9,7 @@ Every error response of the service is an RFC 9457 problem document::
 (shared with the SDK, which raises the same exception class again); ``detail`` is the exception's
 message, which by the package's conventions never contains secrets. Invalid partial
 decryptions add a ``holders`` member (the 1-based indices of the key holders at fault);
-invalid validity proofs a ``check`` member (the failed check's stable name). Every problem
-answered while a request id is set (:mod:`smpcloud.service.logs`) carries it as ``request_id``.
+invalid validity proofs a ``check`` member (the failed check's stable name).
 Unexpected exceptions give a 500 whose detail says nothing about the cause (it is logged).
 """
 
@@ -32,7 +31,6 @@ from smpcloud.protocol.problems import (
     AuthenticationError,
     problem_type_for,
 )
-from smpcloud.service.logs import current_request_id
 
 logger = logging.getLogger("smpcloud.service")
 
@@ -68,9 +66,6 @@ def problem_response(
     }
     if extra:
         body.update(extra)
-    request_id = current_request_id()
-    if request_id is not None:
-        body["request_id"] = request_id
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
