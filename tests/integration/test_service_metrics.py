@@ -186,6 +186,45 @@ def test_metrics_option_is_checked(tmp_path: Path) -> None:
     assert "Traceback" not in server.log_text()
 
 
+def test_multiprocess_mode_reports_the_sum_over_processes(
+    tmp_path: Path, key: Key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two server processes on one database and one PROMETHEUS_MULTIPROC_DIR (what
+    # `serve --processes N` sets up): each one's /metrics reports the uploads of both.
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    first = ServerProcess(tmp_path / "shared.db", tmp_path / "first.log")
+    second = ServerProcess(first.db_path, tmp_path / "second.log", admin_token=first.admin_token)
+    first.start()
+    try:
+        second.start()
+        try:
+            created, creds = first.new_task(key, 3)
+            second.secrets_handed_out.extend(first.secrets_handed_out)
+            for server, cred in zip((first, second, second), creds, strict=True):
+                response = httpx.post(
+                    f"{server.base_url}/v1/tasks/{created.task_id}/reports",
+                    headers=bearer(cred.token),
+                    json=report(key, 1),
+                )
+                assert response.status_code == 201
+            for server in (first, second):
+                _, samples = scrape(server)
+                assert value(samples, "smpcloud_uploads_accepted_total", scheme="paillier") == 3
+                assert value(samples, "smpcloud_tasks_created_total", scheme="paillier") == 1
+                count = "smpcloud_http_request_duration_seconds_count"
+                assert value(samples, count, method="POST", route=REPORTS_ROUTE, status="2xx") == 3
+                assert value(samples, "smpcloud_task_reports", task_id=created.task_id) == 3
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    assert list(directory.glob("*.db")), "the processes wrote their counters there"
+    first.check_log_has_no_secrets(key)
+    second.check_log_has_no_secrets(key)
+
+
 # ----------------------------------------------------------------------- request ids, logs
 
 
