@@ -514,7 +514,8 @@ def create_app(
         allowed = ANY_ROLE if task_id is not None else ADMIN
         return service.authenticate(token, task_id, allowed, "send a large request body")
 
-    # Added last, so it runs first: refuses before the size limit's buffering reads a byte.
+    # Added after the size limit, so it runs before it: refuses before the size limit's
+    # buffering reads a byte (the request-id layer outside it reads no body).
     app.add_middleware(AuthenticateFirstMiddleware, authenticate=authenticate_first)
     # Outermost: every request, refused ones included, gets its id, its metrics and its log.
     app.add_middleware(
