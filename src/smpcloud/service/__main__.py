@@ -14,8 +14,10 @@ from smpcloud.service.config import (
     DEFAULT_DB_URL,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_VECTOR_LENGTH,
+    METRICS_ACCESS,
     Settings,
 )
+from smpcloud.service.logs import LOG_FORMATS, configure_logging
 
 ADMIN_TOKEN_ENV = "SMPCLOUD_ADMIN_TOKEN"  # noqa: S105 - the variable name, not a secret
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -133,6 +135,24 @@ def refuse_unmigrated(db_url: str) -> None:
     type=click.Choice(_LOG_LEVELS, case_sensitive=False),
     help="Log verbosity (tokens and key shares are never logged).",
 )
+@click.option(
+    "--log-format",
+    default="text",
+    type=click.Choice(LOG_FORMATS),
+    help="text: human lines (with uvicorn's access log); json: one JSON object per line "
+    "(time, level, logger, message, request_id, and per request method, route, status, "
+    "duration_ms, task_id). Never tokens, bodies, ciphertexts or shares.",
+)
+@click.option(
+    "--metrics",
+    "metrics_access",
+    default="admin",
+    type=click.Choice(METRICS_ACCESS),
+    help="Who may read GET /metrics (Prometheus): admin = with the administrator's bearer "
+    "token (Prometheus: authorization: credentials_file); public = anyone who reaches the "
+    "server (it reveals task ids, counts and timings, never tokens or values). With several "
+    "processes set PROMETHEUS_MULTIPROC_DIR to an empty directory so each reports the sum.",
+)
 def serve_command(
     db_url: str,
     host: str,
@@ -144,6 +164,8 @@ def serve_command(
     deadline_poll_seconds: float,
     allow_insecure_keys: bool,
     log_level: str,
+    log_format: str,
+    metrics_access: str,
 ) -> None:
     """Run the secure aggregation server (HTTP, uvicorn).
 
@@ -180,6 +202,8 @@ def serve_command(
             workers=workers,
             allow_insecure_keys=allow_insecure_keys,
             deadline_poll_seconds=deadline_poll_seconds,
+            log_format="json" if log_format == "json" else "text",
+            metrics="public" if metrics_access == "public" else "admin",
         )
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
@@ -188,9 +212,7 @@ def serve_command(
     except (InvalidInputError, ArgumentError, ImportError) as exc:
         raise click.BadParameter(str(exc), param_hint="--db") from None
     level = log_level.lower()
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(level, settings.log_format)
     if allow_insecure_keys:
         logging.getLogger("smpcloud.service").warning(
             "--allow-insecure-keys: accepting keys below 2048 bits (testing only)"
@@ -199,7 +221,20 @@ def serve_command(
         app = create_app(settings)
     except (InvalidInputError, ArgumentError, ImportError) as exc:
         raise click.BadParameter(str(exc), param_hint="--db") from None
-    uvicorn.run(app, host=host, port=port, log_level=level, server_header=False)
+    if settings.log_format == "json":
+        # uvicorn's loggers go through the root's JSON handler; the service writes its own
+        # access line per request (with its request id, route template and duration).
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=level,
+            server_header=False,
+            log_config=None,
+            access_log=False,
+        )
+    else:
+        uvicorn.run(app, host=host, port=port, log_level=level, server_header=False)
 
 
 if __name__ == "__main__":

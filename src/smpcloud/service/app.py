@@ -22,7 +22,12 @@ Routes (all under ``/v1``; bearer tokens in ``Authorization``; errors are proble
     GET  /v1/tasks/{id}/reports          holder  200 ReportPageOut       logged reports, paged
                                                                          (admin too; ?offset=
                                                                          &limit=)
-    GET  /healthz                        none    200 {"status": "ok"}
+    GET  /healthz                        none    200 {"status": "ok"}       liveness
+    GET  /readyz                         none    200 {"status": "ready"}    readiness: the
+                                                     database answers at the expected schema,
+                                                     the worker pool runs (else 503 problem)
+    GET  /metrics                        admin   200 Prometheus text        (anyone with
+                                                     ``--metrics public``)
     GET  /                               none    200 service, version, links (docs, API)
     GET  /docs, /redoc                   none    200 the API's documentation (assets served
                                                      from /docs/static, no CDN: works offline)
@@ -59,6 +64,7 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
@@ -103,12 +109,24 @@ from smpcloud.service.auth import (
 )
 from smpcloud.service.config import Settings
 from smpcloud.service.db import make_engine, utcnow
-from smpcloud.service.middleware import AuthenticateFirstMiddleware, BodySizeLimitMiddleware
+from smpcloud.service.metrics import METRICS_MEDIA_TYPE, observe_request, render_metrics
+from smpcloud.service.middleware import (
+    AuthenticateFirstMiddleware,
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    RequestDone,
+)
 from smpcloud.service.migrations import check_migrated
-from smpcloud.service.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from smpcloud.service.problems import (
+    PROBLEM_MEDIA_TYPE,
+    install_problem_handlers,
+    problem_response,
+)
+from smpcloud.service.readiness import NOT_READY_SLUG, missing_for_readiness
 from smpcloud.service.tasks import TaskService
 
 logger = logging.getLogger("smpcloud.service")
+access_logger = logging.getLogger("smpcloud.access")
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -135,6 +153,7 @@ _INDEX_LINKS: Final = {
     "redoc": "/redoc",
     "openapi": "/openapi.json",
     "health": "/healthz",
+    "ready": "/readyz",
     "api": "/v1",
 }
 
@@ -168,6 +187,49 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
 
 def _no_store(response: Response) -> None:
     response.headers["Cache-Control"] = "no-store"
+
+
+#: Statuses at which a path's task id is logged: the route found the task and the caller may
+#: act on it (otherwise the "task id" is whatever a client put in the path).
+_TASK_ID_LOGGED_BELOW: Final = 400
+_READYZ_DESCRIPTION: Final = """\
+Readiness: 200 when this process can serve the API now: the database answers and has the
+expected schema, and the worker pool is started and not shutting down. Otherwise 503
+problem+json (`urn:smpcloud:problem:not-ready`) whose `missing` member lists what is missing.
+For a load balancer's or an orchestrator's readiness probe; `/healthz` is the liveness probe.
+"""
+_METRICS_DESCRIPTION: Final = """\
+Prometheus metrics (text exposition format): uploads accepted and refused by reason, partial
+decryptions, tasks by state, reports per open task (the newest 100), request durations by
+route template, the group commit's batch sizes and times, the worker pool's jobs. Needs the
+administrator's bearer token unless the server runs with `--metrics public`. Reveals task ids,
+counts and timings; never tokens, ciphertexts, shares or values.
+"""
+
+
+def _request_done(json_access_log: bool) -> Callable[[RequestDone], None]:
+    """The callback of :class:`RequestContextMiddleware`: metrics, and the JSON access log."""
+
+    def done(request: RequestDone) -> None:
+        observe_request(request.method, request.route, request.status, request.seconds)
+        if json_access_log:
+            known = request.status < _TASK_ID_LOGGED_BELOW or request.status == 409
+            access_logger.info(
+                "%s %s %d",
+                request.method,
+                request.route,
+                request.status,
+                extra={
+                    "request_id": request.request_id,
+                    "method": request.method,
+                    "route": request.route,
+                    "status": request.status,
+                    "duration_ms": round(request.seconds * 1000, 3),
+                    "task_id": request.task_id if known else None,
+                },
+            )
+
+    return done
 
 
 def build_router(service: TaskService) -> APIRouter:
@@ -416,15 +478,19 @@ def create_app(
         settings.db_url, busy_timeout_seconds=settings.db_busy_timeout_seconds
     )
     service = TaskService(db, settings, clock=clock)
+    pool_ready = False  # for /readyz: the lifespan started the pool and is not shutting down
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        nonlocal pool_ready
         await run_in_threadpool(check_migrated, db)  # smpcloud db upgrade made the schema
         service.start_pool()
+        pool_ready = True
         loop = asyncio.create_task(_deadline_loop(service, settings.deadline_poll_seconds))
         try:
             yield
         finally:
+            pool_ready = False
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
@@ -449,13 +515,52 @@ def create_app(
         allowed = ANY_ROLE if task_id is not None else ADMIN
         return service.authenticate(token, task_id, allowed, "send a large request body")
 
-    # Added last, so it runs first: refuses before the size limit's buffering reads a byte.
+    # Added after the size limit, so it runs before it: refuses before the size limit's
+    # buffering reads a byte (the request-id layer outside it reads no body).
     app.add_middleware(AuthenticateFirstMiddleware, authenticate=authenticate_first)
+    # Outermost: every request, refused ones included, gets its id, its metrics and its log.
+    app.add_middleware(
+        RequestContextMiddleware, on_done=_request_done(settings.log_format == "json")
+    )
     install_problem_handlers(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness check (no authentication)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness check (no authentication): database, schema, worker pool",
+        description=_READYZ_DESCRIPTION,
+        responses={503: {"model": ProblemOut, "content": {PROBLEM_MEDIA_TYPE: {}}}},
+    )
+    async def readyz() -> Response:
+        missing = await run_in_threadpool(missing_for_readiness, db, pool_ready=pool_ready)
+        if missing:
+            return problem_response(
+                503,
+                NOT_READY_SLUG,
+                "Not ready",
+                "not ready: " + "; ".join(missing),
+                extra={"missing": missing},
+                headers={"Cache-Control": "no-store"},
+            )
+        return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (administrator, unless the server runs with --metrics public)",
+        description=_METRICS_DESCRIPTION,
+        response_class=Response,
+        responses={200: {"content": {METRICS_MEDIA_TYPE: {}}}, **_problem(401, 403)},
+    )
+    async def metrics(credentials: BearerToken) -> Response:
+        if settings.metrics != "public":
+            service.authenticate(_token(credentials), None, ADMIN, "read the metrics")
+        body = await run_in_threadpool(render_metrics, db)
+        return Response(body, media_type=METRICS_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
 
     @app.get(
         "/",

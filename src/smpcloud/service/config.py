@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from smpcloud.errors import InvalidInputError
+from smpcloud.service.logs import LOG_FORMATS, LogFormat
+
+MetricsAccess = Literal["admin", "public"]
+METRICS_ACCESS: Final[tuple[MetricsAccess, ...]] = ("admin", "public")
 
 DEFAULT_DB_URL: Final = "sqlite:///smpcloud.db"
 # A packed report of 10^5 values (1,177 ciphertexts at 2048 bits) is ~0.8 MB of JSON, a key
@@ -98,6 +102,12 @@ class Settings:
         db_busy_timeout_seconds: how long a SQLite writer waits for another process's lock.
         workers: processes for aggregation and combining (:class:`smpcloud.parallel.CryptoPool`);
             None = every CPU this process may use, 1 = inline in the request's thread.
+        log_format: ``"text"`` (uvicorn's access log) or ``"json"`` (one JSON object per
+            line; the service writes its own access line per request, with its request id,
+            route template, status and duration: :mod:`smpcloud.service.logs`).
+        metrics: who may read ``GET /metrics``: ``"admin"`` (the administrator's bearer token)
+            or ``"public"`` (anyone who reaches the server; see :mod:`smpcloud.service.metrics`
+            for what the metrics reveal).
 
     Raises:
         InvalidInputError: for a weak admin token or out-of-range limits.
@@ -111,9 +121,15 @@ class Settings:
     deadline_poll_seconds: float = 1.0
     db_busy_timeout_seconds: float = 30.0
     workers: int | None = None
+    log_format: LogFormat = "text"
+    metrics: MetricsAccess = "admin"
 
     def __post_init__(self) -> None:
         check_admin_token(self.admin_token)
+        if self.log_format not in LOG_FORMATS:
+            raise InvalidInputError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
+        if self.metrics not in METRICS_ACCESS:
+            raise InvalidInputError(f"metrics must be one of {', '.join(METRICS_ACCESS)}")
         if not self.db_url:
             raise InvalidInputError("db_url is empty")
         if not 1024 <= self.max_body_bytes <= 1 << 30:
@@ -137,6 +153,8 @@ __all__ = [
     "DEFAULT_DB_URL",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_VECTOR_LENGTH",
+    "METRICS_ACCESS",
+    "MetricsAccess",
     "Settings",
     "check_admin_token",
 ]

@@ -1,4 +1,13 @@
-"""ASGI middleware for request bodies: authenticate before a large one, then bound its size.
+"""ASGI middleware: request ids and timing; authenticate before a large body, then bound its size.
+
+:class:`RequestContextMiddleware` (outermost of all). Gives each HTTP request an id (the
+client's ``X-Request-ID`` when it is a sane token, <= 64 characters of [A-Za-z0-9._-], else a
+fresh uuid4 hex), sets it in :data:`smpcloud.service.logs.REQUEST_ID` while the request is
+served (so every JSON log line of the request carries it), returns it in the ``X-Request-ID``
+response header (of every answer, problem documents included; not in their bodies, so that
+two refusals of the same kind stay byte-identical), and reports the request's method, route
+template, status and duration to a callback (metrics, the JSON access log) once the response
+is sent.
 
 :class:`AuthenticateFirstMiddleware` (outermost). FastAPI reads and parses a route's whole
 body before its dependencies run, authentication included, so without this layer anyone could
@@ -23,12 +32,16 @@ Buffering here costs nothing extra: every route reads its whole (JSON) body anyw
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smpcloud.errors import SmpcError
+from smpcloud.service.logs import REQUEST_ID, sane_request_id
 from smpcloud.service.problems import problem_for_exception, problem_response
 
 #: Bodies up to this size are read before authentication (as FastAPI does); larger ones after.
@@ -75,6 +88,87 @@ def body_may_exceed(scope: Scope, size: int) -> bool:
     if declared is not None:
         return not declared.isdigit() or int(declared) > size
     return _header(scope, b"transfer-encoding") is not None
+
+
+#: The route label of a request that matched no route (its raw path is never a label).
+UNMATCHED_ROUTE: Final = "unmatched"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDone:
+    """What :class:`RequestContextMiddleware` reports about an answered request.
+
+    Attributes:
+        request_id: the request's id (also in the ``X-Request-ID`` response header).
+        method: the HTTP method.
+        route: the matched route's template (``/v1/tasks/{task_id}``), or
+            :data:`UNMATCHED_ROUTE`.
+        status: the response's status (500 if the application raised before answering).
+        seconds: from the request's arrival here to the end of its response.
+        task_id: the task id of a ``/v1/tasks/{task_id}/...`` path, else None (a client's
+            string until the route found the task: log it only for a status that proves it).
+    """
+
+    request_id: str
+    method: str
+    route: str
+    status: int
+    seconds: float
+    task_id: str | None
+
+
+def route_template(scope: Scope) -> str:
+    """Return the template of the route that served ``scope`` (after the call), or unmatched."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+
+
+class RequestContextMiddleware:
+    """Give each HTTP request an id and report it when answered (see the module docstring).
+
+    Args:
+        app: the application.
+        on_done: called (on the event loop: keep it cheap) once per answered request.
+    """
+
+    def __init__(self, app: ASGIApp, on_done: Callable[[RequestDone], None]) -> None:
+        self.app = app
+        self.on_done = on_done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = sane_request_id(given.decode("latin-1") if given is not None else None)
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+        header = (b"x-request-id", request_id.encode("ascii"))
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
+            self.on_done(
+                RequestDone(
+                    request_id=request_id,
+                    method=str(scope.get("method", "")),
+                    route=route_template(scope),
+                    status=status,
+                    seconds=time.perf_counter() - started,
+                    task_id=task_of_path(scope),
+                )
+            )
 
 
 class AuthenticateFirstMiddleware:
@@ -172,10 +266,14 @@ class BodySizeLimitMiddleware:
 
 __all__ = [
     "PREAUTH_BODY_BYTES",
+    "UNMATCHED_ROUTE",
     "Authenticate",
     "AuthenticateFirstMiddleware",
     "BodySizeLimitMiddleware",
+    "RequestContextMiddleware",
+    "RequestDone",
     "bearer_token",
     "body_may_exceed",
+    "route_template",
     "task_of_path",
 ]

@@ -56,6 +56,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smpcloud.protocol.problems import DuplicateSubmissionError, NotFoundError, TaskStateError
+from smpcloud.service import metrics
 from smpcloud.service.db import RefusedReportRow, ReportRow, TaskRow, is_sqlite, write_engine
 
 _TASK_STATES: Final = (
@@ -236,7 +237,9 @@ class Storage:
             with self.writer_turn():
                 with self._pending_lock:
                     batch, self._pending_reports = self._pending_reports, []
-                self._commit_reports(batch)
+                metrics.GROUP_COMMIT_BATCH.observe(len(batch))
+                with metrics.GROUP_COMMIT_DURATION.time():
+                    self._commit_reports(batch)
         finally:
             with self._pending_lock:
                 if self._pending_reports:

@@ -56,6 +56,7 @@ from smpcloud.protocol.schemas import (
     TaskStatusOut,
     TaskSummaryOut,
 )
+from smpcloud.service import metrics
 from smpcloud.service.auth import Authenticator, Principal, Role, hash_token
 from smpcloud.service.certification import Certification
 from smpcloud.service.closing import Deadlines
@@ -175,6 +176,7 @@ class TaskService:
             InvalidInputError: what the task's scheme refuses (see its ``create``).
         """
         created = self._scheme(body.scheme).create(body)
+        metrics.TASKS_CREATED.labels(body.scheme).inc()
         if body.roster is not None:  # checked by TaskIn against the key's t and n
             self._certification.store_roster(created.task_id, Roster.from_json(body.roster))
         return created
@@ -409,10 +411,13 @@ class TaskService:
         if client_id is None:  # pragma: no cover - guaranteed by authenticate(CLIENT)
             raise PermissionDeniedError("only clients upload reports")
         try:
-            return scheme.accept_report(meta, client_id, body)
+            accepted = scheme.accept_report(meta, client_id, body)
         except SmpcError as exc:
             self._storage.count_refusal(task_id, problem_type_for(exc).slug)
+            metrics.UPLOADS_REFUSED.labels(problem_type_for(exc).slug).inc()
             raise
+        metrics.UPLOADS_ACCEPTED.labels(meta.scheme).inc()
+        return accepted
 
     # ------------------------------------------------------------------ key holders
 
@@ -455,7 +460,13 @@ class TaskService:
         if holder is None:  # pragma: no cover - guaranteed by authenticate(HOLDER)
             raise PermissionDeniedError("only key holders upload partial decryptions")
         meta, scheme = self._task(task_id)
-        return scheme.submit_partials(meta, holder, body)
+        try:
+            accepted = scheme.submit_partials(meta, holder, body)
+        except SmpcError as exc:
+            metrics.PARTIALS_REFUSED.labels(problem_type_for(exc).slug).inc()
+            raise
+        metrics.PARTIALS_ACCEPTED.inc()
+        return accepted
 
     def certify(
         self, task_id: str, principal: Principal, body: CertificateIn

@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from smpcloud.parallel import CryptoPool
+from smpcloud.service.metrics import pool_job
 
 logger = logging.getLogger("smpcloud.service")
 
@@ -59,12 +60,18 @@ class Workers:
     def run(self, work: Callable[[CryptoPool], _T]) -> _T:
         """Run ``work`` on the pool; if a worker process died, replace the pool and retry once.
 
+        Counted in ``smpcloud_pool_jobs_in_progress`` while it runs.
+
         Args:
             work: called with the pool.
 
         Returns:
             What ``work`` returns.
         """
+        with pool_job():
+            return self._run(work)
+
+    def _run(self, work: Callable[[CryptoPool], _T]) -> _T:
         pool = self._pool
         try:
             return work(pool)
