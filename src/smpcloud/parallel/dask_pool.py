@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
 from gmpy2 import mpz
 
@@ -60,8 +60,9 @@ from smpcloud.parallel.crypto_pool import CryptoPool
 from smpcloud.parallel.jobs import do_column_products, do_product, init_worker, ping
 from smpcloud.parallel.pool import WorkerPool
 
-if TYPE_CHECKING:
-    from distributed import Client, Future
+# distributed is an optional dependency (and only partly typed): its objects are typed loosely.
+Client: TypeAlias = Any  # distributed.Client
+Future: TypeAlias = Any  # distributed.Future
 
 _T = TypeVar("_T")
 
@@ -272,22 +273,21 @@ class DaskPool(CryptoPool):
 
     def _gather(self, futures: Sequence[Future]) -> list[Any]:
         """Return the futures' results in order; raise the first failure in order."""
-        distributed = _distributed()
         client = self._live()
         try:
-            distributed.wait(futures)
-            for future in futures:
-                if future.status == "error":
-                    raise future.exception()
-                if future.status != "finished":
-                    raise DaskClusterError(f"a Dask job ended as {future.status!r}")
-            return list(client.gather(futures))
+            try:
+                return list(client.gather(list(futures)))
+            except BaseException:
+                # Some job failed: find the first failing one in order, as the local pool does.
+                for future in futures:
+                    future.result()
+                raise  # pragma: no cover - gather failed, so some future did
         except BaseException as exc:
             client.cancel(list(futures))
             if _lost(exc):
+                first = str(exc).splitlines()[0] if str(exc) else "no detail"
                 raise DaskClusterError(
-                    f"a job could not run on the Dask cluster ({type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})"
+                    f"a job could not run on the Dask cluster ({type(exc).__name__}: {first})"
                 ) from None
             raise
 
@@ -341,9 +341,7 @@ class DaskPool(CryptoPool):
 
     # ------------------------------------------------------------------ tree reductions
 
-    def _reduce(
-        self, leaves: list[Future], pair: Callable[..., Any], modulus: int
-    ) -> Future:
+    def _reduce(self, leaves: list[Future], pair: Callable[..., Any], modulus: int) -> Future:
         """Multiply the leaves' results pairwise on the workers, level by level; the root."""
         client = self._live()
         level = leaves
@@ -447,9 +445,7 @@ class DaskPool(CryptoPool):
             for r0, r1 in row_spans:
                 rows = [payload(pk, reports[r], c0, c1) for r in range(r0, r1)]
                 leaves.append(
-                    client.submit(
-                        do_column_products, pk.n, rows, r0, c0, c1 - c0, pure=False
-                    )
+                    client.submit(do_column_products, pk.n, rows, r0, c0, c1 - c0, pure=False)
                 )
             columns.append((leaves, self._reduce(leaves, multiply_columns, n2)))
         # A failure is reported as the local pool reports it: the first failing tile in

@@ -51,6 +51,16 @@ def _read_admin_token(path: Path | None) -> str:
     return token
 
 
+def _check_dask_scheduler(address: str) -> None:
+    """Connect to the Dask scheduler once before serving: one line and exit 1 if it cannot work."""
+    from smpcloud.parallel.dask_pool import DaskClusterError, check_scheduler
+
+    try:
+        check_scheduler(address)
+    except DaskClusterError as exc:
+        raise click.ClickException(f"--dask-scheduler: {exc}") from None
+
+
 @click.command(
     "serve",
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
@@ -95,6 +105,14 @@ def _read_admin_token(path: Path | None) -> str:
     "processes). They start on the first aggregation large enough to need them.",
 )
 @click.option(
+    "--dask-scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run aggregation, report verification and combining on this Dask cluster "
+    "(e.g. tcp://10.0.0.5:8786; needs pip install 'smpcloud[dask]') instead of local "
+    "processes. Its workers see the ciphertexts the server sees: run it on trusted machines.",
+)
+@click.option(
     "--deadline-poll-seconds",
     default=1.0,
     type=click.FloatRange(0.01, 3600),
@@ -119,6 +137,7 @@ def serve_command(
     max_body_bytes: int,
     max_vector_length: int,
     workers: int | None,
+    dask_scheduler: str | None,
     deadline_poll_seconds: float,
     allow_insecure_keys: bool,
     log_level: str,
@@ -153,11 +172,14 @@ def serve_command(
             max_body_bytes=max_body_bytes,
             max_vector_length=max_vector_length,
             workers=workers,
+            dask_scheduler=dask_scheduler,
             allow_insecure_keys=allow_insecure_keys,
             deadline_poll_seconds=deadline_poll_seconds,
         )
     except InvalidInputError as exc:
         raise click.UsageError(str(exc)) from None
+    if dask_scheduler is not None:
+        _check_dask_scheduler(dask_scheduler)
     level = log_level.lower()
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -98,6 +98,10 @@ class Settings:
         db_busy_timeout_seconds: how long a SQLite writer waits for another process's lock.
         workers: processes for aggregation and combining (:class:`smpcloud.parallel.CryptoPool`);
             None = every CPU this process may use, 1 = inline in the request's thread.
+        dask_scheduler: the address of a Dask scheduler (``tcp://HOST:PORT``); when given,
+            aggregation, report verification and combining run on that cluster
+            (:class:`smpcloud.parallel.dask_pool.DaskPool`) instead of ``workers`` processes.
+            Its workers see the ciphertexts the server sees.
 
     Raises:
         InvalidInputError: for a weak admin token or out-of-range limits.
@@ -111,6 +115,7 @@ class Settings:
     deadline_poll_seconds: float = 1.0
     db_busy_timeout_seconds: float = 30.0
     workers: int | None = None
+    dask_scheduler: str | None = None
 
     def __post_init__(self) -> None:
         check_admin_token(self.admin_token)
@@ -127,6 +132,12 @@ class Settings:
             type(self.workers) is not int or not 1 <= self.workers <= MAX_WORKERS
         ):
             raise InvalidInputError(f"workers must be None or an int in [1, {MAX_WORKERS}]")
+        if self.dask_scheduler is not None and (
+            not isinstance(self.dask_scheduler, str)
+            or not self.dask_scheduler
+            or any(ch.isspace() for ch in self.dask_scheduler)
+        ):
+            raise InvalidInputError("dask_scheduler must be an address such as tcp://HOST:8786")
         for name in ("deadline_poll_seconds", "db_busy_timeout_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or not 0.01 <= value <= 3600:
