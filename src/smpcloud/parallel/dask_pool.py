@@ -70,6 +70,9 @@ _T = TypeVar("_T")
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 #: Pieces of work per worker thread (balances the load, as the local pool does).
 CHUNKS_PER_THREAD: Final = 4
+#: The most partial products one node of the aggregation tree multiplies (a few milliseconds):
+#: the tree's depth is log_FAN_IN(leaves), each level one round of scheduling.
+FAN_IN: Final = 8
 #: The fewest ciphertexts in one leaf of the aggregation tree (~8 ms of work at 2048 bits).
 MIN_LEAF_CIPHERTEXTS: Final = 2048
 
@@ -107,15 +110,22 @@ def _lost(exc: BaseException) -> bool:
     return isinstance(exc, lost) and not isinstance(exc, SmpcError)
 
 
-def multiply_pair(a: int, b: int, modulus: int) -> int:
-    """Return a * b mod modulus (one node of the aggregation tree)."""
-    return int(mpz(a) * b % modulus)
-
-
-def multiply_columns(a: list[int], b: list[int], modulus: int) -> list[int]:
-    """Return the element-wise products mod modulus of two columns' partial products."""
+def multiply_values(modulus: int, *values: int) -> int:
+    """Return the product mod modulus of partial products (one node of the aggregation tree)."""
     mod = mpz(modulus)
-    return [int(mpz(x) * y % mod) for x, y in zip(a, b, strict=True)]
+    acc = mpz(1)
+    for value in values:
+        acc = acc * value % mod
+    return int(acc)
+
+
+def multiply_columns(modulus: int, *columns: list[int]) -> list[int]:
+    """Return the element-wise products mod modulus of tiles' column products (one node)."""
+    mod = mpz(modulus)
+    accs = [mpz(1)] * len(columns[0])
+    for column in columns:
+        accs = [acc * value % mod for acc, value in zip(accs, column, strict=True)]
+    return [int(acc) for acc in accs]
 
 
 def check_scheduler(address: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> int:
@@ -172,6 +182,7 @@ class DaskPool(CryptoPool):
         distributed = _distributed()
         self._lock = threading.Lock()
         self._shares: dict[tuple[str, int], tuple[KeyShare, Future]] = {}
+        self._direct = True
         if isinstance(scheduler, str):
             if not scheduler.strip():
                 raise InvalidInputError("the Dask scheduler address is empty")
@@ -265,6 +276,20 @@ class DaskPool(CryptoPool):
             self._shares[ident] = (share, future)
             return future
 
+    def _ship(self, client: Client, items: list[Any]) -> list[Future]:
+        """Send the leaves' data to the workers (spread over them) in one call.
+
+        Straight to the workers when they can be reached from here: the data crosses the
+        network once and does not load the scheduler (as task arguments it would go through
+        the scheduler); otherwise the scheduler relays it.
+        """
+        if self._direct:
+            try:
+                return list(client.scatter(items, direct=True, hash=False))
+            except OSError:
+                self._direct = False
+        return list(client.scatter(items, direct=False, hash=False))
+
     def _refs(self, client: Client, args: tuple[object, ...]) -> tuple[object, ...]:
         """Replace key shares in a job's arguments by references to the workers' copies."""
         return tuple(
@@ -341,18 +366,19 @@ class DaskPool(CryptoPool):
 
     # ------------------------------------------------------------------ tree reductions
 
-    def _reduce(self, leaves: list[Future], pair: Callable[..., Any], modulus: int) -> Future:
-        """Multiply the leaves' results pairwise on the workers, level by level; the root."""
+    def _reduce(self, leaves: list[Future], node: Callable[..., Any], modulus: int) -> Future:
+        """Multiply the leaves' results on the workers, level by level, up to FAN_IN per node.
+
+        Returns:
+            The root (the leaf itself if there is one).
+        """
         client = self._live()
         level = leaves
         while len(level) > 1:
-            nxt = [
-                client.submit(pair, level[i], level[i + 1], modulus, pure=False)
-                for i in range(0, len(level) - 1, 2)
+            level = [
+                client.submit(node, modulus, *level[i : i + FAN_IN], pure=False)
+                for i in range(0, len(level), FAN_IN)
             ]
-            if len(level) % 2:
-                nxt.append(level[-1])
-            level = nxt
         return level[0]
 
     def _root_result(self, leaves: list[Future], root: Future) -> Any:
@@ -392,11 +418,13 @@ class DaskPool(CryptoPool):
         if client is None or total < paillier_ops.MIN_PARALLEL_PRODUCT:
             return paillier_ops.aggregate(self, pk, ciphertexts)
         n2 = pk.n_squared
+        pieces = spans(total, self.parts, MIN_LEAF_CIPHERTEXTS)
+        refs = self._ship(client, [payload(pk, ciphertexts, a, b) for a, b in pieces])
         leaves = [
-            client.submit(do_product, pk.n, payload(pk, ciphertexts, a, b), a, n2, pure=False)
-            for a, b in spans(total, self.parts, MIN_LEAF_CIPHERTEXTS)
+            client.submit(do_product, pk.n, ref, a, n2, pure=False)
+            for ref, (a, _) in zip(refs, pieces, strict=True)
         ]
-        root = self._reduce(leaves, multiply_pair, n2)
+        root = self._reduce(leaves, multiply_values, n2)
         return raw_ciphertext(pk, mpz(self._root_result(leaves, root)))
 
     def aggregate_vectors(
@@ -440,13 +468,23 @@ class DaskPool(CryptoPool):
         n2 = pk.n_squared
         out: list[Ciphertext] = []
         columns: list[tuple[list[Future], Future]] = []
-        for c0, c1 in col_spans:
-            leaves = []
-            for r0, r1 in row_spans:
-                rows = [payload(pk, reports[r], c0, c1) for r in range(r0, r1)]
-                leaves.append(
-                    client.submit(do_column_products, pk.n, rows, r0, c0, c1 - c0, pure=False)
+        tiles = [(rows, cols) for cols in col_spans for rows in row_spans]
+        refs = self._ship(
+            client,
+            [
+                [payload(pk, reports[r], c0, c1) for r in range(r0, r1)]
+                for (r0, r1), (c0, c1) in tiles
+            ],
+        )
+        for index, (c0, c1) in enumerate(col_spans):
+            leaves = [
+                client.submit(do_column_products, pk.n, ref, r0, c0, c1 - c0, pure=False)
+                for ref, ((r0, _), _) in zip(
+                    refs[index * len(row_spans) : (index + 1) * len(row_spans)],
+                    tiles[index * len(row_spans) : (index + 1) * len(row_spans)],
+                    strict=True,
                 )
+            ]
             columns.append((leaves, self._reduce(leaves, multiply_columns, n2)))
         # A failure is reported as the local pool reports it: the first failing tile in
         # (row span, column span) order.
@@ -471,5 +509,5 @@ __all__ = [
     "DaskPool",
     "check_scheduler",
     "multiply_columns",
-    "multiply_pair",
+    "multiply_values",
 ]
