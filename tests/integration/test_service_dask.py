@@ -25,6 +25,7 @@ from smpcloud.crypto.packing import Packing
 from smpcloud.crypto.validity import ProofLayout, ReportBase, prove_report
 from smpcloud.crypto.wire import encode_int
 from smpcloud.parallel import MIN_PARALLEL_PRODUCT, CryptoPool
+from smpcloud.parallel.dask_pool import DaskPool
 from smpcloud.protocol.report_proofs import client_digest, encode_proof, proof_context
 
 distributed = pytest.importorskip("distributed", reason="needs pip install 'smpcloud[dask]'")
@@ -95,10 +96,13 @@ def check_sums(result: TaskResult, rows: npt.NDArray[np.float64]) -> None:
     assert result.within_declared_range
 
 
-def decrypt(server: ServerProcess, task_id: str, task: TaskCreated, key: Key) -> TaskResult:
+def decrypt(
+    server: ServerProcess, task_id: str, task: TaskCreated, key: Key, pool: CryptoPool | None = None
+) -> TaskResult:
+    """Holders 1-3 contribute; holder 1 on ``pool`` (its check and partial decryption)."""
     for index in (1, 2, 3):
         with server.holder(task, key[1][index - 1]) as holder:
-            holder.contribute()
+            holder.contribute(pool=pool if index == 1 else None)
     with server.admin() as admin:
         return admin.result(task_id)
 
@@ -120,8 +124,11 @@ def test_a_packed_task_aggregates_on_the_cluster(
                 client.submit(row, pool=pool)
     with dask_server.admin() as admin:
         assert admin.close(task.task_id).reports == clients
-    result = decrypt(dask_server, task.task_id, task, key)
+    # A key holder may use a Dask cluster too (its own machines: its workers get its share).
+    with DaskPool(scheduler) as holder_pool:
+        result = decrypt(dask_server, task.task_id, task, key, holder_pool)
     check_sums(result, rows)
+    assert "do_partial_values" in ran_on_cluster(scheduler)
     # The tiles were multiplied and reduced on the cluster's workers.
     assert {"do_column_products", "multiply_columns"} <= ran_on_cluster(scheduler)
     assert "1 worker(s)" not in dask_server.log_text()

@@ -287,3 +287,24 @@ def test_check_scheduler_counts_threads_and_preload_builds_tables(
             assert inline.decrypt_many(keys[1], cts) == values
         assert pool.decrypt_many(keys[1], cts) == values
     assert repr(pool).startswith("DaskPool(closed")
+
+
+def test_the_service_settings_and_workers_take_a_scheduler(client: object) -> None:
+    from smpcloud.service.config import Settings
+    from smpcloud.service.workers import Workers
+
+    token = "Q7p2Lw9sZk4Rt1Vb-x8Y"
+    address = client.scheduler.address  # type: ignore[attr-defined]
+    assert Settings(admin_token=token, dask_scheduler=address).dask_scheduler == address
+    for bad in ("", "tcp://host 8786"):
+        with pytest.raises(InvalidInputError, match="dask_scheduler"):
+            Settings(admin_token=token, dask_scheduler=bad)
+    workers = Workers(None, address)
+    assert workers.count == 1  # inline until started
+    workers.start()
+    try:
+        assert workers.count == 2
+        assert workers.run(lambda pool: isinstance(pool, DaskPool))
+    finally:
+        workers.close()
+    assert workers.count == 1
