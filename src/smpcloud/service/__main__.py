@@ -75,6 +75,16 @@ def refuse_unmigrated(db_url: str) -> None:
         engine.dispose()
 
 
+def _check_dask_scheduler(address: str) -> None:
+    """Connect to the Dask scheduler once before serving: one line and exit 1 if it cannot work."""
+    from smpcloud.parallel.dask_pool import DaskClusterError, check_scheduler
+
+    try:
+        check_scheduler(address)
+    except DaskClusterError as exc:
+        raise click.ClickException(f"--dask-scheduler: {exc}") from None
+
+
 @click.command(
     "serve",
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
@@ -119,6 +129,14 @@ def refuse_unmigrated(db_url: str) -> None:
     "processes). They start on the first aggregation large enough to need them.",
 )
 @click.option(
+    "--dask-scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run aggregation, report verification and combining on this Dask cluster "
+    "(e.g. tcp://10.0.0.5:8786; needs pip install 'smpcloud[dask]') instead of local "
+    "processes. Its workers see the ciphertexts the server sees: run it on trusted machines.",
+)
+@click.option(
     "--deadline-poll-seconds",
     default=1.0,
     type=click.FloatRange(0.01, 3600),
@@ -161,6 +179,7 @@ def serve_command(
     max_body_bytes: int,
     max_vector_length: int,
     workers: int | None,
+    dask_scheduler: str | None,
     deadline_poll_seconds: float,
     allow_insecure_keys: bool,
     log_level: str,
@@ -200,6 +219,7 @@ def serve_command(
             max_body_bytes=max_body_bytes,
             max_vector_length=max_vector_length,
             workers=workers,
+            dask_scheduler=dask_scheduler,
             allow_insecure_keys=allow_insecure_keys,
             deadline_poll_seconds=deadline_poll_seconds,
             log_format="json" if log_format == "json" else "text",
@@ -211,6 +231,8 @@ def serve_command(
         refuse_unmigrated(db_url)  # before logging is set up: one line, nothing else
     except (InvalidInputError, ArgumentError, ImportError) as exc:
         raise click.BadParameter(str(exc), param_hint="--db") from None
+    if dask_scheduler is not None:
+        _check_dask_scheduler(dask_scheduler)
     level = log_level.lower()
     configure_logging(level, settings.log_format)
     if allow_insecure_keys:

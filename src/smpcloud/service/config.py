@@ -108,6 +108,10 @@ class Settings:
         metrics: who may read ``GET /metrics``: ``"admin"`` (the administrator's bearer token)
             or ``"public"`` (anyone who reaches the server; see :mod:`smpcloud.service.metrics`
             for what the metrics reveal).
+        dask_scheduler: the address of a Dask scheduler (``tcp://HOST:PORT``); when given,
+            aggregation, report verification and combining run on that cluster
+            (:class:`smpcloud.parallel.dask_pool.DaskPool`) instead of ``workers`` processes.
+            Its workers see the ciphertexts the server sees.
 
     Raises:
         InvalidInputError: for a weak admin token or out-of-range limits.
@@ -123,6 +127,7 @@ class Settings:
     workers: int | None = None
     log_format: LogFormat = "text"
     metrics: MetricsAccess = "admin"
+    dask_scheduler: str | None = None
 
     def __post_init__(self) -> None:
         check_admin_token(self.admin_token)
@@ -143,6 +148,12 @@ class Settings:
             type(self.workers) is not int or not 1 <= self.workers <= MAX_WORKERS
         ):
             raise InvalidInputError(f"workers must be None or an int in [1, {MAX_WORKERS}]")
+        if self.dask_scheduler is not None and (
+            not isinstance(self.dask_scheduler, str)
+            or not self.dask_scheduler
+            or any(ch.isspace() for ch in self.dask_scheduler)
+        ):
+            raise InvalidInputError("dask_scheduler must be an address such as tcp://HOST:8786")
         for name in ("deadline_poll_seconds", "db_busy_timeout_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or not 0.01 <= value <= 3600:

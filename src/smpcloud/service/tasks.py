@@ -90,7 +90,7 @@ class TaskService:
         self._settings = settings
         self._clock = clock
         self._storage = Storage(engine)
-        self._workers = Workers(settings.workers)
+        self._workers = Workers(settings.workers, settings.dask_scheduler)
         self._schemes: dict[str, Scheme[Any]] = {}
         self._metas = MetaCache(self._storage, self._load_meta)
         self._deadlines = Deadlines(self._storage, clock, self.meta, self._schemes)

@@ -37,7 +37,7 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from smpcloud.crypto.paillier import Ciphertext
+from smpcloud.crypto.paillier import Ciphertext, PublicKey
 from smpcloud.crypto.wire import encode_int
 from smpcloud.errors import InvalidInputError, MalformedCiphertextError
 from smpcloud.parallel import CryptoPool
@@ -55,6 +55,13 @@ logger = logging.getLogger("smpcloud.service")
 _AGGREGATE_ROUND_CIPHERTEXTS: Final = 1 << 16
 # Aggregations of different tasks sharing a stripe wait for each other; one task never runs twice.
 _AGGREGATION_LOCKS: Final = 64
+
+
+def _aggregate_vectors(
+    pool: CryptoPool, public_key: PublicKey, reports: list[bytes]
+) -> list[Ciphertext]:
+    """The pool's own aggregation (a DaskPool's reduces the tiles on its cluster)."""
+    return pool.aggregate_vectors(public_key, reports)
 
 
 def insufficient_error(task: TaskRow) -> InsufficientReportsError:
@@ -236,7 +243,7 @@ class PaillierAggregation:
                         raise MalformedCiphertextError("stored ciphertexts have the wrong size")
                     builder.add(client_id, blob)
                 part = self._ctx.workers.run(
-                    functools.partial(CryptoPool.aggregate_vectors, public_key=pk, reports=blobs)
+                    functools.partial(_aggregate_vectors, public_key=pk, reports=blobs)
                 )
                 if totals is None:
                     totals = part
