@@ -181,6 +181,9 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_1(tmp_path: Path) -> None
         token = tmp_path / "admin.token"
         token.write_text("x" * 8 + "Q7p2Lw9sZk4Rt1Vb")
         token.chmod(0o600)
+        from smpcloud.service.migrations import upgrade
+
+        upgrade(f"sqlite:///{tmp_path / 'tasks.db'}")  # serve refuses an unmigrated database
         done = subprocess.run(
             [
                 sys.executable,
