@@ -14,16 +14,22 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
+from sqlalchemy import create_engine, make_url, text
 
 from smpcloud.client import Admin, Client, ClientCredentials, KeyHolder, TaskCreated
 from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster
 from smpcloud.crypto.wire import encode_int
 from smpcloud.ports import free_port
+from smpcloud.service.db import make_engine
+from smpcloud.service.schema import create_schema
 
 Key = tuple[threshold.ThresholdPublicKey, list[threshold.KeyShare]]
 
@@ -43,6 +49,8 @@ class ServerProcess:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     secrets_handed_out: list[str] = field(default_factory=list)
+    # Any SQLAlchemy URL (a PostgreSQL database several servers share); None: db_path's file.
+    database_url: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -50,7 +58,7 @@ class ServerProcess:
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.db_path}"
+        return self.database_url or f"sqlite:///{self.db_path}"
 
     def start(self, *, port: int | None = None, timeout: float = 30.0) -> None:
         for _attempt in range(3):
@@ -172,6 +180,83 @@ class ServerProcess:
             for share in key[1]:
                 leaked += [s for s in (encode_int(share.secret), str(share.secret)) if s in text]
         assert not leaked, f"{len(leaked)} secret(s) appear in the server log"
+
+
+POSTGRES_URL_ENV = "SMPCLOUD_TEST_POSTGRES_URL"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty database on the test cluster (``$SMPCLOUD_TEST_POSTGRES_URL``); its URL.
+
+    Skips the test, with the reason, when the variable is unset. Dropped afterwards (its
+    connections closed by force: a killed server's are left behind).
+    """
+    base = os.environ.get(POSTGRES_URL_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV} (e.g. postgresql+psycopg://...)")
+    name = f"smpcloud_test_{secrets.token_hex(6)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        try:
+            yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        admin.dispose()
+
+
+def prepare_database(db_url: str) -> None:
+    """Bring a database to the service's schema before any server starts on it.
+
+    Servers also create the schema at start, but two doing so at once may collide; the
+    servers of one database start after this (the step that becomes the migrations).
+    """
+    engine = make_engine(db_url)
+    try:
+        create_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def db_rows(db_url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` read from any of the service's databases (SQLite file or PostgreSQL)."""
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def start_servers(tmp: Path, db_url: str, count: int = 2, *extra_args: str) -> list[ServerProcess]:
+    """``count`` server processes on one database, each on a port of its own, one admin token.
+
+    The schema is prepared first (:func:`prepare_database`); the servers start one after the
+    other (each answers /healthz before the next starts).
+    """
+    prepare_database(db_url)
+    token = secrets.token_urlsafe(32)
+    servers: list[ServerProcess] = []
+    try:
+        for i in range(count):
+            server = ServerProcess(
+                tmp / "server.db",
+                tmp / f"server{i}.log",
+                admin_token=token,
+                extra_args=extra_args,
+                database_url=db_url,
+            )
+            server.start()
+            servers.append(server)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
 
 
 def start_server(tmp: Path, *extra_args: str, insecure_keys: bool = True) -> ServerProcess:

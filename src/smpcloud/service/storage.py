@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,14 @@ _REPORTED_CLIENTS: Final = select(ReportRow.task_id, ReportRow.client_id).where(
     ReportRow.client_id.in_(bindparam("client_ids", expanding=True)),
 )
 _INSERT_REPORT: Final = insert(ReportRow)
+_COUNT_REFUSAL: Final = (
+    update(RefusedReportRow)
+    .where(
+        RefusedReportRow.task_id == bindparam("task"),
+        RefusedReportRow.reason == bindparam("why"),
+    )
+    .values(count=RefusedReportRow.count + 1)
+)
 
 
 def duplicate_report(client_id: int) -> DuplicateSubmissionError:
@@ -123,14 +131,22 @@ class Storage:
     def count_refusal(self, task_id: str, reason: str) -> None:
         """Count one refused upload of ``task_id`` under ``reason`` (a problem type's slug).
 
-        Its own short write transaction: the refused report itself is never stored.
+        Its own short write transaction: the refused report itself is never stored. Safe with
+        several server processes on one database: an UPDATE adds one to an existing counter
+        (the row lock orders the increments); the first refusal of a reason inserts the row in
+        a savepoint, and if another process inserted it meanwhile (UNIQUE on task and reason,
+        possible on PostgreSQL) the savepoint is rolled back and the UPDATE done instead, so
+        no refusal is lost and none is counted twice.
         """
         with self.write() as session:
-            row = session.get(RefusedReportRow, (task_id, reason), with_for_update=True)
-            if row is None:
-                session.add(RefusedReportRow(task_id=task_id, reason=reason, count=1))
-            else:
-                row.count += 1
+            counted = session.connection().execute(_COUNT_REFUSAL, {"task": task_id, "why": reason})
+            if counted.rowcount:
+                return
+            try:
+                with session.begin_nested():
+                    session.add(RefusedReportRow(task_id=task_id, reason=reason, count=1))
+            except IntegrityError:  # another process counted the first one meanwhile
+                session.connection().execute(_COUNT_REFUSAL, {"task": task_id, "why": reason})
 
     @staticmethod
     def refusals(session: Session, task_id: str) -> dict[str, int]:
