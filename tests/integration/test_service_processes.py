@@ -12,6 +12,9 @@ process reaches the same point): the first count of a refusal, and storing the a
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -331,3 +334,62 @@ def test_two_processes_finishing_one_aggregate_at_once_store_it_once(
             engine.dispose()
     assert getattr(published, "count", None) == count
     _check_published_once(pg_url, task_id, count)
+
+
+# ----------------------------------------------------------------- serve --processes N
+
+
+def _worker_pids(server: ServerProcess, count: int) -> list[int]:
+    """The pids of the server's ``count`` uvicorn workers once all have started (from its log:
+    the first to start answers /healthz before the others are up)."""
+    for _ in range(1200):
+        text = server.log_text()
+        if text.count("Application startup complete") >= count:
+            break
+        time.sleep(0.05)
+    pids = re.findall(r"Started server process \[(\d+)\]", server.log_text())
+    return [int(pid) for pid in pids]
+
+
+def test_serve_processes_2_shares_one_socket_and_survives_a_killed_worker(
+    tmp_path: Path, db_url: str, key: Key
+) -> None:
+    (server,) = start_servers(tmp_path, db_url, 1, "--processes", "2")
+    try:
+        workers = _worker_pids(server, 2)
+        assert len(workers) == 2
+        for pid in [server.proc.pid if server.proc else 0, *workers]:
+            # The administrator's token is in the environment, never on a command line.
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            assert server.admin_token.encode() not in cmdline
+        task, creds, values = _task(server, key, 40)
+        bodies = _bodies(server, task, values)
+        accepted: dict[int, int] = {}
+        lock = threading.Lock()
+        enough = threading.Event()
+
+        def upload(i: int) -> None:
+            code = _post(server, task.task_id, creds[i].token, bodies[i])
+            with lock:
+                accepted[i] = code
+                if sum(1 for c in accepted.values() if c == 201) >= 10:
+                    enough.set()
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            futures = [pool.submit(upload, i) for i in range(len(values))]
+            assert enough.wait(timeout=60)
+            os.kill(workers[0], signal.SIGKILL)  # one worker dies; the other keeps serving
+            for future in futures:
+                future.result()
+        for i, code in sorted(accepted.items()):
+            if code == 0:  # no answer from the killed worker: the client retries
+                accepted[i] = _post(server, task.task_id, creds[i].token, bodies[i])
+        assert set(accepted.values()) <= {201, 409}
+        with server.admin() as admin:
+            status = admin.close(task.task_id)
+        assert (status.state, status.reports) == ("closed", len(values))
+        assert _decrypt(server, task, key) == ([sum(values)], len(values))
+        _check_published_once(db_url, task.task_id, len(values))
+    finally:
+        server.stop()
+    server.check_log_has_no_secrets(key)

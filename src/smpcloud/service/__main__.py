@@ -95,6 +95,15 @@ def _read_admin_token(path: Path | None) -> str:
     "processes). They start on the first aggregation large enough to need them.",
 )
 @click.option(
+    "--processes",
+    default=1,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the listening socket (uvicorn workers). Each is stateless: "
+    "they share only the database (PostgreSQL, or a SQLite file on this machine). Any number "
+    "of serve processes on other machines may also share one PostgreSQL database behind a "
+    "load balancer.",
+)
+@click.option(
     "--deadline-poll-seconds",
     default=1.0,
     type=click.FloatRange(0.01, 3600),
@@ -119,6 +128,7 @@ def serve_command(
     max_body_bytes: int,
     max_vector_length: int,
     workers: int | None,
+    processes: int,
     deadline_poll_seconds: float,
     allow_insecure_keys: bool,
     log_level: str,
@@ -166,11 +176,51 @@ def serve_command(
         logging.getLogger("smpcloud.service").warning(
             "--allow-insecure-keys: accepting keys below 2048 bits (testing only)"
         )
+    if processes > 1:
+        _serve_processes(settings, host, port, level, processes)
+        return
     try:
         app = create_app(settings)
     except (InvalidInputError, ArgumentError, ImportError) as exc:
         raise click.BadParameter(str(exc), param_hint="--db") from None
     uvicorn.run(app, host=host, port=port, log_level=level, server_header=False)
+
+
+def _serve_processes(settings: Settings, host: str, port: int, level: str, count: int) -> None:
+    """Prepare the schema once, then run ``count`` uvicorn workers on one socket.
+
+    The workers rebuild the settings from this process's environment
+    (:mod:`smpcloud.service.processes`): the token never appears on a command line.
+    """
+    import uvicorn
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from smpcloud.service.db import make_engine
+    from smpcloud.service.processes import settings_environment
+    from smpcloud.service.schema import create_schema
+
+    try:
+        engine = make_engine(settings.db_url, busy_timeout_seconds=settings.db_busy_timeout_seconds)
+    except (InvalidInputError, ArgumentError, ImportError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--db") from None
+    try:
+        create_schema(engine)  # once, before the workers (which find it done)
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise click.ClickException(f"cannot prepare the database: {first_line}") from None
+    finally:
+        engine.dispose()
+    os.environ.update(settings_environment(settings, level))
+    uvicorn.run(
+        "smpcloud.service.processes:app_from_environment",
+        factory=True,
+        workers=count,
+        host=host,
+        port=port,
+        log_level=level,
+        server_header=False,
+    )
 
 
 if __name__ == "__main__":
