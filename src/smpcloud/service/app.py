@@ -181,11 +181,22 @@ def build_router(service: TaskService) -> APIRouter:
     auth_errors = (400, 401, 403, 404, 413, 422)
 
     def on_task(allowed: frozenset[Role], action: str) -> Callable[..., Awaitable[Principal]]:
-        # On the event loop, not in a thread: see the module docstring.
-        async def dependency(task_id: TaskId, credentials: BearerToken) -> Principal:
-            return service.authenticate(_token(credentials), task_id, allowed, action)
+        # SQLite: on the event loop, not in a thread (see the module docstring). A database
+        # across a socket (PostgreSQL): in a thread, as a blocking round trip on the loop
+        # would serialise every request behind it.
+        if service.reads_in_process:
 
-        return dependency
+            async def dependency(task_id: TaskId, credentials: BearerToken) -> Principal:
+                return service.authenticate(_token(credentials), task_id, allowed, action)
+
+            return dependency
+
+        async def threaded(task_id: TaskId, credentials: BearerToken) -> Principal:
+            return await run_in_threadpool(
+                service.authenticate, _token(credentials), task_id, allowed, action
+            )
+
+        return threaded
 
     def admin_only(credentials: BearerToken) -> Principal:
         return service.authenticate(_token(credentials), None, ADMIN, "create tasks")
