@@ -46,7 +46,10 @@ lifespan creates and shuts down. Authentication is the one exception: it runs on
 loop, as it is a SHA-256 and one indexed read (~0.2 ms; readers do not wait for writers, in
 SQLite's WAL mode as in PostgreSQL; once per task and process it also reads and caches the
 task's metadata), and handing it to a thread of its own before the handler's thread cost ~15%
-of uploads per second (measured with 16 concurrent uploaders). Nothing is built at import
+of uploads per second (measured with 16 concurrent uploaders). That holds for SQLite, a library
+in the process; on a database across a socket (PostgreSQL) a read is a network round trip,
+which on the event loop would serialise every request behind it, so there authentication runs
+in a worker thread (:attr:`TaskService.reads_in_process`). Nothing is built at import
 time; the database schema is created (if missing) when the application starts, after
 upgrading a database of the previous layout in place (:mod:`smpcloud.service.schema`).
 """

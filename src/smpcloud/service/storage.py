@@ -24,6 +24,12 @@ report has committed (``synchronous=FULL`` on SQLite), so an acknowledged report
 crash; one fsync serves many uploads. The group commit does not look inside a report: each
 scheme encodes its own (see :mod:`smpcloud.service.db`).
 
+Several server processes on one database (``smpcloud serve --processes N``, or processes on
+several machines sharing PostgreSQL): each process leads its own group commit. A report is
+stored at most once whichever process receives it (UNIQUE(task_id, client_id), and the
+savepoint retry above for a duplicate racing through another process: one 201, one 409); the
+task row's shared lock taken with the batch orders uploads against a close in any process.
+
 Durability: every write transaction commits (with ``synchronous=FULL`` on SQLite) before the
 method returns, so a 201 means the upload survives a crash of the server process.
 """
