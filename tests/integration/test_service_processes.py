@@ -393,3 +393,34 @@ def test_serve_processes_2_shares_one_socket_and_survives_a_killed_worker(
     finally:
         server.stop()
     server.check_log_has_no_secrets(key)
+
+
+def test_postgresql_uploads_reuse_pooled_connections(tmp_path: Path, pg_url: str, key: Key) -> None:
+    """Concurrent uploads do not open a database connection after another: a new PostgreSQL
+    session costs a backend process (measured: one per ~4 uploads at 32 connections with a
+    pool of 5 + 10 overflow, whose overflow connections are closed as soon as they return)."""
+    (server,) = start_servers(tmp_path, pg_url, 1)
+    try:
+        task, creds, values = _task(server, key, 300)
+        bodies = _bodies(server, task, values)
+        name = pg_url.rsplit("/", 1)[1]
+        sessions_sql = "SELECT sessions FROM pg_stat_database WHERE datname = :d"
+
+        def sessions() -> int:
+            time.sleep(1.5)  # backends report their statistics at most once a second
+            ((count,),) = db_rows(pg_url, sessions_sql, d=name)
+            return int(count)  # type: ignore[call-overload]
+
+        before = sessions()
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            statuses = list(
+                pool.map(
+                    lambda i: _post(server, task.task_id, creds[i].token, bodies[i]),
+                    range(len(values)),
+                )
+            )
+        assert statuses == [201] * len(values)
+        opened = sessions() - before - 2  # the two reads of the counter
+    finally:
+        server.stop()
+    assert opened <= 40, opened

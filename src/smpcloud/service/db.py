@@ -304,7 +304,14 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 30.0) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        # A server process runs up to 40 requests at once (FastAPI's thread pool). Its pool
+        # keeps 20 connections open: connections beyond the kept ones are closed on return,
+        # and a PostgreSQL connection costs a backend process to open (with the default 5,
+        # concurrent uploads opened one per ~4 uploads). 20 + 10 per process: size the
+        # server's max_connections for the processes that share it.
+        return create_engine(
+            parsed, pool_pre_ping=True, hide_parameters=True, pool_size=20, max_overflow=10
+        )
     if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
         raise InvalidInputError(
             "an in-memory SQLite database cannot hold the service's data; use a file, "
