@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, create_engine
+import pytest
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -35,6 +36,7 @@ from smpcloud.crypto import threshold
 from smpcloud.crypto.signatures import Roster
 from smpcloud.crypto.wire import encode_int
 from smpcloud.ports import free_port
+from smpcloud.service.db import make_engine
 from smpcloud.service.migrations import upgrade
 
 Key = tuple[threshold.ThresholdPublicKey, list[threshold.KeyShare]]
@@ -74,7 +76,7 @@ def postgres_database(server_url: str | None = None) -> Iterator[str]:
 
     base = server_url or postgres_url()
     if base is None:
-        raise RuntimeError(f"{POSTGRES_URL_ENV} is not set")
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV} (e.g. postgresql+psycopg://...)")
     name = f"test_{secrets.token_hex(8)}"
     with psycopg.connect(_libpq(base), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
@@ -268,6 +270,49 @@ class ServerProcess:
             for share in key[1]:
                 leaked += [s for s in (encode_int(share.secret), str(share.secret)) if s in text]
         assert not leaked, f"{len(leaked)} secret(s) appear in the server log"
+
+
+def prepare_database(db_url: str) -> None:
+    """Bring a database to the service's schema revision before any server starts on it
+    (``smpcloud db upgrade``: servers refuse an unmigrated database)."""
+    upgrade(db_url)
+
+
+def db_rows(db_url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` read from any of the service's databases (SQLite file or PostgreSQL)."""
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def start_servers(tmp: Path, db_url: str, count: int = 2, *extra_args: str) -> list[ServerProcess]:
+    """``count`` server processes on one database, each on a port of its own, one admin token.
+
+    The schema is prepared first (:func:`prepare_database`); the servers start one after the
+    other (each answers /healthz before the next starts).
+    """
+    prepare_database(db_url)
+    token = secrets.token_urlsafe(32)
+    servers: list[ServerProcess] = []
+    try:
+        for i in range(count):
+            server = ServerProcess(
+                tmp / "server.db",
+                tmp / f"server{i}.log",
+                admin_token=token,
+                extra_args=extra_args,
+                database_url=db_url,
+            )
+            server.start()
+            servers.append(server)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
 
 
 def start_server(

@@ -47,6 +47,14 @@ def bench() -> None:
     show_default=True,
     help="Directory for figure7.csv and figure7.png.",
 )
+@click.option(
+    "--db",
+    "db_url",
+    default=None,
+    metavar="URL",
+    help="The Paillier server's database, e.g. postgresql+psycopg://user@host/db "
+    "[default: a SQLite file of its own]. Shamir mode's servers keep SQLite files.",
+)
 @validity_option
 def bench_fig7(
     max_clients: int,
@@ -54,6 +62,7 @@ def bench_fig7(
     bits: str,
     workers: int | None,
     out: Path,
+    db_url: str | None,
     validity: Literal["range", "none"],
 ) -> None:
     """Figure 7, for real: seconds per phase against the number of clients (log-log).
@@ -89,6 +98,7 @@ def bench_fig7(
             out=out,
             progress=progress,
             validity=validity,
+            db_url=db_url,
         )
     table = Table(title=f"Figure 7: seconds per phase ({result.bits}-bit keys)")
     for column in ("mode", "clients", "phase", "seconds"):

@@ -433,6 +433,7 @@ def run_figure7(
     key: tuple[threshold.ThresholdPublicKey, Sequence[threshold.KeyShare]] | None = None,
     allow_insecure_keys: bool = False,
     validity: Validity = "range",
+    db_url: str | None = None,
 ) -> Figure7Result:
     """Measure Figure 7 and write ``out/figure7.csv`` and ``out/figure7.png``.
 
@@ -456,6 +457,9 @@ def run_figure7(
             task: every client proves its report valid and every server checks it before
             acknowledging) or ``"none"`` (reports trusted: the figure as measured before
             validity checks existed).
+        db_url: the Paillier server's database (any URL ``smpcloud serve --db`` takes, e.g.
+            ``postgresql+psycopg://user@host/db``); default a SQLite file of its own. The
+            Shamir servers keep a SQLite file each (three servers, three databases).
 
     Returns:
         The rows, the checked results, and the paths written.
@@ -509,6 +513,7 @@ def run_figure7(
             Path(tmp),
             int(paillier) + SHAMIR_SERVERS * int(shamir),
             allow_insecure_keys=allow_insecure_keys,
+            first_db_url=db_url if paillier else None,
         ) as servers:
             for future in warming:
                 future.result()

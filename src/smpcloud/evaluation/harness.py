@@ -112,18 +112,24 @@ class Steps:
 
 @contextmanager
 def local_servers(
-    directory: Path, count: int, *, allow_insecure_keys: bool
+    directory: Path, count: int, *, allow_insecure_keys: bool, first_db_url: str | None = None
 ) -> Iterator[list[tuple[str, str]]]:
     """Start ``count`` servers side by side; yield [(base_url, admin_token)] and stop them.
 
-    Each server has its own SQLite file ``directory/server<j>.db`` and a fresh admin token.
+    Each server has its own SQLite file ``directory/server<j>.db`` (the first one
+    ``first_db_url`` instead, if given: e.g. a PostgreSQL database) and a fresh admin token.
 
     Raises:
         TransportError: a server could not be started (the others are stopped).
     """
     tokens = [secrets.token_urlsafe(32) for _ in range(count)]
     managers: list[AbstractContextManager[str]] = [
-        local_server(directory / f"server{j}.db", token, allow_insecure_keys=allow_insecure_keys)
+        local_server(
+            directory / f"server{j}.db",
+            token,
+            allow_insecure_keys=allow_insecure_keys,
+            db_url=first_db_url if j == 1 else None,
+        )
         for j, token in enumerate(tokens, start=1)
     ]
     with ExitStack() as stack:

@@ -137,6 +137,15 @@ def _check_dask_scheduler(address: str) -> None:
     "processes. Its workers see the ciphertexts the server sees: run it on trusted machines.",
 )
 @click.option(
+    "--processes",
+    default=1,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the listening socket (uvicorn workers). Each is stateless: "
+    "they share only the database (PostgreSQL, or a SQLite file on this machine). Any number "
+    "of serve processes on other machines may also share one PostgreSQL database behind a "
+    "load balancer.",
+)
+@click.option(
     "--deadline-poll-seconds",
     default=1.0,
     type=click.FloatRange(0.01, 3600),
@@ -180,6 +189,7 @@ def serve_command(
     max_vector_length: int,
     workers: int | None,
     dask_scheduler: str | None,
+    processes: int,
     deadline_poll_seconds: float,
     allow_insecure_keys: bool,
     log_level: str,
@@ -239,6 +249,9 @@ def serve_command(
         logging.getLogger("smpcloud.service").warning(
             "--allow-insecure-keys: accepting keys below 2048 bits (testing only)"
         )
+    if processes > 1:
+        _serve_processes(settings, host, port, level, processes)
+        return
     try:
         app = create_app(settings)
     except (InvalidInputError, ArgumentError, ImportError) as exc:
@@ -257,6 +270,34 @@ def serve_command(
         )
     else:
         uvicorn.run(app, host=host, port=port, log_level=level, server_header=False)
+
+
+def _serve_processes(settings: Settings, host: str, port: int, level: str, count: int) -> None:
+    """Run ``count`` uvicorn workers on one socket (the schema revision was checked already).
+
+    The workers rebuild the settings from this process's environment
+    (:mod:`smpcloud.service.processes`): the token never appears on a command line. Unless the
+    operator set ``PROMETHEUS_MULTIPROC_DIR``, a fresh private directory is made for it, so
+    that ``/metrics`` from any worker reports the sum over all of them.
+    """
+    import tempfile
+
+    import uvicorn
+
+    from smpcloud.service.processes import settings_environment
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="smpcloud-metrics-")
+    os.environ.update(settings_environment(settings, level))
+    uvicorn.run(
+        "smpcloud.service.processes:app_from_environment",
+        factory=True,
+        workers=count,
+        host=host,
+        port=port,
+        log_level=level,
+        server_header=False,
+    )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,12 @@ lifespan creates and shuts down. Authentication is the one exception: it runs on
 loop, as it is a SHA-256 and one indexed read (~0.2 ms; readers do not wait for writers, in
 SQLite's WAL mode as in PostgreSQL; once per task and process it also reads and caches the
 task's metadata), and handing it to a thread of its own before the handler's thread cost ~15%
-of uploads per second (measured with 16 concurrent uploaders). Nothing is built at import
-time; the application never changes the database schema: it refuses to start on a database
-that ``smpcloud db upgrade`` has not brought to its revision (:mod:`smpcloud.service.migrations`).
+of uploads per second (measured with 16 concurrent uploaders). That holds for SQLite, a library
+in the process; on a database across a socket (PostgreSQL) a read is a network round trip,
+which on the event loop would serialise every request behind it, so there authentication runs
+in a worker thread (:attr:`TaskService.reads_in_process`). Nothing is built at import time;
+the application never changes the database schema: it refuses to start on a database that
+``smpcloud db upgrade`` has not brought to its revision (:mod:`smpcloud.service.migrations`).
 """
 
 import asyncio
@@ -243,11 +246,22 @@ def build_router(service: TaskService) -> APIRouter:
     auth_errors = (400, 401, 403, 404, 413, 422)
 
     def on_task(allowed: frozenset[Role], action: str) -> Callable[..., Awaitable[Principal]]:
-        # On the event loop, not in a thread: see the module docstring.
-        async def dependency(task_id: TaskId, credentials: BearerToken) -> Principal:
-            return service.authenticate(_token(credentials), task_id, allowed, action)
+        # SQLite: on the event loop, not in a thread (see the module docstring). A database
+        # across a socket (PostgreSQL): in a thread, as a blocking round trip on the loop
+        # would serialise every request behind it.
+        if service.reads_in_process:
 
-        return dependency
+            async def dependency(task_id: TaskId, credentials: BearerToken) -> Principal:
+                return service.authenticate(_token(credentials), task_id, allowed, action)
+
+            return dependency
+
+        async def threaded(task_id: TaskId, credentials: BearerToken) -> Principal:
+            return await run_in_threadpool(
+                service.authenticate, _token(credentials), task_id, allowed, action
+            )
+
+        return threaded
 
     def admin_only(credentials: BearerToken) -> Principal:
         return service.authenticate(_token(credentials), None, ADMIN, "create tasks")

@@ -5,6 +5,15 @@ Whether a task closes by itself at its deadline is its scheme's choice
 server has everything it needs), a Shamir task does not (past its deadline it refuses uploads
 and waits for the administrator's close, since only the administrator sees every server and
 can name a participant set they all hold).
+
+**Several server processes.** Every process runs the deadline loop and closes lazily on
+requests; closing is safe whichever does it, and however many at once: it takes the task's row
+lock (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's one writer) and does nothing to a task no
+longer open, so a task closes once, with the report count read under that lock. Uploads hold a
+shared lock on the task row until their reports commit, so a report is either committed before
+the close counts the reports (and is aggregated) or refused with 409 (never acknowledged and
+missing). The aggregate that follows may be computed by several processes; it is stored once
+(:mod:`smpcloud.service.schemes.paillier.aggregation`).
 """
 
 from __future__ import annotations

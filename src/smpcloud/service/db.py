@@ -311,11 +311,15 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 30.0) -> Engine:
             or a SQLite file that cannot be created.
     """
     parsed = make_url(url)
-    # FastAPI's thread pool runs up to 40 requests at once: as many connections, opened lazily
-    # (readers never wait for writers, in SQLite's WAL mode as in PostgreSQL).
-    pool = {"pool_size": 8, "max_overflow": 32}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True, **pool)
+        # A server process runs up to 40 requests at once (FastAPI's thread pool). Its pool
+        # keeps 20 connections open: connections beyond the kept ones are closed on return,
+        # and a PostgreSQL connection costs a backend process to open (with the default 5,
+        # concurrent uploads opened one per ~4 uploads). 20 + 10 per process: size the
+        # server's max_connections for the processes that share it.
+        return create_engine(
+            parsed, pool_pre_ping=True, hide_parameters=True, pool_size=20, max_overflow=10
+        )
     if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
         raise InvalidInputError(
             "an in-memory SQLite database cannot hold the service's data; use a file, "
@@ -334,7 +338,9 @@ def make_engine(url: str, *, busy_timeout_seconds: float = 30.0) -> Engine:
         # Errors and logs never show bound values (ciphertexts, token digests).
         "hide_parameters": True,
     }
-    kwargs.update(pool)
+    # FastAPI's thread pool runs up to 40 requests at once: as many connections, opened lazily
+    # (readers never wait for writers in WAL mode).
+    kwargs.update({"pool_size": 8, "max_overflow": 32})
     engine = create_engine(parsed, **kwargs)
     busy_ms = int(busy_timeout_seconds * 1000)
 

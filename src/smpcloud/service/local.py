@@ -37,13 +37,13 @@ def _address_in_use(stderr: str) -> bool:
     return any(marker in text for marker in _ADDRESS_IN_USE)
 
 
-def _command(db_path: Path, port: int, allow_insecure_keys: bool) -> list[str]:
+def _command(db_url: str, port: int, allow_insecure_keys: bool) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
         "smpcloud.service",
         "--db",
-        f"sqlite:///{db_path}",
+        db_url,
         "--host",
         "127.0.0.1",
         "--port",
@@ -95,6 +95,7 @@ def local_server(
     *,
     timeout: float = 30.0,
     allow_insecure_keys: bool = False,
+    db_url: str | None = None,
 ) -> Iterator[str]:
     """Run the aggregation server as a subprocess on 127.0.0.1; yield its base URL.
 
@@ -107,6 +108,7 @@ def local_server(
         timeout: seconds to wait for the server to answer, per attempt.
         allow_insecure_keys: start it with ``--allow-insecure-keys`` (keys below 2048 bits;
             fast tests only).
+        db_url: a database URL to use instead of ``db_path`` (e.g. PostgreSQL's).
 
     Raises:
         InvalidInputError: ``db_path`` cannot be created (e.g. a missing directory).
@@ -122,7 +124,7 @@ def local_server(
         # log while it runs, and a full pipe would block the server.
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            _command(db_path, port, allow_insecure_keys),
+            _command(db_url or f"sqlite:///{db_path}", port, allow_insecure_keys),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,

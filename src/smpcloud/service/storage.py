@@ -38,6 +38,12 @@ client_id)`` decides between copies of one client's report racing through two pr
 loser's batch is retried report by report); rows are inserted in (task, client) order, so two
 batches never wait for each other's rows in opposite orders (a deadlock).
 
+Several server processes on one database (``smpcloud serve --processes N``, or processes on
+several machines sharing PostgreSQL): each process leads its own group commit. A report is
+stored at most once whichever process receives it (UNIQUE(task_id, client_id), and the
+savepoint retry above for a duplicate racing through another process: one 201, one 409); the
+task row's shared lock taken with the batch orders uploads against a close in any process.
+
 Durability: every write transaction commits (with ``synchronous=FULL`` on SQLite) before the
 method returns, so a 201 means the upload survives a crash of the server process.
 """
@@ -51,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,6 +78,15 @@ _INSERT_REPORT: Final = insert(ReportRow)
 #: PostgreSQL's advisory lock key of :meth:`Storage.write` transactions (any constant: "smpw").
 WRITE_LOCK_KEY: Final = 0x736D7077
 _TAKE_WRITE_LOCK: Final = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=WRITE_LOCK_KEY)
+
+_COUNT_REFUSAL: Final = (
+    update(RefusedReportRow)
+    .where(
+        RefusedReportRow.task_id == bindparam("task"),
+        RefusedReportRow.reason == bindparam("why"),
+    )
+    .values(count=RefusedReportRow.count + 1)
+)
 
 
 def duplicate_report(client_id: int) -> DuplicateSubmissionError:
@@ -148,14 +163,22 @@ class Storage:
     def count_refusal(self, task_id: str, reason: str) -> None:
         """Count one refused upload of ``task_id`` under ``reason`` (a problem type's slug).
 
-        Its own short write transaction: the refused report itself is never stored.
+        Its own short write transaction: the refused report itself is never stored. Safe with
+        several server processes on one database: an UPDATE adds one to an existing counter
+        (the row lock orders the increments); the first refusal of a reason inserts the row in
+        a savepoint, and if another process inserted it meanwhile (UNIQUE on task and reason,
+        possible on PostgreSQL) the savepoint is rolled back and the UPDATE done instead, so
+        no refusal is lost and none is counted twice.
         """
         with self.write() as session:
-            row = session.get(RefusedReportRow, (task_id, reason), with_for_update=True)
-            if row is None:
-                session.add(RefusedReportRow(task_id=task_id, reason=reason, count=1))
-            else:
-                row.count += 1
+            counted = session.connection().execute(_COUNT_REFUSAL, {"task": task_id, "why": reason})
+            if counted.rowcount:
+                return
+            try:
+                with session.begin_nested():
+                    session.add(RefusedReportRow(task_id=task_id, reason=reason, count=1))
+            except IntegrityError:  # another process counted the first one meanwhile
+                session.connection().execute(_COUNT_REFUSAL, {"task": task_id, "why": reason})
 
     @staticmethod
     def refusals(session: Session, task_id: str) -> dict[str, int]:

@@ -61,7 +61,7 @@ from smpcloud.service.auth import Authenticator, Principal, Role, hash_token
 from smpcloud.service.certification import Certification
 from smpcloud.service.closing import Deadlines
 from smpcloud.service.config import Settings
-from smpcloud.service.db import ClientRow, ReportRow, TaskRow, utcnow
+from smpcloud.service.db import ClientRow, ReportRow, TaskRow, is_sqlite, utcnow
 from smpcloud.service.meta import MetaCache, TaskMeta
 from smpcloud.service.registration import register_clients
 from smpcloud.service.schemes import SCHEMES, Scheme, SchemeContext
@@ -118,6 +118,12 @@ class TaskService:
     def close_pool(self) -> None:
         """Stop the worker processes (waiting for running work) and go back to inline work."""
         self._workers.close()
+
+    @property
+    def reads_in_process(self) -> bool:
+        """Whether a read costs no round trip (SQLite, a library in this process): cheap
+        enough to do on the event loop. False for a database across a socket (PostgreSQL)."""
+        return is_sqlite(self._storage.engine.url)
 
     @property
     def workers(self) -> int:

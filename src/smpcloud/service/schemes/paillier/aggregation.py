@@ -161,7 +161,10 @@ class PaillierAggregation:
         product and the log's leaves are computed from one read of the reports, and both are
         stored by one short write transaction (a task closed by a version that kept no log
         gets its log here, its aggregate unchanged).
-        One thread per task computes; others wait for it (``wait``) or return at once.
+        One thread per task and process computes; others wait for it (``wait``) or return at
+        once. Server processes sharing the database may each compute it; the first to commit
+        stores it, under the task's row lock, and the others store nothing: the stored
+        aggregate and log are one, of the reports fixed at close.
 
         Raises:
             MalformedCiphertextError: a stored report does not decode (a corrupted database).
@@ -191,6 +194,10 @@ class PaillierAggregation:
             now = self._ctx.clock()
             log_row = builder.row(self._log.signing_key(), now)
             with storage.write() as session:
+                # The task's row lock orders processes that finish the same aggregate at
+                # once (several server processes on PostgreSQL): the later one finds the
+                # rows stored and adds nothing (both computed the same product).
+                storage.lock_task(session, task_id)
                 if session.get(ReportLogRow, task_id) is None:
                     session.add(log_row)
                 if session.get(AggregateRow, task_id) is None:
