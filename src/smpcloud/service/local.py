@@ -115,7 +115,7 @@ def local_server(
         TransportError: the server exited during start-up (for a reason other than a taken
             port, or on a taken port :data:`PORT_ATTEMPTS` times), or did not answer in time.
     """
-    upgrade(f"sqlite:///{db_path}")
+    upgrade(db_url or f"sqlite:///{db_path}")  # what smpcloud db upgrade does
     env = {**os.environ, "SMPCLOUD_ADMIN_TOKEN": admin_token}
     stderr = ""
     for _attempt in range(PORT_ATTEMPTS):
