@@ -8,12 +8,15 @@ result; an unreachable scheduler is refused within the connect timeout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -241,6 +244,32 @@ def test_a_worker_lost_mid_job_is_rerun_never_a_wrong_result(
         # The cluster is usable again (the nanny restarted the worker): a correct aggregate.
         values, blob = _ciphertexts(pk, 5000)
         assert sk.decrypt(pool.aggregate(pk, blob)) == sum(values)
+
+
+def test_a_worker_killed_during_an_aggregation_never_gives_a_wrong_result(
+    client: object, keys: tuple[PublicKey, paillier.PrivateKey]
+) -> None:
+    pk, sk = keys
+    values, blob = _ciphertexts(pk, 4000)
+    blob *= 20  # 80,000 ciphertexts (their plaintexts' sum, 20 times)
+    outcome: list[object] = []
+    with DaskPool(client) as pool, ThreadPoolExecutor(1) as thread:
+        running = thread.submit(pool.aggregate, pk, blob)
+        for _ in range(20_000):  # until the leaves are on the workers (or the job is done)
+            if running.done() or any(client.processing().values()):  # type: ignore[attr-defined]
+                break
+            time.sleep(0.001)
+        victim = sorted(client.scheduler_info()["workers"])[0]  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):  # the worker dies while answering
+            client.run(os._exit, 1, workers=[victim])  # type: ignore[attr-defined]
+        try:
+            outcome.append(sk.decrypt(running.result()))
+        except DaskClusterError as exc:  # allowed: a clear error, never a wrong sum
+            outcome.append(exc)
+    assert outcome == [20 * sum(values)] or isinstance(outcome[0], DaskClusterError)
+    # The cluster heals (the nanny restarts the worker) and aggregates correctly again.
+    with DaskPool(client) as pool:
+        assert sk.decrypt(pool.aggregate(pk, blob)) == 20 * sum(values)
 
 
 @pytest.mark.slow

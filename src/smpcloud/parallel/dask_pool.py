@@ -20,10 +20,12 @@ fingerprint and holder index) and tasks refer to it, instead of travelling with 
 
 Failures: an error raised by the work (a malformed ciphertext, a failing proof) is raised as
 the local pool raises it (the first failing piece, in order). If a Dask worker dies, the
-scheduler reruns its tasks on other workers (up to Dask's ``allowed-failures``); a job that
-still cannot run, a lost scheduler or a cancelled job raises :class:`DaskClusterError`: never
-a partial or wrong result. A scheduler that does not answer within ``connect_timeout`` seconds
-raises :class:`DaskClusterError` at construction, never hangs.
+scheduler reruns its tasks on other workers (up to Dask's ``allowed-failures``); an
+aggregation whose shipped data died with a worker is run once more from the start (it is a
+pure function of its inputs); a job that still cannot run, a lost scheduler or a cancelled job
+raises :class:`DaskClusterError`: never a partial or wrong result. A scheduler that does not
+answer within ``connect_timeout`` seconds raises :class:`DaskClusterError` at construction,
+never hangs. (A cluster with no worker at all makes a job wait until one joins.)
 
 What a Dask worker sees: the ciphertexts and reports it multiplies or verifies, public keys,
 and, for a key holder's partial decryption, that holder's key share (kept in the workers'
@@ -39,6 +41,7 @@ imported only when a DaskPool is created.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeAlias, TypeVar
@@ -65,6 +68,8 @@ Client: TypeAlias = Any  # distributed.Client
 Future: TypeAlias = Any  # distributed.Future
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger("smpcloud.parallel")
 
 #: Seconds to wait for the scheduler to answer when connecting.
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
@@ -270,7 +275,8 @@ class DaskPool(CryptoPool):
         ident = (share.public.fingerprint(), share.index)
         with self._lock:
             held = self._shares.get(ident)
-            if held is not None and held[0] == share:
+            # A copy lost with every worker that held it is sent again.
+            if held is not None and held[0] == share and held[1].status == "finished":
                 return held[1]
             future = client.scatter(share, broadcast=True, hash=False)
             self._shares[ident] = (share, future)
@@ -391,6 +397,19 @@ class DaskPool(CryptoPool):
             self._gather(leaves)  # raises the first failing leaf's error, in order
             raise  # pragma: no cover - a failing root has a failing leaf
 
+    def _retried(self, work: Callable[[], _T]) -> _T:
+        """Run an aggregation; if the cluster lost a worker (and with it shipped data), once more.
+
+        Aggregation is a pure function of its inputs: running it again gives the same result.
+        """
+        try:
+            return work()
+        except DaskClusterError:
+            if self._client is None:
+                raise
+            logger.warning("the Dask cluster lost a job's data or worker; running it once more")
+            return work()
+
     def aggregate(self, public_key: PublicKey, ciphertexts: CiphertextBatch) -> Ciphertext:
         """Add many ciphertexts homomorphically by a tree reduction on the cluster.
 
@@ -410,8 +429,12 @@ class DaskPool(CryptoPool):
             InvalidInputError: no ciphertexts, or neither a sequence nor bytes.
             MalformedCiphertextError: the first invalid ciphertext, by index.
             KeyMismatchError: a Ciphertext under another key, by index.
-            DaskClusterError: the job could not run on the cluster.
+            DaskClusterError: the job could not run on the cluster (twice: a job whose worker
+                was lost is run once more).
         """
+        return self._retried(lambda: self._aggregate_once(public_key, ciphertexts))
+
+    def _aggregate_once(self, public_key: PublicKey, ciphertexts: CiphertextBatch) -> Ciphertext:
         pk = check_public_key(public_key)
         total = batch_length(pk, ciphertexts, "ciphertexts")
         client = self._client
@@ -450,8 +473,14 @@ class DaskPool(CryptoPool):
                 report that is neither a sequence nor bytes.
             MalformedCiphertextError: an invalid ciphertext, by report and position.
             KeyMismatchError: a Ciphertext under another key.
-            DaskClusterError: the job could not run on the cluster.
+            DaskClusterError: the job could not run on the cluster (twice: a job whose worker
+                was lost is run once more).
         """
+        return self._retried(lambda: self._aggregate_vectors_once(public_key, reports))
+
+    def _aggregate_vectors_once(
+        self, public_key: PublicKey, reports: Sequence[CiphertextBatch]
+    ) -> list[Ciphertext]:
         pk = check_public_key(public_key)
         client = self._client
         if client is None or not reports:
