@@ -37,6 +37,7 @@ compares the migrated schema with the models on both).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Final
 
@@ -143,6 +144,9 @@ def _made_before_migrations(engine: Engine) -> bool:
         return inspector.has_table("tasks") and not inspector.has_table(VERSION_TABLE)
 
 
+_ALEMBIC_LOCK = threading.Lock()
+
+
 def upgrade(url_or_engine: str | Engine) -> tuple[str | None, str]:
     """Bring the database to :func:`head_revision` (idempotent; see the module docstring).
 
@@ -179,7 +183,10 @@ def upgrade(url_or_engine: str | Engine) -> tuple[str | None, str]:
         if before is None and _made_before_migrations(engine):
             upgrade_previous_layout(engine)
         config = alembic_config()
-        with write_engine(engine).connect() as conn:
+        # Alembic's `op` and `context` are module-level proxies: two upgrades in one process at
+        # once (say, a test starting three servers from three threads) would run each other's
+        # operations on the wrong connection. One at a time per process.
+        with _ALEMBIC_LOCK, write_engine(engine).connect() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
             conn.commit()
