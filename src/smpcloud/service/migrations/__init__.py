@@ -20,7 +20,8 @@ have transactional DDL): a failed upgrade leaves the database as it was (the pre
 rebuild is a transaction of its own, before: after a failure, running again goes on from
 there). Two processes
 upgrading one database at once run one after the other (PostgreSQL: an advisory lock;
-SQLite: ``BEGIN IMMEDIATE``). Migrations only go forward (restore a backup to go back).
+SQLite: ``BEGIN IMMEDIATE``; threads of one process: a lock, as Alembic's ``context`` is
+global). Migrations only go forward (restore a backup to go back).
 Nothing here logs a row's content: the revisions are DDL and copies inside the database.
 
 **Writing revision 0002** (a developer, after changing :mod:`smpcloud.service.db`)::
@@ -37,6 +38,7 @@ compares the migrated schema with the models on both).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Final
 
@@ -56,6 +58,9 @@ from smpcloud.service.schema import upgrade_previous_layout
 SCRIPT_LOCATION: Final = Path(__file__).resolve().parent
 #: The table that tells a database made before migrations from one made by them.
 VERSION_TABLE: Final = "alembic_version"
+# Alembic's ``context`` and ``op`` are module-level proxies: one upgrade at a time per process
+# (servers started side by side in threads would otherwise run each other's migrations).
+_ALEMBIC_LOCK: Final = threading.Lock()
 
 
 class DatabaseNotMigratedError(InvalidInputError):
@@ -179,7 +184,7 @@ def upgrade(url_or_engine: str | Engine) -> tuple[str | None, str]:
         if before is None and _made_before_migrations(engine):
             upgrade_previous_layout(engine)
         config = alembic_config()
-        with write_engine(engine).connect() as conn:
+        with _ALEMBIC_LOCK, write_engine(engine).connect() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
             conn.commit()
