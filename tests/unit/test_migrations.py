@@ -237,3 +237,22 @@ def test_a_newer_revision_is_refused_not_downgraded(tmp_path: Path) -> None:
                 attempt(engine)
     finally:
         engine.dispose()
+
+
+def test_upgrades_in_threads_of_one_process_do_not_mix(tmp_path: Path) -> None:
+    """Alembic's ``context`` and ``op`` are module-level: servers started side by side (the
+    evaluation's ``local_servers``, the Shamir trio) upgraded their databases at once and
+    created one database's tables on another's connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    urls = [f"sqlite:///{tmp_path / f'{i}.db'}" for i in range(6)]
+    with ThreadPoolExecutor(len(urls)) as pool:
+        outcomes = list(pool.map(upgrade, urls))
+    assert outcomes == [(None, "0001")] * len(urls)
+    for url in urls:
+        engine = make_engine(url)
+        try:
+            check_migrated(engine)
+            assert len(schema(engine)) == len(Base.metadata.tables)
+        finally:
+            engine.dispose()

@@ -20,7 +20,8 @@ have transactional DDL): a failed upgrade leaves the database as it was (the pre
 rebuild is a transaction of its own, before: after a failure, running again goes on from
 there). Two processes
 upgrading one database at once run one after the other (PostgreSQL: an advisory lock;
-SQLite: ``BEGIN IMMEDIATE``). Migrations only go forward (restore a backup to go back).
+SQLite: ``BEGIN IMMEDIATE``; threads of one process: a lock, as Alembic's ``context`` is
+global). Migrations only go forward (restore a backup to go back).
 Nothing here logs a row's content: the revisions are DDL and copies inside the database.
 
 **Writing revision 0002** (a developer, after changing :mod:`smpcloud.service.db`)::
@@ -57,6 +58,9 @@ from smpcloud.service.schema import upgrade_previous_layout
 SCRIPT_LOCATION: Final = Path(__file__).resolve().parent
 #: The table that tells a database made before migrations from one made by them.
 VERSION_TABLE: Final = "alembic_version"
+# Alembic's ``context`` and ``op`` are module-level proxies: one upgrade at a time per process
+# (servers started side by side in threads would otherwise run each other's migrations).
+_ALEMBIC_LOCK: Final = threading.Lock()
 
 
 class DatabaseNotMigratedError(InvalidInputError):
@@ -144,9 +148,6 @@ def _made_before_migrations(engine: Engine) -> bool:
         return inspector.has_table("tasks") and not inspector.has_table(VERSION_TABLE)
 
 
-_ALEMBIC_LOCK = threading.Lock()
-
-
 def upgrade(url_or_engine: str | Engine) -> tuple[str | None, str]:
     """Bring the database to :func:`head_revision` (idempotent; see the module docstring).
 
@@ -183,9 +184,6 @@ def upgrade(url_or_engine: str | Engine) -> tuple[str | None, str]:
         if before is None and _made_before_migrations(engine):
             upgrade_previous_layout(engine)
         config = alembic_config()
-        # Alembic's `op` and `context` are module-level proxies: two upgrades in one process at
-        # once (say, a test starting three servers from three threads) would run each other's
-        # operations on the wrong connection. One at a time per process.
         with _ALEMBIC_LOCK, write_engine(engine).connect() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
